@@ -1,0 +1,43 @@
+/* Command-line flags and JSON config from one table: every flag --foo-bar
+ * is also the config key "foo_bar"; flags win over the config file. */
+#ifndef GODWIT_OPTIONS_H
+#define GODWIT_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum option_type {
+    OPTION_STRING, /* char ** (strdup'ed; free with options_free) */
+    OPTION_SIZE,   /* uint64_t *: bytes, with an optional K/M/G/T suffix (powers of 1024) */
+    OPTION_UINT,   /* unsigned *: a plain non-negative integer */
+    OPTION_BOOL,   /* bool *: a flag without argument; true/false in JSON */
+};
+
+struct option_spec {
+    const char *name; /* flag name without dashes, e.g. "chunk-size" */
+    enum option_type type;
+    void *value;         /* where the value goes; holds the default beforehand */
+    const char *metavar; /* e.g. "BYTES"; NULL for OPTION_BOOL */
+    const char *help;    /* one line */
+};
+
+struct program_info {
+    const char *name;    /* "godwit-seeder" */
+    const char *summary; /* one sentence for --help */
+    const char *usage;   /* e.g. "--image PATH [options]" */
+};
+
+/* Parses ARGV (and --config FILE, which every program accepts) into the
+ * table. Returns 0 to run, 1 if --help or --version was printed (exit 0),
+ * -1 on a bad flag or config, with one sentence in ERR. */
+int options_parse(const struct program_info *info, const struct option_spec *specs, size_t n,
+                  int argc, char **argv, char *err, size_t errlen);
+
+/* Frees the strings options_parse stored. */
+void options_free(const struct option_spec *specs, size_t n);
+
+/* Parses "64M", "4096", "1G" into bytes; -1 on error. */
+int parse_size(const char *text, uint64_t *bytes);
+
+#endif

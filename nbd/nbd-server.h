@@ -1,0 +1,60 @@
+/* An NBD server (fixed-newstyle handshake, simple replies) that serves any
+ * backend through one small callbacks interface. Requests on a connection
+ * are served concurrently and answered out of order; several connections at
+ * once; a unix socket, a TCP address, or a connected fd (tests). */
+#ifndef GODWIT_NBD_SERVER_H
+#define GODWIT_NBD_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct logger;
+struct nbd_server;
+
+/* What a backend implements. Every data callback returns 0, or -1 with
+ * errno set (EIO, ENOSPC, EPERM, EINVAL, ...); the errno becomes the NBD
+ * error reply and the connection stays up. Callbacks are called from many
+ * threads at once. Ranges are checked against size before any callback. */
+struct nbd_backend {
+    void *opaque;
+    uint64_t size;
+    bool read_only; /* writes, trims and zeroes are refused with EPERM */
+    int (*pread)(void *opaque, void *buf, uint32_t count, uint64_t offset);
+    int (*pwrite)(void *opaque, const void *buf, uint32_t count, uint64_t offset, bool fua);
+    int (*flush)(void *opaque);
+    /* Optional: NULL means TRIM is not advertised. */
+    int (*trim)(void *opaque, uint32_t count, uint64_t offset, bool fua);
+    /* Optional: NULL means the server writes zeroes through pwrite. */
+    int (*zero)(void *opaque, uint32_t count, uint64_t offset, bool fua);
+};
+
+struct nbd_server_config {
+    const char *unix_path;   /* listen here (created mode 0600, removed at stop); or NULL */
+    const char *tcp_address; /* "127.0.0.1:10809"; or NULL */
+    const char *export_name; /* the one export; any name is accepted if NULL */
+    const char *description; /* NBD_INFO_DESCRIPTION; may be NULL */
+    unsigned max_connections; /* 0 means 64; more are closed at accept */
+    unsigned max_inflight;    /* per connection; 0 means 64 */
+    unsigned threads_per_connection; /* request workers; 0 means 4 */
+    uint32_t max_request;    /* largest READ/WRITE; 0 means 32 MiB */
+    struct logger *log;
+};
+
+/* Starts listening and serving in background threads. NULL with one
+ * sentence in ERR on failure (socket in use, bad address...). */
+struct nbd_server *nbd_server_start(const struct nbd_server_config *config,
+                                    const struct nbd_backend *backend, char *err, size_t errlen);
+
+/* Serves one already-connected socket FD (e.g. one end of a socketpair) as
+ * a connection of SERVER; SERVER may have no listener (both addresses NULL). */
+int nbd_server_add_fd(struct nbd_server *server, int fd);
+
+/* Stops accepting, lets in-flight requests finish, closes every
+ * connection, joins all threads and frees SERVER. */
+void nbd_server_stop(struct nbd_server *server);
+
+/* Number of open client connections. */
+unsigned nbd_server_connections(struct nbd_server *server);
+
+#endif

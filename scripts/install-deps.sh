@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything godwit needs to build, test and benchmark (Debian 12).
+# Idempotent: packages already present are left alone. Run as root (or with sudo).
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git ca-certificates
+  libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
+  libnbd-dev libnbd-bin libjansson-dev fuse3 libfuse3-dev
+  nbdkit qemu-utils openssl procps iproute2 clang clang-format
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: run as root (or install sudo)" >&2; exit 1; }
+  sudo=sudo
+fi
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+  || { echo "install-deps: apt-get install failed (see above)" >&2; exit 1; }

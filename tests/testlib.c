@@ -1,0 +1,220 @@
+/* Helpers for tests that start real godwit processes. */
+#include "testlib.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+void test_skip(const char *why)
+{
+    fprintf(stderr, "SKIP: %s\n", why);
+    exit(77);
+}
+
+char *test_make_dir(const char *name)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *dir;
+    if (asprintf(&dir, "%s/godwit-%s-XXXXXX", tmp ? tmp : "/tmp", name) < 0)
+        abort();
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp %s: %s", dir, strerror(errno));
+    return dir;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void test_cleanup_dir(const char *dir)
+{
+    if (getenv("GODWIT_KEEP_TEST_DIRS"))
+        return;
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *test_program(const char *relative)
+{
+    const char *bin = getenv("GODWIT_BIN");
+    char *path;
+    if (asprintf(&path, "%s/%s", bin ? bin : ".", relative) < 0)
+        abort();
+    CHECK(access(path, X_OK) == 0, "%s is not built", path);
+    return path;
+}
+
+pid_t test_spawn(char *const argv[], const char *log_path)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork: %s", strerror(errno));
+    if (pid > 0)
+        return pid;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(127);
+    if (log_path) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+    }
+    execvp(argv[0], argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+static int decode_status(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return -1;
+}
+
+int test_stop(pid_t pid, int timeout_ms)
+{
+    int status;
+    kill(pid, SIGTERM);
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return decode_status(status);
+        usleep(10000);
+    }
+    fprintf(stderr, "process %d ignored SIGTERM for %d ms, killing it\n", (int)pid, timeout_ms);
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return decode_status(status);
+}
+
+void test_kill(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+bool test_wait_for_path(const char *path, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        if (access(path, F_OK) == 0)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+static bool port_accepts(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
+    close(fd);
+    return ok;
+}
+
+bool test_wait_for_port(int port, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        if (port_accepts(port))
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+int test_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    CHECK(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0, "bind: %s", strerror(errno));
+    CHECK(getsockname(fd, (struct sockaddr *)&addr, &len) == 0, "getsockname");
+    close(fd);
+    return ntohs(addr.sin_port);
+}
+
+void test_fill_random(void *buf, size_t len, uint64_t seed)
+{
+    /* splitmix64: fast, deterministic, good enough for test data. */
+    unsigned char *p = buf;
+    uint64_t x = seed;
+    while (len > 0) {
+        uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+        size_t n = len < 8 ? len : 8;
+        memcpy(p, &z, n);
+        p += n;
+        len -= n;
+    }
+}
+
+void test_write_random_file(const char *path, uint64_t len, uint64_t seed)
+{
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL, "create %s: %s", path, strerror(errno));
+    static const size_t block = 1 << 20;
+    unsigned char *buf = malloc(block);
+    for (uint64_t done = 0; done < len;) {
+        size_t n = len - done < block ? (size_t)(len - done) : block;
+        test_fill_random(buf, n, seed + done);
+        CHECK(fwrite(buf, 1, n, f) == n, "write %s", path);
+        done += n;
+    }
+    free(buf);
+    CHECK(fclose(f) == 0, "close %s", path);
+}
+
+bool test_files_equal(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    CHECK(fa && fb, "open %s / %s: %s", a, b, strerror(errno));
+    static const size_t block = 1 << 20;
+    unsigned char *ba = malloc(block), *bb = malloc(block);
+    bool equal = true;
+    for (uint64_t offset = 0;; offset += block) {
+        size_t na = fread(ba, 1, block, fa), nb = fread(bb, 1, block, fb);
+        if (na != nb || memcmp(ba, bb, na) != 0) {
+            size_t i = 0;
+            while (i < na && i < nb && ba[i] == bb[i])
+                i++;
+            fprintf(stderr, "%s and %s differ at byte %llu\n", a, b,
+                    (unsigned long long)(offset + i));
+            equal = false;
+            break;
+        }
+        if (na < block)
+            break;
+    }
+    free(ba);
+    free(bb);
+    fclose(fa);
+    fclose(fb);
+    return equal;
+}
+
+uint64_t test_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
