@@ -1,1 +1,4 @@
-# Tests: unit.
+# Tests: unit tests of common/ (no servers).
+godwit_add_test(unit-chunk SOURCES unit-chunk.c)
+godwit_add_test(unit-dirty-set SOURCES unit-dirty-set.c)
+godwit_add_test(unit-options SOURCES unit-options.c)

@@ -1,0 +1,75 @@
+/* Unit test: flags and JSON config from one table; flags win; bad input
+ * gives one sentence. */
+#include "options.h"
+#include "testlib.h"
+
+#include <string.h>
+
+struct values {
+    char *image;
+    uint64_t size;
+    unsigned workers;
+    bool exit_flag;
+};
+
+static int parse(struct values *v, char *err, int argc, char **argv)
+{
+    const struct option_spec specs[] = {
+        {"image", OPTION_STRING, &v->image, "PATH", "image"},
+        {"size", OPTION_SIZE, &v->size, "BYTES", "size"},
+        {"workers", OPTION_UINT, &v->workers, "N", "workers"},
+        {"exit-on-complete", OPTION_BOOL, &v->exit_flag, NULL, "exit"},
+    };
+    const struct program_info info = {"test", "a test", "[options]"};
+    int r = options_parse(&info, specs, 4, argc, argv, err, 256);
+    if (r != 0)
+        options_free(specs, 4);
+    return r;
+}
+
+int main(void)
+{
+    char err[256];
+    uint64_t bytes;
+    CHECK(parse_size("256K", &bytes) == 0 && bytes == 262144, "256K");
+    CHECK(parse_size("1GiB", &bytes) == 0 && bytes == 1ull << 30, "1GiB");
+    CHECK(parse_size("12x", &bytes) == -1 && parse_size("-1", &bytes) == -1, "bad sizes");
+
+    char *dir = test_make_dir("options");
+    char path[512];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"image\": \"/from/config\", \"size\": \"1M\", \"workers\": 3, "
+          "\"exit_on_complete\": true}",
+          f);
+    fclose(f);
+
+    struct values v = {.image = "default", .workers = 8};
+    char *argv1[] = {"test", "--config", path, "--workers=5", NULL};
+    CHECK(parse(&v, err, 4, argv1) == 0, "parse: %s", err);
+    CHECK(strcmp(v.image, "/from/config") == 0 && v.size == 1 << 20, "config applies");
+    CHECK(v.workers == 5 && v.exit_flag, "flags win over config");
+    free(v.image);
+
+    struct values w = {.image = "default"};
+    char *argv2[] = {"test", "--size", "lots", NULL};
+    CHECK(parse(&w, err, 3, argv2) == -1 && strstr(err, "--size"), "bad size: %s", err);
+    char *argv3[] = {"test", "--nope", NULL};
+    CHECK(parse(&w, err, 2, argv3) == -1 && strstr(err, "unknown option"), "unknown: %s", err);
+    char *argv4[] = {"test", "--workers", NULL};
+    CHECK(parse(&w, err, 2, argv4) == -1 && strstr(err, "needs a value"), "missing: %s", err);
+
+    f = fopen(path, "w");
+    fputs("{\"colour\": 1}", f);
+    fclose(f);
+    char *argv5[] = {"test", "--config", path, NULL};
+    CHECK(parse(&w, err, 3, argv5) == -1 && strstr(err, "unknown key"), "bad key: %s", err);
+    f = fopen(path, "w");
+    fputs("{\"workers\": \"many\"", f);
+    fclose(f);
+    CHECK(parse(&w, err, 3, argv5) == -1 && strstr(err, "cannot read config"), "bad json: %s", err);
+    test_cleanup_dir(dir);
+    free(dir);
+    printf("unit-options: ok\n");
+    return 0;
+}
