@@ -35,15 +35,19 @@ static uint64_t bit_mask(unsigned from, unsigned to)
     return high & ~((1ull << from) - 1);
 }
 
-void dirty_set_mark_range(struct dirty_set *set, uint64_t first, uint64_t last)
+uint64_t dirty_set_mark_range(struct dirty_set *set, uint64_t first, uint64_t last)
 {
+    uint64_t fresh = 0;
     if (last >= set->chunks)
         last = set->chunks - 1;
     for (uint64_t word = first / 64; word <= last / 64; word++) {
         unsigned from = word == first / 64 ? (unsigned)(first % 64) : 0;
         unsigned to = word == last / 64 ? (unsigned)(last % 64) : 63;
-        atomic_fetch_or_explicit(&set->bits[word], bit_mask(from, to), memory_order_release);
+        uint64_t mask = bit_mask(from, to);
+        uint64_t old = atomic_fetch_or_explicit(&set->bits[word], mask, memory_order_acq_rel);
+        fresh += (uint64_t)__builtin_popcountll(mask & ~old);
     }
+    return fresh;
 }
 
 uint64_t dirty_set_count(const struct dirty_set *set)
@@ -52,6 +56,16 @@ uint64_t dirty_set_count(const struct dirty_set *set)
     for (size_t i = 0; i < set->words; i++)
         count += (uint64_t)__builtin_popcountll(
             atomic_load_explicit(&set->bits[i], memory_order_acquire));
+    return count;
+}
+
+uint64_t dirty_set_count_union(const struct dirty_set *a, const struct dirty_set *b)
+{
+    uint64_t count = 0;
+    for (size_t i = 0; i < a->words; i++)
+        count +=
+            (uint64_t)__builtin_popcountll(atomic_load_explicit(&a->bits[i], memory_order_acquire) |
+                                           atomic_load_explicit(&b->bits[i], memory_order_acquire));
     return count;
 }
 

@@ -13,11 +13,15 @@ struct dirty_set;
 struct dirty_set *dirty_set_new(uint64_t chunks);
 void dirty_set_free(struct dirty_set *set);
 
-/* Marks chunks FIRST..LAST inclusive. Lock-free. */
-void dirty_set_mark_range(struct dirty_set *set, uint64_t first, uint64_t last);
+/* Marks chunks FIRST..LAST inclusive. Lock-free. Returns how many of them
+ * were not marked before (for the dirty rate). */
+uint64_t dirty_set_mark_range(struct dirty_set *set, uint64_t first, uint64_t last);
 
 /* Number of chunks marked now (a snapshot). */
 uint64_t dirty_set_count(const struct dirty_set *set);
+
+/* Number of chunks marked in A or B (a snapshot). */
+uint64_t dirty_set_count_union(const struct dirty_set *a, const struct dirty_set *b);
 
 /* Moves every marked chunk into OUT (a set of the same size), clearing it
  * here: OUT |= set; set = 0, word by word with atomic exchange. */

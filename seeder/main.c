@@ -1,2 +1,238 @@
-/* being written */
-int main(void) { return 1; }
+/* godwit-seeder: the source side of a migration. Serves the image to the
+ * local app over NBD (and optionally as a FUSE file), tracks its writes per
+ * chunk, and exposes godwit.v1.Seeder over gRPC for a leecher. */
+#include "seeder.h"
+
+#include "daemon.h"
+#include "fuse-mount.h"
+#include "log.h"
+#include "nbd-server.h"
+#include "options.h"
+#include "rpc-server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct seeder_options {
+    char *image;
+    uint64_t size;
+    uint64_t chunk_size;
+    char *listen;
+    char *nbd_socket;
+    char *nbd_tcp;
+    char *mount;
+    char *log_format;
+    unsigned threads;
+    bool exit_on_complete;
+    char *tls_cert, *tls_key, *tls_ca;
+};
+
+/* Everything main starts, so it can be stopped in reverse order. */
+struct running {
+    struct nbd_server *nbd;
+    struct fuse_mount *mount;
+    struct rpc_server *rpc;
+    struct rpc_service service;
+    int port;
+};
+
+enum { MAX_SPECS = 16 };
+
+/* Fills SPECS (room for MAX_SPECS) with the seeder's flags; returns how many. */
+static size_t option_specs(struct seeder_options *o, struct option_spec *specs)
+{
+    const struct option_spec table[] = {
+        {"image", OPTION_STRING, &o->image, "PATH", "image file or block device (required)"},
+        {"size", OPTION_SIZE, &o->size, "BYTES", "create a missing image sparse with this size"},
+        {"chunk-size", OPTION_SIZE, &o->chunk_size, "BYTES",
+         "dirty-tracking granularity, a power of two (default 256K)"},
+        {"listen", OPTION_STRING, &o->listen, "ADDR:PORT",
+         "gRPC address (default 127.0.0.1:1337; port 0 picks one)"},
+        {"nbd-socket", OPTION_STRING, &o->nbd_socket, "PATH", "serve the image over NBD here"},
+        {"nbd-tcp", OPTION_STRING, &o->nbd_tcp, "ADDR:PORT",
+         "also serve NBD over TCP (unauthenticated)"},
+        {"mount", OPTION_STRING, &o->mount, "DIR", "expose the image as DIR/image via FUSE"},
+        {"log-format", OPTION_STRING, &o->log_format, "text|json", "log lines (default text)"},
+        {"threads", OPTION_UINT, &o->threads, "N", "gRPC threads (default 4)"},
+        {"exit-on-complete", OPTION_BOOL, &o->exit_on_complete, NULL,
+         "exit once the leecher reports the migration complete"},
+        {"tls-cert", OPTION_STRING, &o->tls_cert, "FILE", "serve gRPC over TLS with this cert"},
+        {"tls-key", OPTION_STRING, &o->tls_key, "FILE", "the TLS private key"},
+        {"tls-ca", OPTION_STRING, &o->tls_ca, "FILE", "require client certs signed by this CA"},
+    };
+    size_t n = sizeof table / sizeof table[0];
+    memcpy(specs, table, sizeof table);
+    return n;
+}
+
+/* Checks what the table cannot; one sentence in ERR. */
+static int check_options(const struct seeder_options *o, enum log_format *format, char *err,
+                         size_t errlen)
+{
+    if (!o->image)
+        snprintf(err, errlen, "--image is required (see --help)");
+    else if (log_format_parse(o->log_format, format) < 0)
+        snprintf(err, errlen, "--log-format must be text or json, not \"%s\"", o->log_format);
+    else if (!!o->tls_cert != !!o->tls_key)
+        snprintf(err, errlen, "--tls-cert and --tls-key go together");
+    else if (o->chunk_size > UINT32_MAX)
+        snprintf(err, errlen, "--chunk-size is too large");
+    else
+        return 0;
+    return -1;
+}
+
+/* Opens the image and sets up the seeder's state. */
+static int seeder_init(struct seeder *seeder, const struct seeder_options *o, struct logger *log,
+                       char *err, size_t errlen)
+{
+    seeder->log = log;
+    seeder->exit_on_complete = o->exit_on_complete;
+    if (image_open(&seeder->image, o->image, o->size, err, errlen) < 0)
+        return -1;
+    if (chunk_geometry_init(&seeder->geo, seeder->image.size, (uint32_t)o->chunk_size) < 0) {
+        snprintf(err, errlen, "--chunk-size must be a power of two from 4K to 64M, not %llu",
+                 (unsigned long long)o->chunk_size);
+        return -1;
+    }
+    seeder->tracker = tracker_new(&seeder->geo);
+    if (!seeder->tracker || daemon_random_id(seeder->image_id, 16) < 0) {
+        snprintf(err, errlen, "cannot set up the tracker: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int start_nbd(struct running *run, struct seeder *seeder, const struct seeder_options *o,
+                     char *err, size_t errlen)
+{
+    if (!o->nbd_socket && !o->nbd_tcp)
+        return 0;
+    struct nbd_backend backend;
+    seeder_backend(seeder, &backend);
+    const struct nbd_server_config config = {
+        .unix_path = o->nbd_socket,
+        .tcp_address = o->nbd_tcp,
+        .description = "godwit-seeder image",
+        .log = seeder->log,
+    };
+    run->nbd = nbd_server_start(&config, &backend, err, errlen);
+    if (!run->nbd)
+        return -1;
+    if (o->mount) {
+        run->mount = fuse_mount_start(o->mount, o->nbd_socket, seeder->log, err, errlen);
+        if (!run->mount)
+            return -1;
+    }
+    return 0;
+}
+
+static int start_rpc(struct running *run, struct seeder *seeder, const struct seeder_options *o,
+                     char *err, size_t errlen)
+{
+    seeder_service(seeder, &run->service);
+    const struct rpc_server_config config = {
+        .listen = o->listen,
+        .threads = (int)o->threads,
+        .max_message = SEEDER_MAX_READ + 4096,
+        .tls = {o->tls_cert, o->tls_key, o->tls_ca},
+        .log = seeder->log,
+    };
+    if (!o->tls_cert && !daemon_address_is_local(o->listen))
+        log_warn(seeder->log,
+                 "gRPC on %s is plaintext and reachable from other hosts; anyone there can read "
+                 "the image (use --tls-cert/--tls-key)",
+                 o->listen);
+    run->rpc = rpc_server_start(&config, &run->service, 1, &run->port, err, errlen);
+    return run->rpc ? 0 : -1;
+}
+
+static void stop_all(struct running *run, struct seeder *seeder)
+{
+    if (run->rpc)
+        rpc_server_set_serving(run->rpc, false);
+    fuse_mount_stop(run->mount);
+    if (run->nbd)
+        nbd_server_stop(run->nbd);
+    if (seeder->image.fd >= 0 && image_flush(&seeder->image) < 0)
+        log_error(seeder->log, "flushing the image at exit: %s", strerror(errno));
+    if (run->rpc)
+        rpc_server_stop(run->rpc, 5000);
+    tracker_free(seeder->tracker);
+    image_close(&seeder->image);
+}
+
+static void announce(struct seeder *seeder, const struct seeder_options *o, struct running *run)
+{
+    json_t *fields = json_pack("{s:s,s:i,s:s,s:I,s:i}", "listen", o->listen, "port", run->port,
+                               "image_id", seeder->image_id, "size", (json_int_t)seeder->image.size,
+                               "chunk_size", (int)seeder->geo.chunk_size);
+    if (o->nbd_socket)
+        json_object_set_new(fields, "nbd_socket", json_string(o->nbd_socket));
+    if (run->mount)
+        json_object_set_new(fields, "mount", json_string(fuse_mount_file(run->mount)));
+    log_event(seeder->log, "ready", fields);
+}
+
+/* Serves until SIGINT or SIGTERM. */
+static int serve(struct seeder *seeder, const struct seeder_options *o, char *err, size_t errlen)
+{
+    struct running run = {0};
+    int status = 0;
+    if (start_nbd(&run, seeder, o, err, errlen) < 0 ||
+        start_rpc(&run, seeder, o, err, errlen) < 0) {
+        status = -1;
+    } else {
+        announce(seeder, o, &run);
+        int sig;
+        while ((sig = daemon_wait_signal()) != SIGINT && sig != SIGTERM)
+            ;
+        log_info(seeder->log, "%s: shutting down", strsignal(sig));
+    }
+    stop_all(&run, seeder);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct seeder_options o = {
+        .chunk_size = 256 << 10,
+        .listen = "127.0.0.1:1337",
+        .log_format = "text",
+        .threads = 4,
+    };
+    struct option_spec specs[MAX_SPECS];
+    size_t n = option_specs(&o, specs);
+    char err[512] = "";
+    enum log_format format = LOG_TEXT;
+    int r = options_parse(&(struct program_info){"godwit-seeder",
+                                                 "serve an image for live migration and track "
+                                                 "its writes",
+                                                 "--image PATH [--listen ADDR:PORT] "
+                                                 "[--nbd-socket PATH] [options]"},
+                          specs, n, argc, argv, err, sizeof err);
+    if (r == 0)
+        r = check_options(&o, &format, err, sizeof err);
+    if (r != 0) {
+        options_free(specs, n);
+        if (r < 0)
+            fprintf(stderr, "godwit-seeder: %s\n", err);
+        return r < 0 ? 2 : 0;
+    }
+
+    struct logger log;
+    logger_init(&log, "godwit-seeder", format);
+    daemon_block_signals();
+    struct seeder seeder = {.image.fd = -1};
+    r = seeder_init(&seeder, &o, &log, err, sizeof err);
+    if (r == 0)
+        r = serve(&seeder, &o, err, sizeof err);
+    else
+        stop_all(&(struct running){0}, &seeder);
+    if (r < 0)
+        log_error(&log, "%s", err);
+    options_free(specs, n);
+    return r < 0 ? 1 : 0;
+}

@@ -10,19 +10,21 @@
 static void test_basics(void)
 {
     struct dirty_set *set = dirty_set_new(200), *out = dirty_set_new(200);
-    dirty_set_mark_range(set, 3, 3);
-    dirty_set_mark_range(set, 60, 130);
+    CHECK(dirty_set_mark_range(set, 3, 3) == 1, "one fresh chunk");
+    CHECK(dirty_set_mark_range(set, 60, 130) == 71, "71 fresh chunks");
+    CHECK(dirty_set_mark_range(set, 2, 4) == 2, "chunk 3 was marked already");
     dirty_set_mark_range(set, 199, 400); /* clamped to the last chunk */
-    CHECK(dirty_set_count(set) == 1 + 71 + 1, "count %llu",
+    CHECK(dirty_set_count(set) == 3 + 71 + 1, "count %llu",
           (unsigned long long)dirty_set_count(set));
     uint64_t list[200];
     size_t n = dirty_set_list(set, list, 200);
-    CHECK(n == 73 && list[0] == 3 && list[1] == 60 && list[71] == 130 && list[72] == 199, "list");
+    CHECK(n == 75 && list[0] == 2 && list[3] == 60 && list[73] == 130 && list[74] == 199, "list");
     dirty_set_take(set, out);
-    CHECK(dirty_set_count(set) == 0 && dirty_set_count(out) == 73, "take moves everything");
-    dirty_set_mark_range(set, 3, 4);
+    CHECK(dirty_set_count(set) == 0 && dirty_set_count(out) == 75, "take moves everything");
+    dirty_set_mark_range(set, 4, 5);
+    CHECK(dirty_set_count_union(set, out) == 76, "union counts chunk 4 once");
     dirty_set_merge(out, set);
-    CHECK(dirty_set_count(out) == 74 && dirty_set_count(set) == 2, "merge keeps the source");
+    CHECK(dirty_set_count(out) == 76 && dirty_set_count(set) == 2, "merge keeps the source");
     dirty_set_clear(out);
     CHECK(dirty_set_count(out) == 0, "clear");
     dirty_set_free(set);

@@ -1,0 +1,53 @@
+/* Signal handling, random ids and address checks for the daemons. */
+#include "daemon.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+static void stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGUSR1);
+    sigaddset(set, SIGHUP);
+}
+
+void daemon_block_signals(void)
+{
+    sigset_t set;
+    stop_signals(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int daemon_wait_signal(void)
+{
+    sigset_t set;
+    int sig = 0;
+    stop_signals(&set);
+    while (sigwait(&set, &sig) != 0)
+        ;
+    return sig;
+}
+
+int daemon_random_id(char *hex, size_t bytes)
+{
+    unsigned char raw[64];
+    if (bytes > sizeof raw || getrandom(raw, bytes, 0) != (ssize_t)bytes)
+        return -1;
+    for (size_t i = 0; i < bytes; i++)
+        sprintf(hex + 2 * i, "%02x", raw[i]);
+    return 0;
+}
+
+bool daemon_address_is_local(const char *addr)
+{
+    static const char *local[] = {"unix:", "127.", "localhost:", "[::1]:"};
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++)
+        if (strncmp(addr, local[i], strlen(local[i])) == 0)
+            return true;
+    return false;
+}

@@ -1,0 +1,31 @@
+/* An image on local storage: a regular file (created sparse on request) or
+ * a block device, with whole-range pread/pwrite that retry short transfers. */
+#ifndef GODWIT_IMAGE_FILE_H
+#define GODWIT_IMAGE_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct image_file {
+    int fd;
+    uint64_t size;
+    bool is_block_device;
+};
+
+/* Opens PATH read-write. If it does not exist and SIZE > 0, creates it
+ * sparse with that size; if it exists and SIZE > 0, its size must match.
+ * Returns 0, or -1 with errno and one sentence in ERR. */
+int image_open(struct image_file *image, const char *path, uint64_t size, char *err, size_t errlen);
+void image_close(struct image_file *image);
+
+/* Whole-range I/O: 0, or -1 with errno (EIO on an unexpected end of file). */
+int image_pread(const struct image_file *image, void *buf, size_t count, uint64_t offset);
+int image_pwrite(const struct image_file *image, const void *buf, size_t count, uint64_t offset);
+int image_flush(const struct image_file *image);
+
+/* Makes [offset, offset+count) read as zeroes: punches a hole where the
+ * file system can, writes zeroes where it cannot. */
+int image_zero(const struct image_file *image, uint64_t count, uint64_t offset);
+
+#endif

@@ -1,0 +1,67 @@
+/* The seeder's NBD backend: the local app's reads and writes go straight to
+ * the image file; every write is bracketed by the tracker so it is recorded
+ * while tracking and refused (EPERM) once frozen. */
+#include "seeder.h"
+
+#include "nbd-server.h"
+
+#include <errno.h>
+
+static int seeder_pread(void *opaque, void *buf, uint32_t count, uint64_t offset)
+{
+    struct seeder *seeder = opaque;
+    return image_pread(&seeder->image, buf, count, offset);
+}
+
+/* Runs one write-like operation between tracker_begin_write and _end. */
+static int tracked(struct seeder *seeder, uint64_t count, uint64_t offset, int result)
+{
+    int saved = errno;
+    tracker_end_write(seeder->tracker, offset, result == 0 ? count : 0);
+    errno = saved;
+    return result;
+}
+
+static int flush_if(struct seeder *seeder, bool fua, int result)
+{
+    return result == 0 && fua ? image_flush(&seeder->image) : result;
+}
+
+static int seeder_pwrite(void *opaque, const void *buf, uint32_t count, uint64_t offset, bool fua)
+{
+    struct seeder *seeder = opaque;
+    if (tracker_begin_write(seeder->tracker) < 0)
+        return -1;
+    int r = flush_if(seeder, fua, image_pwrite(&seeder->image, buf, count, offset));
+    return tracked(seeder, count, offset, r);
+}
+
+static int seeder_zero(void *opaque, uint32_t count, uint64_t offset, bool fua)
+{
+    struct seeder *seeder = opaque;
+    if (tracker_begin_write(seeder->tracker) < 0)
+        return -1;
+    int r = flush_if(seeder, fua, image_zero(&seeder->image, count, offset));
+    return tracked(seeder, count, offset, r);
+}
+
+static int seeder_flush(void *opaque)
+{
+    struct seeder *seeder = opaque;
+    return image_flush(&seeder->image);
+}
+
+void seeder_backend(struct seeder *seeder, struct nbd_backend *backend)
+{
+    *backend = (struct nbd_backend){
+        .opaque = seeder,
+        .size = seeder->image.size,
+        .pread = seeder_pread,
+        .pwrite = seeder_pwrite,
+        .flush = seeder_flush,
+        /* A trim discards data, so the destination must see zeroes there
+         * too: it is a write of zeroes as far as tracking goes. */
+        .trim = seeder_zero,
+        .zero = seeder_zero,
+    };
+}

@@ -1,0 +1,37 @@
+/* The source side's shared state: what main wires together and what the
+ * NBD backend and the gRPC service read. */
+#ifndef GODWIT_SEEDER_H
+#define GODWIT_SEEDER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "chunk.h"
+#include "image-file.h"
+#include "tracker.h"
+
+struct logger;
+struct nbd_backend;
+struct rpc_service;
+
+/* Largest ReadAt, bytes (documented in README and seeder.proto). */
+#define SEEDER_MAX_READ (16u << 20)
+
+/* Set up by main before any thread starts and read-only afterwards; the
+ * tracker does its own locking. */
+struct seeder {
+    struct image_file image;
+    struct chunk_geometry geo;
+    struct tracker *tracker;
+    char image_id[33]; /* 128 random bits, hex */
+    struct logger *log;
+    bool exit_on_complete; /* raise SIGTERM once the leecher calls Complete */
+};
+
+/* The NBD backend through which the local app reads and writes the image. */
+void seeder_backend(struct seeder *seeder, struct nbd_backend *backend);
+
+/* The godwit.v1.Seeder gRPC service. */
+void seeder_service(struct seeder *seeder, struct rpc_service *service);
+
+#endif

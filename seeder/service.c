@@ -1,0 +1,191 @@
+/* The godwit.v1.Seeder gRPC service: Info, ReadAt, Track, Sync, Finalize
+ * and Complete, as api/godwit/v1/seeder.proto documents them. Handlers run
+ * concurrently on the server's threads; ReadAt takes no lock at all. */
+#include "seeder.h"
+
+#include "godwit/v1/seeder.pb-c.h"
+#include "log.h"
+#include "rpc-server.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const Godwit__V1__SeederState wire_states[] = {
+    [TRACKER_SERVING] = GODWIT__V1__SEEDER_STATE__SEEDER_STATE_SERVING,
+    [TRACKER_TRACKING] = GODWIT__V1__SEEDER_STATE__SEEDER_STATE_TRACKING,
+    [TRACKER_FROZEN] = GODWIT__V1__SEEDER_STATE__SEEDER_STATE_FROZEN,
+    [TRACKER_COMPLETE] = GODWIT__V1__SEEDER_STATE__SEEDER_STATE_COMPLETE,
+};
+
+static void handle_info(void *opaque, const ProtobufCMessage *request, struct rpc_reply *reply)
+{
+    struct seeder *seeder = opaque;
+    struct tracker_stats stats;
+    (void)request;
+    tracker_stats(seeder->tracker, &stats);
+    Godwit__V1__InfoResponse response = GODWIT__V1__INFO_RESPONSE__INIT;
+    response.size = seeder->image.size;
+    response.chunk_size = seeder->geo.chunk_size;
+    response.image_id = seeder->image_id;
+    response.max_read_length = SEEDER_MAX_READ;
+    response.state = wire_states[stats.state];
+    response.dirty_chunks = stats.dirty_chunks;
+    response.dirty_rate = stats.dirty_rate;
+    rpc_reply_message(reply, &response.base);
+}
+
+/* Bytes a varint of VALUE takes, and writes it at P. */
+static size_t put_varint(uint8_t *p, uint64_t value)
+{
+    size_t n = 0;
+    do {
+        p[n++] = (uint8_t)((value & 0x7f) | (value > 0x7f ? 0x80 : 0));
+        value >>= 7;
+    } while (value);
+    return n;
+}
+
+/* Encodes ReadAtResponse{data} by hand so pread fills the reply slice
+ * directly: field 1, wire type 2 (tag 0x0a), varint length, the bytes. */
+static void handle_read_at(void *opaque, const ProtobufCMessage *message, struct rpc_reply *reply)
+{
+    struct seeder *seeder = opaque;
+    const Godwit__V1__ReadAtRequest *request = (const void *)message;
+    if (request->length == 0 || request->length > SEEDER_MAX_READ) {
+        rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT,
+                        "length must be between 1 and %u bytes, not %u", SEEDER_MAX_READ,
+                        request->length);
+        return;
+    }
+    if (!chunk_range_valid(&seeder->geo, request->offset, request->length)) {
+        rpc_reply_error(reply, GRPC_STATUS_OUT_OF_RANGE,
+                        "range %llu+%u ends past the image (%llu bytes)",
+                        (unsigned long long)request->offset, request->length,
+                        (unsigned long long)seeder->image.size);
+        return;
+    }
+    uint8_t header[11] = {0x0a};
+    size_t header_len = 1 + put_varint(header + 1, request->length);
+    grpc_slice slice = grpc_slice_malloc(header_len + request->length);
+    uint8_t *p = GRPC_SLICE_START_PTR(slice);
+    memcpy(p, header, header_len);
+    if (image_pread(&seeder->image, p + header_len, request->length, request->offset) < 0) {
+        int err = errno;
+        grpc_slice_unref(slice);
+        log_error(seeder->log, "ReadAt %llu+%u: %s", (unsigned long long)request->offset,
+                  request->length, strerror(err));
+        rpc_reply_error(reply, GRPC_STATUS_UNAVAILABLE, "cannot read the image: %s", strerror(err));
+        return;
+    }
+    rpc_reply_slice(reply, slice);
+}
+
+static void handle_track(void *opaque, const ProtobufCMessage *request, struct rpc_reply *reply)
+{
+    struct seeder *seeder = opaque;
+    (void)request;
+    Godwit__V1__TrackResponse response = GODWIT__V1__TRACK_RESPONSE__INIT;
+    response.already_tracking = tracker_track(seeder->tracker) == 1;
+    if (!response.already_tracking)
+        log_event(seeder->log, "tracking", NULL);
+    rpc_reply_message(reply, &response.base);
+}
+
+/* Flushes before a dirty list leaves, as Sync and Finalize promise. */
+static bool flushed(struct seeder *seeder, struct rpc_reply *reply)
+{
+    if (image_flush(&seeder->image) == 0)
+        return true;
+    rpc_reply_error(reply, GRPC_STATUS_UNAVAILABLE, "cannot flush the image: %s", strerror(errno));
+    return false;
+}
+
+static void reply_tracker_error(struct rpc_reply *reply, const char *what)
+{
+    if (errno == EAGAIN)
+        rpc_reply_error(reply, GRPC_STATUS_FAILED_PRECONDITION, "%s", what);
+    else
+        rpc_reply_error(reply, rpc_status_from_errno(errno), "%s", strerror(errno));
+}
+
+static void handle_sync(void *opaque, const ProtobufCMessage *message, struct rpc_reply *reply)
+{
+    struct seeder *seeder = opaque;
+    const Godwit__V1__SyncRequest *request = (const void *)message;
+    struct dirty_list list;
+    if (!flushed(seeder, reply))
+        return;
+    if (tracker_sync(seeder->tracker, request->ack_generation, &list) < 0) {
+        reply_tracker_error(reply, "Sync needs Track first, and is over once Finalize froze the "
+                                   "image");
+        return;
+    }
+    Godwit__V1__SyncResponse response = GODWIT__V1__SYNC_RESPONSE__INIT;
+    response.n_dirty_offsets = list.count;
+    response.dirty_offsets = list.offsets;
+    response.generation = list.generation;
+    rpc_reply_message(reply, &response.base);
+    free(list.offsets);
+}
+
+static void handle_finalize(void *opaque, const ProtobufCMessage *request, struct rpc_reply *reply)
+{
+    struct seeder *seeder = opaque;
+    struct dirty_list list;
+    (void)request;
+    if (tracker_finalize(seeder->tracker, &list) < 0) {
+        reply_tracker_error(reply, "Finalize needs Track first");
+        return;
+    }
+    if (!flushed(seeder, reply)) {
+        free(list.offsets);
+        return;
+    }
+    if (!list.already_finalized)
+        log_event(seeder->log, "frozen",
+                  json_pack("{s:I}", "dirty_chunks", (json_int_t)list.count));
+    Godwit__V1__FinalizeResponse response = GODWIT__V1__FINALIZE_RESPONSE__INIT;
+    response.n_dirty_offsets = list.count;
+    response.dirty_offsets = list.offsets;
+    response.already_finalized = list.already_finalized;
+    rpc_reply_message(reply, &response.base);
+    free(list.offsets);
+}
+
+static void handle_complete(void *opaque, const ProtobufCMessage *request, struct rpc_reply *reply)
+{
+    struct seeder *seeder = opaque;
+    (void)request;
+    if (tracker_complete(seeder->tracker) < 0) {
+        reply_tracker_error(reply, "Complete needs Finalize first");
+        return;
+    }
+    Godwit__V1__CompleteResponse response = GODWIT__V1__COMPLETE_RESPONSE__INIT;
+    rpc_reply_message(reply, &response.base);
+    log_event(seeder->log, "complete", NULL);
+    if (seeder->exit_on_complete)
+        kill(getpid(), SIGTERM); /* main's signal wait runs the clean shutdown */
+}
+
+static const struct rpc_method seeder_methods[] = {
+    {"Info", &godwit__v1__info_request__descriptor, handle_info},
+    {"ReadAt", &godwit__v1__read_at_request__descriptor, handle_read_at},
+    {"Track", &godwit__v1__track_request__descriptor, handle_track},
+    {"Sync", &godwit__v1__sync_request__descriptor, handle_sync},
+    {"Finalize", &godwit__v1__finalize_request__descriptor, handle_finalize},
+    {"Complete", &godwit__v1__complete_request__descriptor, handle_complete},
+};
+
+void seeder_service(struct seeder *seeder, struct rpc_service *service)
+{
+    *service = (struct rpc_service){
+        .name = "godwit.v1.Seeder",
+        .methods = seeder_methods,
+        .n_methods = sizeof seeder_methods / sizeof seeder_methods[0],
+        .opaque = seeder,
+    };
+}

@@ -1,0 +1,232 @@
+/* Integration test: a real godwit-seeder, written through its NBD export
+ * with libnbd, driven through Track/Sync/Finalize/Complete over gRPC. The
+ * dirty lists must be exactly the chunks written; ReadAt must return the
+ * written bytes; writes after Finalize must fail at the client; every bad
+ * input gets its status code and the server keeps serving. */
+#include "seeder-harness.h"
+#include "testlib.h"
+
+#include <errno.h>
+#include <string.h>
+
+enum { CHUNK = 64 << 10, CHUNKS = 128, SIZE = CHUNK * CHUNKS };
+
+static struct seeder_proc seeder;
+static unsigned char *model; /* what the image must hold */
+
+static void write_at(struct nbd_handle *nbd, uint64_t offset, size_t len, uint64_t seed)
+{
+    unsigned char *buf = malloc(len);
+    test_fill_random(buf, len, seed);
+    CHECK(nbd_pwrite(nbd, buf, len, offset, 0) == 0, "pwrite %llu+%zu: %s",
+          (unsigned long long)offset, len, nbd_get_error());
+    memcpy(model + offset, buf, len);
+    free(buf);
+}
+
+static void zero_at(struct nbd_handle *nbd, uint64_t offset, size_t len, bool trim)
+{
+    int r = trim ? nbd_trim(nbd, len, offset, 0) : nbd_zero(nbd, len, offset, 0);
+    CHECK(r == 0, "%s: %s", trim ? "trim" : "zero", nbd_get_error());
+    memset(model + offset, 0, len);
+}
+
+static Godwit__V1__SyncResponse *sync_ack(uint64_t ack)
+{
+    Godwit__V1__SyncRequest request = GODWIT__V1__SYNC_REQUEST__INIT;
+    request.ack_generation = ack;
+    ProtobufCMessage *response;
+    struct rpc_result result;
+    CHECK(seeder_call(&seeder, "Sync", &request.base, &godwit__v1__sync_response__descriptor,
+                      &response, &result) == GRPC_STATUS_OK,
+          "Sync: %s", result.message);
+    return (Godwit__V1__SyncResponse *)response;
+}
+
+/* The offsets must be exactly these chunk indices (ascending). */
+static void expect_chunks(const uint64_t *offsets, size_t n, const uint64_t *chunks, size_t m,
+                          const char *what)
+{
+    CHECK(n == m, "%s: %zu dirty chunks, expected %zu", what, n, m);
+    for (size_t i = 0; i < n; i++)
+        CHECK(offsets[i] == chunks[i] * CHUNK, "%s: dirty[%zu] = %llu, expected chunk %llu", what,
+              i, (unsigned long long)offsets[i], (unsigned long long)chunks[i]);
+}
+
+static void expect_status(const char *method, const ProtobufCMessage *request,
+                          const ProtobufCMessageDescriptor *type, grpc_status_code expected)
+{
+    ProtobufCMessage *response = NULL;
+    struct rpc_result result;
+    grpc_status_code got = seeder_call(&seeder, method, request, type, &response, &result);
+    CHECK(got == expected, "%s: status %d (%s), expected %d", method, got, result.message,
+          expected);
+    CHECK(expected != GRPC_STATUS_OK || response, "%s: no reply", method);
+    if (got != GRPC_STATUS_OK)
+        CHECK(result.message[0] != '\0', "%s: status %d without a message", method, got);
+    if (response)
+        protobuf_c_message_free_unpacked(response, NULL);
+}
+
+static void check_read_at(uint64_t offset, uint32_t length)
+{
+    Godwit__V1__ReadAtRequest request = GODWIT__V1__READ_AT_REQUEST__INIT;
+    request.offset = offset;
+    request.length = length;
+    ProtobufCMessage *message;
+    struct rpc_result result;
+    CHECK(seeder_call(&seeder, "ReadAt", &request.base, &godwit__v1__read_at_response__descriptor,
+                      &message, &result) == GRPC_STATUS_OK,
+          "ReadAt: %s", result.message);
+    Godwit__V1__ReadAtResponse *response = (void *)message;
+    CHECK(response->data.len == length, "ReadAt returned %zu bytes", response->data.len);
+    CHECK(memcmp(response->data.data, model + offset, length) == 0,
+          "ReadAt %llu+%u differs from what was written", (unsigned long long)offset, length);
+    protobuf_c_message_free_unpacked(message, NULL);
+}
+
+static void test_info(void)
+{
+    Godwit__V1__InfoRequest request = GODWIT__V1__INFO_REQUEST__INIT;
+    ProtobufCMessage *message;
+    struct rpc_result result;
+    CHECK(seeder_call(&seeder, "Info", &request.base, &godwit__v1__info_response__descriptor,
+                      &message, &result) == GRPC_STATUS_OK,
+          "Info: %s", result.message);
+    Godwit__V1__InfoResponse *info = (void *)message;
+    CHECK(info->size == SIZE && info->chunk_size == CHUNK, "Info size/chunk");
+    CHECK(strlen(info->image_id) == 32, "image id '%s'", info->image_id);
+    CHECK(info->max_read_length == 16u << 20, "max_read_length %u", info->max_read_length);
+    CHECK(info->state == GODWIT__V1__SEEDER_STATE__SEEDER_STATE_SERVING, "state %d", info->state);
+    protobuf_c_message_free_unpacked(message, NULL);
+}
+
+static void test_track_and_sync(struct nbd_handle *nbd)
+{
+    Godwit__V1__SyncRequest sync = GODWIT__V1__SYNC_REQUEST__INIT;
+    expect_status("Sync", &sync.base, &godwit__v1__sync_response__descriptor,
+                  GRPC_STATUS_FAILED_PRECONDITION);
+    write_at(nbd, 0, CHUNK, 1); /* before Track: not reported */
+
+    Godwit__V1__TrackRequest track = GODWIT__V1__TRACK_REQUEST__INIT;
+    expect_status("Track", &track.base, &godwit__v1__track_response__descriptor, GRPC_STATUS_OK);
+    expect_status("Track", &track.base, &godwit__v1__track_response__descriptor, GRPC_STATUS_OK);
+
+    write_at(nbd, 2 * CHUNK, CHUNK, 2);    /* aligned, one chunk */
+    write_at(nbd, 5 * CHUNK + 10, 100, 3); /* unaligned inside chunk 5 */
+    write_at(nbd, 8 * CHUNK - 50, 100, 4); /* spans chunks 7 and 8 */
+    for (int i = 0; i < 3; i++)
+        write_at(nbd, 10 * CHUNK + 4096 * i, 512, 5 + i); /* chunk 10, three times */
+    zero_at(nbd, 12 * CHUNK + 1000, 3000, false);
+    zero_at(nbd, 14 * CHUNK, CHUNK, true);
+
+    static const uint64_t expected[] = {2, 5, 7, 8, 10, 12, 14};
+    Godwit__V1__SyncResponse *first = sync_ack(0);
+    expect_chunks(first->dirty_offsets, first->n_dirty_offsets, expected, 7, "first Sync");
+    CHECK(first->generation > 0, "generation");
+    for (size_t i = 0; i < first->n_dirty_offsets; i++)
+        check_read_at(first->dirty_offsets[i], CHUNK);
+    check_read_at(8 * CHUNK - 50, 100);
+
+    /* Not acknowledged: the same set comes back, plus the new chunk 20. */
+    write_at(nbd, 20 * CHUNK + 7, 9, 9);
+    Godwit__V1__SyncResponse *again = sync_ack(0);
+    static const uint64_t expected2[] = {2, 5, 7, 8, 10, 12, 14, 20};
+    expect_chunks(again->dirty_offsets, again->n_dirty_offsets, expected2, 8, "unacked Sync");
+    /* Acknowledged: nothing left. */
+    Godwit__V1__SyncResponse *acked = sync_ack(again->generation);
+    expect_chunks(acked->dirty_offsets, acked->n_dirty_offsets, NULL, 0, "acked Sync");
+    protobuf_c_message_free_unpacked(&first->base, NULL);
+    protobuf_c_message_free_unpacked(&again->base, NULL);
+    protobuf_c_message_free_unpacked(&acked->base, NULL);
+}
+
+static Godwit__V1__FinalizeResponse *finalize(void)
+{
+    Godwit__V1__FinalizeRequest request = GODWIT__V1__FINALIZE_REQUEST__INIT;
+    ProtobufCMessage *response;
+    struct rpc_result result;
+    CHECK(seeder_call(&seeder, "Finalize", &request.base,
+                      &godwit__v1__finalize_response__descriptor, &response,
+                      &result) == GRPC_STATUS_OK,
+          "Finalize: %s", result.message);
+    return (Godwit__V1__FinalizeResponse *)response;
+}
+
+static void test_finalize(struct nbd_handle *nbd)
+{
+    write_at(nbd, 30 * CHUNK, 10, 10);
+    write_at(nbd, (CHUNKS - 1) * CHUNK + CHUNK - 1, 1, 11); /* the last byte */
+    static const uint64_t expected[] = {30, CHUNKS - 1};
+    Godwit__V1__FinalizeResponse *first = finalize();
+    expect_chunks(first->dirty_offsets, first->n_dirty_offsets, expected, 2, "Finalize");
+    CHECK(!first->already_finalized, "first Finalize is not a retry");
+    Godwit__V1__FinalizeResponse *retry = finalize();
+    expect_chunks(retry->dirty_offsets, retry->n_dirty_offsets, expected, 2, "Finalize retry");
+    CHECK(retry->already_finalized, "second Finalize is a retry");
+    protobuf_c_message_free_unpacked(&first->base, NULL);
+    protobuf_c_message_free_unpacked(&retry->base, NULL);
+
+    char buf[16] = "after freeze";
+    CHECK(nbd_pwrite(nbd, buf, sizeof buf, 40 * CHUNK, 0) == -1, "write after Finalize worked");
+    CHECK(nbd_get_errno() == EPERM, "write after Finalize: errno %d, expected EPERM",
+          nbd_get_errno());
+    CHECK(nbd_zero(nbd, 100, 41 * CHUNK, 0) == -1, "zero after Finalize worked");
+    char back[16];
+    CHECK(nbd_pread(nbd, back, sizeof back, 40 * CHUNK, 0) == 0, "read after Finalize: %s",
+          nbd_get_error());
+    CHECK(memcmp(back, model + 40 * CHUNK, sizeof back) == 0, "the refused write landed");
+    Godwit__V1__SyncRequest sync = GODWIT__V1__SYNC_REQUEST__INIT;
+    expect_status("Sync", &sync.base, &godwit__v1__sync_response__descriptor,
+                  GRPC_STATUS_FAILED_PRECONDITION);
+}
+
+static void test_bad_input(void)
+{
+    Godwit__V1__ReadAtRequest read = GODWIT__V1__READ_AT_REQUEST__INIT;
+    const ProtobufCMessageDescriptor *type = &godwit__v1__read_at_response__descriptor;
+    read.length = 0;
+    expect_status("ReadAt", &read.base, type, GRPC_STATUS_INVALID_ARGUMENT);
+    read.length = (16u << 20) + 1;
+    expect_status("ReadAt", &read.base, type, GRPC_STATUS_INVALID_ARGUMENT);
+    read.offset = SIZE - 10, read.length = 11;
+    expect_status("ReadAt", &read.base, type, GRPC_STATUS_OUT_OF_RANGE);
+    read.offset = UINT64_MAX - 5, read.length = 10;
+    expect_status("ReadAt", &read.base, type, GRPC_STATUS_OUT_OF_RANGE);
+    expect_status("Rewind", &read.base, type, GRPC_STATUS_UNIMPLEMENTED);
+    Godwit__V1__CompleteRequest complete = GODWIT__V1__COMPLETE_REQUEST__INIT;
+    expect_status("Complete", &complete.base, &godwit__v1__complete_response__descriptor,
+                  GRPC_STATUS_FAILED_PRECONDITION);
+    test_info(); /* still serving */
+}
+
+int main(void)
+{
+    seeder_start(&seeder, "seeder-api", SIZE, CHUNK, NULL);
+    model = malloc(SIZE);
+    test_fill_random(model, SIZE, 42);
+    struct nbd_handle *nbd = seeder_nbd(&seeder);
+    test_info();
+    test_bad_input();
+    test_track_and_sync(nbd);
+    test_finalize(nbd);
+    check_read_at(0, SIZE); /* the whole image in one call */
+
+    Godwit__V1__CompleteRequest complete = GODWIT__V1__COMPLETE_REQUEST__INIT;
+    expect_status("Complete", &complete.base, &godwit__v1__complete_response__descriptor,
+                  GRPC_STATUS_OK);
+    nbd_close(nbd);
+    int status = seeder_stop(&seeder);
+    CHECK(status == 0, "seeder exited %d after SIGTERM", status);
+    /* The image on disk is what the app wrote. */
+    FILE *f = fopen(seeder.image, "rb");
+    unsigned char *disk = malloc(SIZE);
+    CHECK(f && fread(disk, 1, SIZE, f) == SIZE, "read back the image");
+    fclose(f);
+    CHECK(memcmp(disk, model, SIZE) == 0, "image on disk differs from the writes");
+    free(disk);
+    free(model);
+    seeder_cleanup(&seeder);
+    printf("seeder-api: ok\n");
+    return 0;
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# godwit-seeder's command line: --help, --version, one clear sentence and a
+# non-zero exit for bad flags or config, sparse creation, JSON config with
+# flags winning, port-in-use, JSON event lines, clean SIGTERM.
+source "$(dirname "$0")/functions.sh"
+
+expect_exit 0 "$SEEDER" --help
+case $OUT in *--image*--chunk-size*--config*) ;; *) fail "--help lacks flags: $OUT" ;; esac
+expect_exit 0 "$SEEDER" --version
+case $OUT in "godwit-seeder "[0-9]*) ;; *) fail "--version printed '$OUT'" ;; esac
+
+expect_exit 2 "$SEEDER"
+one_sentence "--image is required"
+expect_exit 2 "$SEEDER" --image x --bogus
+one_sentence "unknown option --bogus"
+expect_exit 2 "$SEEDER" --image x --size lots
+one_sentence "--size"
+expect_exit 2 "$SEEDER" --image x --log-format yaml
+one_sentence "--log-format must be text or json"
+expect_exit 1 "$SEEDER" --image "$TEST_DIR/missing.img"
+one_sentence "give --size to create it"
+truncate -s 1M "$TEST_DIR/odd.img"
+expect_exit 1 "$SEEDER" --image "$TEST_DIR/odd.img" --chunk-size 3000
+one_sentence "power of two"
+expect_exit 1 "$SEEDER" --image "$TEST_DIR/odd.img" --size 2M
+one_sentence "but --size says"
+
+echo '{"image": 5}' >"$TEST_DIR/bad.json"
+expect_exit 2 "$SEEDER" --config "$TEST_DIR/bad.json"
+one_sentence '"image" must be a string'
+echo '{"imag": "x"}' >"$TEST_DIR/bad.json"
+expect_exit 2 "$SEEDER" --config "$TEST_DIR/bad.json"
+one_sentence 'unknown key "imag"'
+
+# A config file creates a sparse image; --listen on the command line wins.
+port=$(free_port)
+cat >"$TEST_DIR/seeder.json" <<JSON
+{"image": "$TEST_DIR/new.img", "size": "64M", "listen": "127.0.0.1:1", "log_format": "json",
+ "nbd_socket": "$TEST_DIR/nbd.sock"}
+JSON
+"$SEEDER" --config "$TEST_DIR/seeder.json" --listen "127.0.0.1:$port" \
+  >"$TEST_DIR/events" 2>"$TEST_DIR/log" &
+pid=$!
+cleanup_pids+=("$pid")
+wait_port "$port" || fail "seeder from config did not listen on $port: $(cat "$TEST_DIR/log")"
+[ "$(stat -c %s "$TEST_DIR/new.img")" -eq $((64 << 20)) ] || fail "image not 64 MiB"
+[ "$(stat -c %b "$TEST_DIR/new.img")" -lt 1024 ] || fail "image not created sparse"
+[ "$(stat -c %a "$TEST_DIR/nbd.sock")" = 600 ] || fail "NBD socket is not mode 0600"
+wait_path "$TEST_DIR/events"
+sleep 0.2
+grep -q '"event":"ready"' "$TEST_DIR/events" || fail "no JSON ready event: $(cat "$TEST_DIR/events")"
+grep '"event":"ready"' "$TEST_DIR/events" | grep -q "\"port\":$port" || fail "ready event lacks port"
+
+# A second seeder on the same port fails with one sentence.
+expect_exit 1 "$SEEDER" --image "$TEST_DIR/new.img" --listen "127.0.0.1:$port"
+case $ERR in *"cannot listen"*) ;; *) fail "port in use: $ERR" ;; esac
+
+kill -TERM "$pid"
+status=0
+wait "$pid" || status=$?
+[ "$status" -eq 0 ] || fail "seeder exited $status on SIGTERM"
+[ ! -e "$TEST_DIR/nbd.sock" ] || fail "NBD socket left behind"
+echo "seeder-cli: ok"

@@ -1,0 +1,72 @@
+/* Test harness for the seeder: process, NBD handle and gRPC channel. */
+#include "seeder-harness.h"
+
+#include "testlib.h"
+
+#include <string.h>
+
+void seeder_start(struct seeder_proc *s, const char *name, uint64_t size, uint64_t chunk_size,
+                  const char *const *extra)
+{
+    memset(s, 0, sizeof *s);
+    s->dir = test_make_dir(name);
+    snprintf(s->image, sizeof s->image, "%s/source.img", s->dir);
+    snprintf(s->socket, sizeof s->socket, "%s/nbd.sock", s->dir);
+    snprintf(s->log, sizeof s->log, "%s/seeder.log", s->dir);
+    test_write_random_file(s->image, size, 42);
+    s->port = test_free_port();
+    snprintf(s->target, sizeof s->target, "127.0.0.1:%d", s->port);
+    char chunk[32];
+    snprintf(chunk, sizeof chunk, "%llu", (unsigned long long)chunk_size);
+    char *seeder = test_program("seeder/godwit-seeder");
+    const char *argv[32] = {seeder,    "--image",      s->image,  "--listen",
+                            s->target, "--nbd-socket", s->socket, "--chunk-size",
+                            chunk,     "--log-format", "json"};
+    size_t argc = 11;
+    for (size_t i = 0; extra && extra[i] && argc < 31; i++)
+        argv[argc++] = extra[i];
+    s->pid = test_spawn((char *const *)argv, s->log);
+    free(seeder);
+    CHECK(test_wait_for_port(s->port, 10000), "seeder did not listen on %s (see %s)", s->target,
+          s->log);
+    CHECK(test_wait_for_path(s->socket, 5000), "seeder made no NBD socket (see %s)", s->log);
+    char err[256];
+    struct rpc_channel_config config = {.target = s->target, .max_message = 32 << 20};
+    s->channel = rpc_channel_open(&config, err, sizeof err);
+    CHECK(s->channel, "rpc_channel_open: %s", err);
+}
+
+int seeder_stop(struct seeder_proc *s)
+{
+    if (s->channel)
+        rpc_channel_close(s->channel);
+    s->channel = NULL;
+    int status = s->pid > 0 ? test_stop(s->pid, 20000) : 0;
+    s->pid = 0;
+    return status;
+}
+
+void seeder_cleanup(struct seeder_proc *s)
+{
+    seeder_stop(s);
+    test_cleanup_dir(s->dir);
+    free(s->dir);
+}
+
+struct nbd_handle *seeder_nbd(struct seeder_proc *s)
+{
+    struct nbd_handle *nbd = nbd_create();
+    CHECK(nbd, "nbd_create: %s", nbd_get_error());
+    CHECK(nbd_connect_unix(nbd, s->socket) == 0, "nbd_connect_unix: %s", nbd_get_error());
+    return nbd;
+}
+
+grpc_status_code seeder_call(struct seeder_proc *s, const char *method,
+                             const ProtobufCMessage *request,
+                             const ProtobufCMessageDescriptor *response_type,
+                             ProtobufCMessage **response, struct rpc_result *result)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/godwit.v1.Seeder/%s", method);
+    return rpc_call(s->channel, path, request, response_type, response, 10000, result);
+}
