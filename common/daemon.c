@@ -12,6 +12,7 @@ static void stop_signals(sigset_t *set)
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGUSR1);
+    sigaddset(set, SIGUSR2);
     sigaddset(set, SIGHUP);
 }
 

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Blocks SIGINT, SIGTERM, SIGUSR1 and SIGHUP in the calling thread (call
+/* Blocks SIGINT, SIGTERM, SIGUSR1, SIGUSR2 and SIGHUP in the calling thread (call
  * before starting threads, so they inherit the mask) and ignores SIGPIPE. */
 void daemon_block_signals(void);
 

@@ -6,3 +6,5 @@ godwit_add_test(seeder-api SOURCES seeder-api.c LIBS godwit_seeder_harness)
 add_dependencies(seeder-api godwit-seeder)
 
 godwit_add_script_test(seeder-cli seeder-cli.sh)
+godwit_add_test(seeder-mount SOURCES seeder-mount.c LIBS godwit_seeder_harness)
+add_dependencies(seeder-mount godwit-seeder)

@@ -2,3 +2,5 @@
 godwit_add_test(unit-chunk SOURCES unit-chunk.c)
 godwit_add_test(unit-dirty-set SOURCES unit-dirty-set.c)
 godwit_add_test(unit-options SOURCES unit-options.c)
+godwit_add_test(linkem-check SOURCES linkem-check.c)
+add_dependencies(linkem-check godwit-linkem)

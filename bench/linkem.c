@@ -1,0 +1,340 @@
+/* godwit-linkem: a user-space link emulator. A TCP relay that delays each
+ * direction by RTT/2 and can cap its bandwidth, because the kernels we run
+ * on have no tc netem. SIGUSR1 cuts the link (drops every connection and
+ * refuses new ones), SIGUSR2 restores it: for fault-injection tests.
+ *
+ *   godwit-linkem --listen 127.0.0.1:9000 --target 127.0.0.1:1337 --rtt-ms 10 [--rate-mbps 1000]
+ */
+#include "cleanup.h"
+#include "daemon.h"
+#include "options.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { SEGMENT = 64 << 10, MAX_QUEUED = 256 << 20 };
+
+/* One block of bytes in flight, due for delivery at due_ns. */
+struct segment {
+    struct segment *next;
+    uint64_t due_ns;
+    size_t len;
+    char data[];
+};
+
+/* One direction of one connection: a reader thread queues segments, a
+ * writer thread delivers them when due. Everything is owned by lock. */
+struct pipe_dir {
+    struct connection *conn; /* set once before the threads start */
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    struct segment *head, *tail;
+    size_t queued;
+    bool eof;    /* the reader saw end of stream or an error */
+    bool broken; /* the writer failed: stop reading */
+    bool done;   /* the writer has finished */
+    int from, to;
+};
+
+struct link {
+    uint64_t delay_ns;      /* one way: RTT / 2 */
+    double bytes_per_ns;    /* 0: unlimited */
+    _Atomic bool cut;       /* connections are refused / dropped */
+    _Atomic unsigned epoch; /* bumped at each cut: connections of older epochs close */
+};
+
+struct connection {
+    struct link *link;
+    unsigned epoch;
+    struct pipe_dir up, down;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_until(uint64_t due)
+{
+    uint64_t now = now_ns();
+    if (due > now) {
+        struct timespec ts = {(time_t)((due - now) / 1000000000u),
+                              (long)((due - now) % 1000000000u)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int parse_address(const char *text, struct sockaddr_in *addr)
+{
+    char host[64];
+    const char *colon = strrchr(text, ':');
+    if (!colon || (size_t)(colon - text) >= sizeof host)
+        return -1;
+    memcpy(host, text, (size_t)(colon - text));
+    host[colon - text] = '\0';
+    *addr =
+        (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    return inet_pton(AF_INET, host, &addr->sin_addr) == 1 ? 0 : -1;
+}
+
+/* Reader side: queue what arrives with its due time; waits while the
+ * queue is full (like a socket buffer). */
+static void *read_side(void *arg)
+{
+    struct pipe_dir *dir = arg;
+    struct connection *conn = dir->conn;
+    for (;;) {
+        struct segment *seg = malloc(sizeof *seg + SEGMENT);
+        ssize_t n = seg ? recv(dir->from, seg->data, SEGMENT, 0) : -1;
+        LOCK_FOR_SCOPE(&dir->lock);
+        if (n <= 0 || dir->broken || atomic_load(&conn->link->epoch) != conn->epoch) {
+            free(seg);
+            dir->eof = true;
+            pthread_cond_broadcast(&dir->changed);
+            break;
+        }
+        seg->len = (size_t)n;
+        seg->due_ns = now_ns() + conn->link->delay_ns;
+        seg->next = NULL;
+        *(dir->tail ? &dir->tail->next : &dir->head) = seg;
+        dir->tail = seg;
+        dir->queued += seg->len;
+        pthread_cond_broadcast(&dir->changed);
+        while (dir->queued > MAX_QUEUED && !dir->broken)
+            pthread_cond_wait(&dir->changed, &dir->lock);
+    }
+    return NULL;
+}
+
+static struct segment *next_segment(struct pipe_dir *dir)
+{
+    LOCK_FOR_SCOPE(&dir->lock);
+    while (!dir->head && !dir->eof)
+        pthread_cond_wait(&dir->changed, &dir->lock);
+    struct segment *seg = dir->head;
+    if (seg) {
+        dir->head = seg->next;
+        if (!dir->head)
+            dir->tail = NULL;
+        dir->queued -= seg->len;
+        pthread_cond_broadcast(&dir->changed);
+    }
+    return seg;
+}
+
+/* Writer side: deliver each segment when due, paced to the rate cap. */
+static void *write_side(void *arg)
+{
+    struct pipe_dir *dir = arg;
+    struct connection *conn = dir->conn;
+    uint64_t line_free_ns = 0; /* when the emulated line is free again */
+    struct segment *seg;
+    while ((seg = next_segment(dir))) {
+        uint64_t due = seg->due_ns;
+        if (conn->link->bytes_per_ns > 0) {
+            uint64_t start = line_free_ns > due ? line_free_ns : due;
+            line_free_ns = start + (uint64_t)((double)seg->len / conn->link->bytes_per_ns);
+            due = line_free_ns;
+        }
+        sleep_until(due);
+        bool ok = atomic_load(&conn->link->epoch) == conn->epoch &&
+                  send(dir->to, seg->data, seg->len, MSG_NOSIGNAL) == (ssize_t)seg->len;
+        free(seg);
+        if (!ok) {
+            LOCK_FOR_SCOPE(&dir->lock);
+            dir->broken = true;
+            pthread_cond_broadcast(&dir->changed);
+            shutdown(dir->from, SHUT_RD);
+            break;
+        }
+    }
+    shutdown(dir->to, SHUT_WR);
+    LOCK_FOR_SCOPE(&dir->lock);
+    dir->done = true;
+    return NULL;
+}
+
+static bool writer_done(struct pipe_dir *dir)
+{
+    LOCK_FOR_SCOPE(&dir->lock);
+    return dir->done;
+}
+
+static void pipe_init(struct pipe_dir *dir, struct connection *conn, int from, int to)
+{
+    dir->conn = conn;
+    pthread_mutex_init(&dir->lock, NULL);
+    pthread_cond_init(&dir->changed, NULL);
+    dir->from = from;
+    dir->to = to;
+}
+
+static void pipe_drain(struct pipe_dir *dir)
+{
+    while (dir->head) {
+        struct segment *seg = dir->head;
+        dir->head = seg->next;
+        free(seg);
+    }
+    pthread_mutex_destroy(&dir->lock);
+    pthread_cond_destroy(&dir->changed);
+}
+
+/* Runs both directions of one connection until both end, or the link is
+ * cut (then the sockets are shut down to wake the readers); detached. */
+static void *serve_connection(void *arg)
+{
+    struct connection *conn = arg;
+    pthread_t threads[4];
+    pthread_create(&threads[0], NULL, read_side, &conn->up);
+    pthread_create(&threads[1], NULL, write_side, &conn->up);
+    pthread_create(&threads[2], NULL, read_side, &conn->down);
+    pthread_create(&threads[3], NULL, write_side, &conn->down);
+    while (!writer_done(&conn->up) || !writer_done(&conn->down)) {
+        if (atomic_load(&conn->link->epoch) != conn->epoch) {
+            shutdown(conn->up.from, SHUT_RDWR);
+            shutdown(conn->down.from, SHUT_RDWR);
+        }
+        sleep_until(now_ns() + 20000000u);
+    }
+    shutdown(conn->up.from, SHUT_RDWR);
+    shutdown(conn->down.from, SHUT_RDWR);
+    for (int i = 0; i < 4; i++)
+        pthread_join(threads[i], NULL);
+    close(conn->up.from);
+    close(conn->down.from);
+    pipe_drain(&conn->up);
+    pipe_drain(&conn->down);
+    free(conn);
+    return NULL;
+}
+
+static void accept_one(struct link *link, int listener, const struct sockaddr_in *target)
+{
+    int client = accept(listener, NULL, NULL);
+    if (client < 0)
+        return;
+    int server = socket(AF_INET, SOCK_STREAM, 0);
+    if (atomic_load(&link->cut) ||
+        connect(server, (const struct sockaddr *)target, sizeof *target) < 0) {
+        close(client);
+        close(server);
+        return;
+    }
+    int one = 1;
+    setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(server, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct connection *conn = calloc(1, sizeof *conn);
+    conn->link = link;
+    conn->epoch = atomic_load(&link->epoch);
+    pipe_init(&conn->up, conn, client, server);
+    pipe_init(&conn->down, conn, server, client);
+    pthread_t thread;
+    pthread_create(&thread, NULL, serve_connection, conn);
+    pthread_detach(thread);
+}
+
+/* Accepts until a stop signal; handles cut/restore signals. */
+static void *accept_loop(void *arg)
+{
+    void **args = arg;
+    struct link *link = args[0];
+    int listener = *(int *)args[1];
+    const struct sockaddr_in *target = args[2];
+    for (;;) {
+        struct pollfd pfd = {listener, POLLIN, 0};
+        if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
+            break;
+        if (pfd.revents & POLLIN)
+            accept_one(link, listener, target);
+        if (pfd.revents & (POLLNVAL | POLLHUP))
+            break;
+    }
+    return NULL;
+}
+
+static int listen_on(const struct sockaddr_in *addr)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)addr, sizeof *addr) < 0 || listen(fd, 128) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int main(int argc, char **argv)
+{
+    char *listen_addr = NULL, *target_addr = NULL;
+    unsigned rtt_us = 0, rtt_ms = 0, rate_mbps = 0;
+    struct option_spec specs[] = {
+        {"listen", OPTION_STRING, &listen_addr, "ADDR:PORT", "where clients connect (required)"},
+        {"target", OPTION_STRING, &target_addr, "ADDR:PORT", "where to relay to (required)"},
+        {"rtt-ms", OPTION_UINT, &rtt_ms, "MS", "round-trip time to add (default 0)"},
+        {"rtt-us", OPTION_UINT, &rtt_us, "US", "round-trip time in microseconds (adds to rtt-ms)"},
+        {"rate-mbps", OPTION_UINT, &rate_mbps, "MBPS", "cap each direction, megabytes/s (0: none)"},
+    };
+    size_t n = sizeof specs / sizeof specs[0];
+    char err[256];
+    const struct program_info info = {"godwit-linkem",
+                                      "a TCP relay that emulates RTT and bandwidth",
+                                      "--listen ADDR:PORT --target ADDR:PORT [--rtt-ms MS]"};
+    int r = options_parse(&info, specs, n, argc, argv, err, sizeof err);
+    struct sockaddr_in listen_sa, target_sa;
+    if (r == 0 && (!listen_addr || parse_address(listen_addr, &listen_sa) < 0 || !target_addr ||
+                   parse_address(target_addr, &target_sa) < 0)) {
+        snprintf(err, sizeof err, "--listen and --target need IPv4 ADDR:PORT values");
+        r = -1;
+    }
+    if (r != 0) {
+        if (r < 0)
+            fprintf(stderr, "godwit-linkem: %s\n", err);
+        options_free(specs, n);
+        return r < 0 ? 2 : 0;
+    }
+    daemon_block_signals();
+    struct link link = {.delay_ns = ((uint64_t)rtt_ms * 1000 + rtt_us) * 500,
+                        .bytes_per_ns = rate_mbps * 1e6 / 1e9};
+    int listener = listen_on(&listen_sa);
+    if (listener < 0) {
+        fprintf(stderr, "godwit-linkem: cannot listen on %s: %s\n", listen_addr, strerror(errno));
+        options_free(specs, n);
+        return 1;
+    }
+    void *args[3] = {&link, &listener, &target_sa};
+    pthread_t acceptor;
+    pthread_create(&acceptor, NULL, accept_loop, args);
+    fprintf(stderr, "godwit-linkem: %s -> %s, rtt %u.%03u ms, rate %s\n", listen_addr, target_addr,
+            rtt_ms + rtt_us / 1000, rtt_us % 1000, rate_mbps ? "capped" : "unlimited");
+    for (;;) {
+        int sig = daemon_wait_signal();
+        if (sig == SIGUSR1) {
+            atomic_store(&link.cut, true);
+            atomic_fetch_add(&link.epoch, 1);
+            fprintf(stderr, "godwit-linkem: link cut\n");
+        } else if (sig == SIGUSR2) {
+            atomic_store(&link.cut, false);
+            fprintf(stderr, "godwit-linkem: link restored\n");
+        } else {
+            break;
+        }
+    }
+    shutdown(listener, SHUT_RDWR);
+    close(listener);
+    pthread_join(acceptor, NULL);
+    options_free(specs, n);
+    return 0;
+}
