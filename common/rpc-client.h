@@ -14,11 +14,11 @@
 struct rpc_channel;
 
 struct rpc_channel_config {
-    const char *target;  /* "127.0.0.1:1337" or "unix:/path" */
-    size_t max_message;  /* largest message either way; 0 means 4 MiB */
-    struct rpc_tls tls;  /* client side: cert/key = our certificate (optional),
-                            client_ca = CA that verifies the server; all NULL
-                            for plaintext */
+    const char *target; /* "127.0.0.1:1337" or "unix:/path" */
+    size_t max_message; /* largest message either way; 0 means 4 MiB */
+    struct rpc_tls tls; /* client side: cert/key = our certificate (optional),
+                           client_ca = CA that verifies the server; all NULL
+                           for plaintext */
 };
 
 /* Creates the channel (connects lazily). NULL with a sentence in ERR on

@@ -41,9 +41,9 @@ struct rpc_tls {
 };
 
 struct rpc_server_config {
-    const char *listen;    /* "127.0.0.1:1337", "[::]:1337" or "unix:/path" */
-    int threads;           /* completion-queue threads; 0 means 4 */
-    size_t max_message;    /* largest message either way, bytes; 0 means 4 MiB */
+    const char *listen; /* "127.0.0.1:1337", "[::]:1337" or "unix:/path" */
+    int threads;        /* completion-queue threads; 0 means 4 */
+    size_t max_message; /* largest message either way, bytes; 0 means 4 MiB */
     struct rpc_tls tls;
     struct logger *log;
 };

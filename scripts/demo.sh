@@ -88,7 +88,8 @@ dst=$(sha256sum <"$dir/dest.img" | cut -d' ' -f1)
 echo
 echo "  image            ${size_mb} MiB, $(cat "$dir/writer.out" | field writes) writes by the source app"
 echo "  downtime         ${downtime} us (Finalize to export ready)"
-awk -v b="${pulled:-0}" -v ns="$precopy_ns" 'BEGIN { printf "  pre-copy         %.1f MB/s (%.1f MB pulled in total)\n", b / 1e6 / (ns / 1e9) * 0 + (b / 1e6) / (ns / 1e9), b / 1e6 }'
+awk -v b="${pulled:-0}" -v ns="$precopy_ns" \
+  'BEGIN { printf "  pulled           %.1f MB in total; pre-copy pass %.1f MB/s\n", b / 1e6, b / 1e6 / (ns / 1e9) }'
 echo "  source sha256    $src"
 echo "  dest   sha256    $dst"
 [ "$src" = "$dst" ] || die "checksums differ"
