@@ -1,0 +1,168 @@
+/* godwit-tcp-baseline: the physical limit the pull benchmarks are measured
+ * against. Sends bytes over loopback TCP with STREAMS parallel connections
+ * for SECONDS (optionally through a relay, e.g. godwit-linkem) and prints
+ * MB/s as JSON; with --ping, measures round-trip latency instead.
+ *
+ *   godwit-tcp-baseline [--streams 1] [--seconds 3] [--via 127.0.0.1:PORT --target-port PORT]
+ */
+#include "options.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { BLOCK = 1 << 20 };
+
+struct baseline {
+    int listener;
+    int connect_port; /* where senders connect: the sink, or a relay in front of it */
+    unsigned streams;
+    uint64_t deadline_us;
+    _Atomic uint64_t received;
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static int listen_loopback(int port, int *bound)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, 64) < 0)
+        return -1;
+    getsockname(fd, (struct sockaddr *)&addr, &len);
+    *bound = ntohs(addr.sin_port);
+    return fd;
+}
+
+static int connect_loopback(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0 ? fd : -1;
+}
+
+/* Receives one connection's bytes until the sender closes. */
+static void *sink(void *arg)
+{
+    struct baseline *b = arg;
+    int fd = accept(b->listener, NULL, NULL);
+    char *buf = malloc(BLOCK);
+    ssize_t n;
+    while (fd >= 0 && (n = recv(fd, buf, BLOCK, 0)) > 0)
+        if (now_us() < b->deadline_us)
+            atomic_fetch_add(&b->received, (uint64_t)n);
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+static void *source(void *arg)
+{
+    struct baseline *b = arg;
+    int fd = connect_loopback(b->connect_port);
+    char *buf = calloc(1, BLOCK);
+    while (fd >= 0 && now_us() < b->deadline_us)
+        if (send(fd, buf, BLOCK, MSG_NOSIGNAL) <= 0)
+            break;
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+/* Median round trip of 1-byte ping-pongs, microseconds. */
+static double ping(struct baseline *b, unsigned count)
+{
+    int client = connect_loopback(b->connect_port), server = accept(b->listener, NULL, NULL);
+    int one = 1;
+    setsockopt(server, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    double *samples = calloc(count, sizeof *samples);
+    char byte = 1;
+    for (unsigned i = 0; i < count; i++) {
+        uint64_t start = now_us();
+        if (send(client, &byte, 1, 0) != 1 || recv(server, &byte, 1, 0) != 1 ||
+            send(server, &byte, 1, 0) != 1 || recv(client, &byte, 1, 0) != 1)
+            break;
+        samples[i] = (double)(now_us() - start);
+    }
+    for (unsigned i = 1; i < count; i++) /* insertion sort: count is small */
+        for (unsigned j = i; j > 0 && samples[j - 1] > samples[j]; j--) {
+            double t = samples[j];
+            samples[j] = samples[j - 1];
+            samples[j - 1] = t;
+        }
+    double median = samples[count / 2];
+    free(samples);
+    close(client);
+    close(server);
+    return median;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned streams = 1, seconds = 3, listen_port = 0, via_port = 0;
+    bool do_ping = false;
+    struct option_spec specs[] = {
+        {"streams", OPTION_UINT, &streams, "N", "parallel TCP connections (default 1)"},
+        {"seconds", OPTION_UINT, &seconds, "S", "how long to send (default 3)"},
+        {"listen-port", OPTION_UINT, &listen_port, "PORT", "sink port (default: any)"},
+        {"via-port", OPTION_UINT, &via_port, "PORT",
+         "connect to this relay port (which forwards to --listen-port) instead of the sink"},
+        {"ping", OPTION_BOOL, &do_ping, NULL, "measure the median round trip instead"},
+    };
+    char err[256];
+    const struct program_info info = {"godwit-tcp-baseline", "loopback TCP throughput baseline",
+                                      "[--streams N] [--seconds S] [--ping]"};
+    int r = options_parse(&info, specs, sizeof specs / sizeof *specs, argc, argv, err, sizeof err);
+    if (r != 0) {
+        if (r < 0)
+            fprintf(stderr, "godwit-tcp-baseline: %s\n", err);
+        return r < 0 ? 2 : 0;
+    }
+    struct baseline b = {.streams = streams ? streams : 1};
+    int bound;
+    b.listener = listen_loopback((int)listen_port, &bound);
+    if (b.listener < 0) {
+        fprintf(stderr, "godwit-tcp-baseline: cannot listen on port %u\n", listen_port);
+        return 1;
+    }
+    b.connect_port = via_port ? (int)via_port : bound;
+    if (do_ping) {
+        printf("{\"rtt_us\":%.1f}\n", ping(&b, 101));
+        return 0;
+    }
+    pthread_t *threads = calloc(2 * b.streams, sizeof *threads);
+    uint64_t start = now_us();
+    b.deadline_us = start + seconds * 1000000ull;
+    for (unsigned i = 0; i < b.streams; i++) {
+        pthread_create(&threads[2 * i], NULL, sink, &b);
+        pthread_create(&threads[2 * i + 1], NULL, source, &b);
+    }
+    for (unsigned i = 0; i < 2 * b.streams; i++)
+        pthread_join(threads[i], NULL);
+    double elapsed = (double)(b.deadline_us - start) / 1e6;
+    printf("{\"streams\":%u,\"mb_per_s\":%.1f}\n", b.streams,
+           (double)atomic_load(&b.received) / elapsed / 1e6);
+    free(threads);
+    close(b.listener);
+    return 0;
+}
