@@ -1,1 +1,443 @@
-/* being written */
+/* gRPC server reflection (grpc.reflection.v1alpha and v1; their messages
+ * are the same on the wire, so one implementation serves both): lists the
+ * services and answers file_by_filename and file_containing_symbol with the
+ * file and its transitive imports, taken from the FileDescriptorSet that
+ * the build embeds (api/descriptor-set.h). Each stream is a loop of one
+ * read and one write at a time. */
+#include "rpc-internal.h"
+
+#include "descriptor-set.h"
+#include "grpc/reflection/v1alpha/reflection.pb-c.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A length-delimited view into the descriptor set. */
+struct bytes {
+    const uint8_t *data;
+    size_t len;
+};
+
+struct proto_file {
+    struct bytes raw; /* the serialized FileDescriptorProto */
+    char *name;
+    char **deps;
+    size_t n_deps;
+};
+
+struct symbol {
+    char *name; /* fully qualified, e.g. "godwit.v1.Seeder.ReadAt" */
+    size_t file;
+};
+
+/* Built once at start, read-only afterwards. */
+struct reflection_index {
+    struct proto_file *files;
+    size_t n_files;
+    struct symbol *symbols;
+    size_t n_symbols, symbols_room;
+};
+
+/* One field read from protobuf wire format. */
+struct field {
+    uint32_t number;
+    uint32_t type;
+    uint64_t varint;
+    struct bytes value; /* for length-delimited fields */
+};
+
+static int read_varint(struct bytes *in, uint64_t *value)
+{
+    *value = 0;
+    for (unsigned shift = 0; shift < 64 && in->len > 0; shift += 7) {
+        uint8_t byte = *in->data++;
+        in->len--;
+        *value |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+/* Reads the next field; 0 on success, 1 at the end, -1 if malformed. */
+static int next_field(struct bytes *in, struct field *f)
+{
+    uint64_t key;
+    if (in->len == 0)
+        return 1;
+    if (read_varint(in, &key) < 0)
+        return -1;
+    f->number = (uint32_t)(key >> 3);
+    f->type = (uint32_t)(key & 7);
+    switch (f->type) {
+    case 0:
+        return read_varint(in, &f->varint);
+    case 1:
+    case 5: {
+        size_t n = f->type == 1 ? 8 : 4;
+        if (in->len < n)
+            return -1;
+        in->data += n, in->len -= n;
+        return 0;
+    }
+    case 2:
+        if (read_varint(in, &f->varint) < 0 || f->varint > in->len)
+            return -1;
+        f->value = (struct bytes){in->data, (size_t)f->varint};
+        in->data += f->varint, in->len -= (size_t)f->varint;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+static char *join(const char *prefix, struct bytes name)
+{
+    size_t plen = strlen(prefix);
+    char *out = malloc(plen + name.len + 2);
+    memcpy(out, prefix, plen);
+    size_t at = plen;
+    if (plen)
+        out[at++] = '.';
+    memcpy(out + at, name.data, name.len);
+    out[at + name.len] = '\0';
+    return out;
+}
+
+static void add_symbol(struct reflection_index *index, char *name, size_t file)
+{
+    if (index->n_symbols == index->symbols_room) {
+        index->symbols_room = index->symbols_room ? 2 * index->symbols_room : 64;
+        index->symbols = realloc(index->symbols, index->symbols_room * sizeof *index->symbols);
+    }
+    index->symbols[index->n_symbols++] = (struct symbol){name, file};
+}
+
+/* The name (field 1) of a DescriptorProto, EnumDescriptorProto, ... */
+static struct bytes name_of(struct bytes message)
+{
+    struct field f;
+    while (next_field(&message, &f) == 0)
+        if (f.number == 1 && f.type == 2)
+            return f.value;
+    return (struct bytes){(const uint8_t *)"", 0};
+}
+
+/* Indexes a message or service and what it contains: nested messages (3)
+ * and enums (4) of messages, methods (2) of services. */
+static int index_scope(struct reflection_index *index, const char *prefix, struct bytes body,
+                       size_t file, bool is_service)
+{
+    char *scope = join(prefix, name_of(body));
+    add_symbol(index, scope, file);
+    struct field f;
+    int r;
+    while ((r = next_field(&body, &f)) == 0) {
+        if (f.type != 2)
+            continue;
+        if (is_service && f.number == 2)
+            add_symbol(index, join(scope, name_of(f.value)), file);
+        else if (!is_service && f.number == 3)
+            r = index_scope(index, scope, f.value, file, false);
+        else if (!is_service && f.number == 4)
+            add_symbol(index, join(scope, name_of(f.value)), file);
+        if (r < 0)
+            return -1;
+    }
+    return r < 0 ? -1 : 0;
+}
+
+static int index_file(struct reflection_index *index, struct bytes raw)
+{
+    size_t file = index->n_files++;
+    struct proto_file *pf = &index->files[file];
+    pf->raw = raw;
+    char *package = strdup("");
+    struct field f;
+    int r;
+    struct bytes body = raw;
+    while ((r = next_field(&body, &f)) == 0 && f.type == 2) {
+        if (f.number == 1)
+            pf->name = join("", f.value);
+        else if (f.number == 2)
+            free(package), package = join("", f.value);
+        else if (f.number == 3) {
+            pf->deps = realloc(pf->deps, (pf->n_deps + 1) * sizeof *pf->deps);
+            pf->deps[pf->n_deps++] = join("", f.value);
+        } else if (f.number == 4 || f.number == 6)
+            r = index_scope(index, package, f.value, file, f.number == 6);
+        else if (f.number == 5)
+            add_symbol(index, join(package, name_of(f.value)), file);
+        if (r < 0)
+            break;
+    }
+    free(package);
+    return r < 0 || !pf->name ? -1 : 0;
+}
+
+int reflection_register(struct rpc_server *server)
+{
+    static const char *paths[2] = {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                                   "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"};
+    for (int i = 0; i < 2; i++)
+        server->reflection_methods[i] =
+            grpc_server_register_method(server->server, paths[i], NULL, GRPC_SRM_PAYLOAD_NONE, 0);
+    struct reflection_index *index = calloc(1, sizeof *index);
+    server->reflection = index;
+    struct bytes set = {godwit_descriptor_set, godwit_descriptor_set_len};
+    struct field f;
+    size_t count = 0;
+    for (struct bytes scan = set; next_field(&scan, &f) == 0;)
+        count++;
+    index->files = calloc(count ? count : 1, sizeof *index->files);
+    int r;
+    while ((r = next_field(&set, &f)) == 0)
+        if (f.number != 1 || f.type != 2 || index_file(index, f.value) < 0)
+            return -1;
+    return r < 0 ? -1 : 0;
+}
+
+void reflection_free(struct rpc_server *server)
+{
+    struct reflection_index *index = server->reflection;
+    if (!index)
+        return;
+    for (size_t i = 0; i < index->n_files; i++) {
+        for (size_t j = 0; j < index->files[i].n_deps; j++)
+            free(index->files[i].deps[j]);
+        free(index->files[i].deps);
+        free(index->files[i].name);
+    }
+    for (size_t i = 0; i < index->n_symbols; i++)
+        free(index->symbols[i].name);
+    free(index->symbols);
+    free(index->files);
+    free(index);
+}
+
+static long find_file(const struct reflection_index *index, const char *name)
+{
+    for (size_t i = 0; i < index->n_files; i++)
+        if (strcmp(index->files[i].name, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+static long find_symbol(const struct reflection_index *index, const char *name)
+{
+    for (size_t i = 0; i < index->n_symbols; i++)
+        if (strcmp(index->symbols[i].name, name) == 0)
+            return (long)index->symbols[i].file;
+    return -1;
+}
+
+/* Marks FILE and, recursively, its imports in CHOSEN. */
+static void choose(const struct reflection_index *index, long file, bool *chosen)
+{
+    if (file < 0 || chosen[file])
+        return;
+    chosen[file] = true;
+    for (size_t i = 0; i < index->files[file].n_deps; i++)
+        choose(index, find_file(index, index->files[file].deps[i]), chosen);
+}
+
+/* Fills RESPONSE with FILE and its imports (the file first). */
+static void answer_files(const struct reflection_index *index, long file,
+                         Grpc__Reflection__V1alpha__ServerReflectionResponse *response,
+                         Grpc__Reflection__V1alpha__FileDescriptorResponse *files)
+{
+    bool *chosen = calloc(index->n_files, sizeof *chosen);
+    choose(index, file, chosen);
+    files->file_descriptor_proto = calloc(index->n_files, sizeof(ProtobufCBinaryData));
+    files->file_descriptor_proto[files->n_file_descriptor_proto++] =
+        (ProtobufCBinaryData){index->files[file].raw.len, (uint8_t *)index->files[file].raw.data};
+    for (size_t i = 0; i < index->n_files; i++)
+        if (chosen[i] && (long)i != file)
+            files->file_descriptor_proto[files->n_file_descriptor_proto++] =
+                (ProtobufCBinaryData){index->files[i].raw.len, (uint8_t *)index->files[i].raw.data};
+    free(chosen);
+    response->message_response_case =
+        GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE;
+    response->file_descriptor_response = files;
+}
+
+/* Scratch space for one answer; freed after packing. */
+struct answer {
+    Grpc__Reflection__V1alpha__ServerReflectionResponse response;
+    Grpc__Reflection__V1alpha__FileDescriptorResponse files;
+    Grpc__Reflection__V1alpha__ListServiceResponse list;
+    Grpc__Reflection__V1alpha__ServiceResponse *services;
+    Grpc__Reflection__V1alpha__ServiceResponse **service_ptrs;
+    Grpc__Reflection__V1alpha__ErrorResponse error;
+};
+
+static void answer_list(struct rpc_server *server, struct answer *a)
+{
+    static const char *builtin[] = {"grpc.health.v1.Health",
+                                    "grpc.reflection.v1alpha.ServerReflection",
+                                    "grpc.reflection.v1.ServerReflection"};
+    size_t n = server->n_services + 3;
+    a->services = calloc(n, sizeof *a->services);
+    a->service_ptrs = calloc(n, sizeof *a->service_ptrs);
+    for (size_t i = 0; i < n; i++) {
+        grpc__reflection__v1alpha__service_response__init(&a->services[i]);
+        a->services[i].name = (char *)(i < server->n_services ? server->services[i].name
+                                                              : builtin[i - server->n_services]);
+        a->service_ptrs[i] = &a->services[i];
+    }
+    a->list.n_service = n;
+    a->list.service = a->service_ptrs;
+    a->response.message_response_case =
+        GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_LIST_SERVICES_RESPONSE;
+    a->response.list_services_response = &a->list;
+}
+
+static void answer_error(struct answer *a, int code, const char *message)
+{
+    a->error.error_code = code;
+    a->error.error_message = (char *)message;
+    a->response.message_response_case =
+        GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE;
+    a->response.error_response = &a->error;
+}
+
+static grpc_byte_buffer *answer(struct rpc_server *server,
+                                Grpc__Reflection__V1alpha__ServerReflectionRequest *request)
+{
+    struct answer a = {.response = GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__INIT,
+                       .files = GRPC__REFLECTION__V1ALPHA__FILE_DESCRIPTOR_RESPONSE__INIT,
+                       .list = GRPC__REFLECTION__V1ALPHA__LIST_SERVICE_RESPONSE__INIT,
+                       .error = GRPC__REFLECTION__V1ALPHA__ERROR_RESPONSE__INIT};
+    a.response.valid_host = request->host;
+    a.response.original_request = request;
+    long file = -1;
+    switch (request->message_request_case) {
+    case GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES:
+        answer_list(server, &a);
+        break;
+    case GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME:
+        file = find_file(server->reflection, request->file_by_filename);
+        goto files;
+    case GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL:
+        file = find_symbol(server->reflection, request->file_containing_symbol);
+    files:
+        if (file >= 0)
+            answer_files(server->reflection, file, &a.response, &a.files);
+        else
+            answer_error(&a, GRPC_STATUS_NOT_FOUND, "not found");
+        break;
+    default:
+        answer_error(&a, GRPC_STATUS_NOT_FOUND, "no extensions are defined");
+        break;
+    }
+    grpc_byte_buffer *out = rpc_pack(&a.response.base);
+    free(a.files.file_descriptor_proto);
+    free(a.services);
+    free(a.service_ptrs);
+    return out;
+}
+
+/* One reflection stream. */
+struct reflection_call {
+    struct rpc_tag tag;
+    struct rpc_server *server;
+    int version; /* 0 v1alpha, 1 v1 */
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array metadata;
+    grpc_byte_buffer *in, *out;
+    int cancelled;
+};
+
+static void arm_stream(struct rpc_server *server, int version);
+
+static void stream_free(struct reflection_call *c)
+{
+    if (c->call)
+        grpc_call_unref(c->call);
+    grpc_metadata_array_destroy(&c->metadata);
+    if (c->in)
+        grpc_byte_buffer_destroy(c->in);
+    if (c->out)
+        grpc_byte_buffer_destroy(c->out);
+    free(c);
+}
+
+static void stream_closed(struct rpc_tag *tag, bool ok)
+{
+    (void)ok;
+    stream_free((struct reflection_call *)tag);
+}
+
+/* Sends the answer to the message in c->in (if any) and reads the next. */
+static void stream_step(struct rpc_tag *tag, bool ok)
+{
+    struct reflection_call *c = (struct reflection_call *)tag;
+    if (c->out)
+        grpc_byte_buffer_destroy(c->out);
+    c->out = NULL;
+    if (!ok || !c->in) { /* the client is done (or gone): end with OK */
+        grpc_call *call = c->call;
+        c->call = NULL;
+        rpc_finish_call(call, GRPC_STATUS_OK, NULL, false);
+        stream_free(c);
+        return;
+    }
+    Grpc__Reflection__V1alpha__ServerReflectionRequest *request = (void *)rpc_unpack(
+        c->in, &grpc__reflection__v1alpha__server_reflection_request__descriptor);
+    grpc_byte_buffer_destroy(c->in);
+    c->in = NULL;
+    if (!request) {
+        grpc_call *call = c->call;
+        c->call = NULL;
+        rpc_finish_call(call, GRPC_STATUS_INVALID_ARGUMENT, "not a ServerReflectionRequest", false);
+        stream_free(c);
+        return;
+    }
+    c->out = answer(c->server, request);
+    protobuf_c_message_free_unpacked(&request->base, NULL);
+    grpc_op ops[2] = {{.op = GRPC_OP_SEND_MESSAGE}, {.op = GRPC_OP_RECV_MESSAGE}};
+    ops[0].data.send_message.send_message = c->out;
+    ops[1].data.recv_message.recv_message = &c->in;
+    if (grpc_call_start_batch(c->call, ops, 2, &c->tag, NULL) != GRPC_CALL_OK)
+        stream_closed(&c->tag, false);
+}
+
+static void stream_arrived(struct rpc_tag *tag, bool ok)
+{
+    struct reflection_call *c = (struct reflection_call *)tag;
+    if (!ok) {
+        stream_free(c);
+        return;
+    }
+    arm_stream(c->server, c->version);
+    grpc_op ops[2] = {{.op = GRPC_OP_SEND_INITIAL_METADATA}, {.op = GRPC_OP_RECV_MESSAGE}};
+    ops[1].data.recv_message.recv_message = &c->in;
+    c->tag.fn = stream_step;
+    /* The first completion carries the first request; there is no answer
+     * to send yet, which stream_step handles since c->out is NULL. */
+    if (grpc_call_start_batch(c->call, ops, 2, &c->tag, NULL) != GRPC_CALL_OK)
+        stream_free(c);
+}
+
+static void arm_stream(struct rpc_server *server, int version)
+{
+    if (atomic_load(&server->stopping))
+        return;
+    struct reflection_call *c = calloc(1, sizeof *c);
+    c->tag.fn = stream_arrived;
+    c->server = server;
+    c->version = version;
+    grpc_metadata_array_init(&c->metadata);
+    if (grpc_server_request_registered_call(server->server, server->reflection_methods[version],
+                                            &c->call, &c->deadline, &c->metadata, NULL, server->cq,
+                                            server->cq, &c->tag) != GRPC_CALL_OK)
+        stream_free(c);
+}
+
+void reflection_arm(struct rpc_server *server)
+{
+    for (int version = 0; version < 2; version++)
+        for (int i = 0; i < 2; i++)
+            arm_stream(server, version);
+}

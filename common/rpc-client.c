@@ -1,1 +1,188 @@
-/* being written */
+/* The gRPC client: one channel per rpc_channel, each with a local
+ * subchannel pool so it owns its TCP connection; unary calls on a
+ * per-thread pluck queue. */
+#include "rpc-client.h"
+
+#include "rpc-internal.h"
+
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rpc_channel {
+    grpc_channel *channel; /* thread-safe in gRPC itself */
+    size_t max_message;
+};
+
+static grpc_channel_credentials *client_credentials(const struct rpc_tls *tls, char *err,
+                                                    size_t errlen)
+{
+    if (!tls->client_ca && !tls->cert)
+        return grpc_insecure_credentials_create();
+    char *ca = tls->client_ca ? rpc_read_pem(tls->client_ca, err, errlen) : NULL;
+    char *cert = tls->cert ? rpc_read_pem(tls->cert, err, errlen) : NULL;
+    char *key = tls->key ? rpc_read_pem(tls->key, err, errlen) : NULL;
+    grpc_channel_credentials *creds = NULL;
+    if ((!tls->client_ca || ca) && (!tls->cert || (cert && key))) {
+        grpc_ssl_pem_key_cert_pair pair = {key, cert};
+        creds = grpc_ssl_credentials_create(ca, cert ? &pair : NULL, NULL, NULL);
+    }
+    free(ca);
+    free(cert);
+    free(key);
+    return creds;
+}
+
+struct rpc_channel *rpc_channel_open(const struct rpc_channel_config *config, char *err,
+                                     size_t errlen)
+{
+    if (!config->target || !config->target[0]) {
+        snprintf(err, errlen, "no gRPC target address given");
+        return NULL;
+    }
+    grpc_init();
+    grpc_channel_credentials *creds = client_credentials(&config->tls, err, errlen);
+    if (!creds) {
+        grpc_shutdown();
+        return NULL;
+    }
+    struct rpc_channel *ch = calloc(1, sizeof *ch);
+    ch->max_message = config->max_message ? config->max_message : 4u << 20;
+    grpc_arg args[4] = {
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
+         .value.integer = 1},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = (int)ch->max_message},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
+         .value.integer = (int)ch->max_message},
+        /* Reconnect quickly after a link blip; the caller does its own backoff. */
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+         .value.integer = 1000},
+    };
+    grpc_channel_args channel_args = {4, args};
+    ch->channel = grpc_channel_create(config->target, creds, &channel_args);
+    grpc_channel_credentials_release(creds);
+    return ch;
+}
+
+void rpc_channel_close(struct rpc_channel *channel)
+{
+    if (!channel)
+        return;
+    grpc_channel_destroy(channel->channel);
+    free(channel);
+    grpc_shutdown();
+}
+
+/* Runs one unary call; on OK stores the reply's bytes in *REPLY. */
+static grpc_status_code call_unary(struct rpc_channel *ch, const char *method,
+                                   const ProtobufCMessage *request, grpc_slice *reply,
+                                   int timeout_ms, struct rpc_result *result)
+{
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    gpr_timespec deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+    grpc_call *call =
+        grpc_channel_create_call(ch->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                 grpc_slice_from_static_string(method), NULL, deadline, NULL);
+    grpc_byte_buffer *out = rpc_pack(request), *in = NULL;
+    grpc_metadata_array initial, trailing;
+    grpc_metadata_array_init(&initial);
+    grpc_metadata_array_init(&trailing);
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_slice details = grpc_empty_slice();
+    grpc_op ops[6] = {
+        {.op = GRPC_OP_SEND_INITIAL_METADATA},  {.op = GRPC_OP_SEND_MESSAGE},
+        {.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT}, {.op = GRPC_OP_RECV_INITIAL_METADATA},
+        {.op = GRPC_OP_RECV_MESSAGE},           {.op = GRPC_OP_RECV_STATUS_ON_CLIENT}};
+    ops[1].data.send_message.send_message = out;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial;
+    ops[4].data.recv_message.recv_message = &in;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
+    ops[5].data.recv_status_on_client.status = &status;
+    ops[5].data.recv_status_on_client.status_details = &details;
+    if (grpc_call_start_batch(call, ops, 6, call, NULL) == GRPC_CALL_OK)
+        grpc_completion_queue_pluck(cq, call, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    else
+        status = GRPC_STATUS_INTERNAL;
+    char *text = grpc_slice_to_c_string(details);
+    snprintf(result->message, sizeof result->message, "%s", text);
+    gpr_free(text);
+    if (status == GRPC_STATUS_OK && !in) {
+        status = GRPC_STATUS_INTERNAL;
+        snprintf(result->message, sizeof result->message, "the server sent no reply message");
+    }
+    if (status == GRPC_STATUS_OK)
+        *reply = rpc_flatten(in);
+    result->status = status;
+    if (in)
+        grpc_byte_buffer_destroy(in);
+    grpc_byte_buffer_destroy(out);
+    grpc_slice_unref(details);
+    grpc_metadata_array_destroy(&initial);
+    grpc_metadata_array_destroy(&trailing);
+    grpc_call_unref(call);
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(cq);
+    return status;
+}
+
+grpc_status_code rpc_call_raw(struct rpc_channel *channel, const char *method,
+                              const ProtobufCMessage *request, grpc_slice *reply, int timeout_ms,
+                              struct rpc_result *result)
+{
+    return call_unary(channel, method, request, reply, timeout_ms, result);
+}
+
+grpc_status_code rpc_call(struct rpc_channel *channel, const char *method,
+                          const ProtobufCMessage *request,
+                          const ProtobufCMessageDescriptor *response_type,
+                          ProtobufCMessage **response, int timeout_ms, struct rpc_result *result)
+{
+    grpc_slice reply;
+    *response = NULL;
+    if (call_unary(channel, method, request, &reply, timeout_ms, result) != GRPC_STATUS_OK)
+        return result->status;
+    *response = protobuf_c_message_unpack(response_type, NULL, GRPC_SLICE_LENGTH(reply),
+                                          GRPC_SLICE_START_PTR(reply));
+    grpc_slice_unref(reply);
+    if (!*response) {
+        result->status = GRPC_STATUS_INTERNAL;
+        snprintf(result->message, sizeof result->message, "the reply is not a valid %s",
+                 response_type->name);
+    }
+    return result->status;
+}
+
+int rpc_channel_wait_ready(struct rpc_channel *channel, int timeout_ms)
+{
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+    gpr_timespec deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+    grpc_connectivity_state state;
+    int r = -1;
+    while ((state = grpc_channel_check_connectivity_state(channel->channel, 1)) !=
+           GRPC_CHANNEL_READY) {
+        grpc_channel_watch_connectivity_state(channel->channel, state, deadline, cq, NULL);
+        grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (!ev.success)
+            break; /* deadline */
+    }
+    if (grpc_channel_check_connectivity_state(channel->channel, 0) == GRPC_CHANNEL_READY)
+        r = 0;
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(cq);
+    return r;
+}

@@ -1,1 +1,479 @@
-/* being written */
+/* The gRPC server core: one completion queue drained by a pool of threads;
+ * unary protobuf-c methods dispatched to their handlers; unknown methods
+ * answered UNIMPLEMENTED; a graceful stop. Health and reflection live in
+ * health.c and reflection.c. */
+#include "rpc-internal.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { CALLS_ARMED_PER_METHOD = 8 };
+
+/* What a handler answers. */
+struct rpc_reply {
+    bool answered;
+    grpc_status_code status;
+    char details[256];
+    grpc_byte_buffer *payload; /* on OK */
+};
+
+/* One unary call, from the armed request to the end of its reply batch. */
+struct unary_call {
+    struct rpc_tag tag;
+    struct rpc_server *server;
+    struct rpc_registered *method;
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array metadata;
+    grpc_byte_buffer *request;
+    struct rpc_reply reply;
+    int cancelled; /* RECV_CLOSE_ON_SERVER */
+};
+
+/* An unknown-method probe: a generic request_call. */
+struct generic_call {
+    struct rpc_tag tag;
+    struct rpc_server *server;
+    grpc_call *call;
+    grpc_call_details details;
+    grpc_metadata_array metadata;
+};
+
+/* A finishing batch with nothing else to do. */
+struct finish_call {
+    struct rpc_tag tag;
+    grpc_call *call;
+    int cancelled;
+    char details[256];
+};
+
+void rpc_reply_message(struct rpc_reply *reply, const ProtobufCMessage *message)
+{
+    reply->answered = true;
+    reply->status = GRPC_STATUS_OK;
+    reply->payload = rpc_pack(message);
+}
+
+void rpc_reply_slice(struct rpc_reply *reply, grpc_slice payload)
+{
+    reply->answered = true;
+    reply->status = GRPC_STATUS_OK;
+    reply->payload = grpc_raw_byte_buffer_create(&payload, 1);
+    grpc_slice_unref(payload);
+}
+
+void rpc_reply_error(struct rpc_reply *reply, grpc_status_code code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reply->details, sizeof reply->details, fmt, ap);
+    va_end(ap);
+    reply->answered = true;
+    reply->status = code;
+}
+
+grpc_status_code rpc_status_from_errno(int err)
+{
+    switch (err) {
+    case 0:
+        return GRPC_STATUS_OK;
+    case EINVAL:
+        return GRPC_STATUS_INVALID_ARGUMENT;
+    case ERANGE:
+    case ENOSPC:
+    case EOVERFLOW:
+        return GRPC_STATUS_OUT_OF_RANGE;
+    case ENOENT:
+        return GRPC_STATUS_NOT_FOUND;
+    case EEXIST:
+        return GRPC_STATUS_ALREADY_EXISTS;
+    case EPERM:
+    case EACCES:
+        return GRPC_STATUS_PERMISSION_DENIED;
+    case ENOMEM:
+        return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    case ENOTSUP:
+        return GRPC_STATUS_UNIMPLEMENTED;
+    case ETIMEDOUT:
+        return GRPC_STATUS_DEADLINE_EXCEEDED;
+    case ECANCELED:
+        return GRPC_STATUS_CANCELLED;
+    case EAGAIN:
+    case EIO:
+    case ECONNREFUSED:
+    case ECONNRESET:
+    case ESHUTDOWN:
+        return GRPC_STATUS_UNAVAILABLE;
+    default:
+        return GRPC_STATUS_INTERNAL;
+    }
+}
+
+static void finish_done(struct rpc_tag *tag, bool ok)
+{
+    struct finish_call *f = (struct finish_call *)tag;
+    (void)ok;
+    grpc_call_unref(f->call);
+    free(f);
+}
+
+void rpc_finish_call(grpc_call *call, grpc_status_code status, const char *details,
+                     bool send_initial_metadata)
+{
+    struct finish_call *f = calloc(1, sizeof *f);
+    f->tag.fn = finish_done;
+    f->call = call;
+    snprintf(f->details, sizeof f->details, "%s", details ? details : "");
+    grpc_slice text = grpc_slice_from_static_string(f->details);
+    grpc_op ops[3] = {0};
+    size_t n = 0;
+    if (send_initial_metadata)
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = status;
+    ops[n++].data.send_status_from_server.status_details = &text;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n++].data.recv_close_on_server.cancelled = &f->cancelled;
+    if (grpc_call_start_batch(call, ops, n, &f->tag, NULL) != GRPC_CALL_OK)
+        finish_done(&f->tag, false);
+}
+
+static void arm_unary(struct rpc_server *server, struct rpc_registered *method);
+
+static void unary_free(struct unary_call *c)
+{
+    if (c->call)
+        grpc_call_unref(c->call);
+    grpc_metadata_array_destroy(&c->metadata);
+    if (c->request)
+        grpc_byte_buffer_destroy(c->request);
+    if (c->reply.payload)
+        grpc_byte_buffer_destroy(c->reply.payload);
+    free(c);
+}
+
+static void unary_sent(struct rpc_tag *tag, bool ok)
+{
+    (void)ok;
+    unary_free((struct unary_call *)tag);
+}
+
+/* Decodes the request and runs the handler; fills c->reply. */
+static void unary_dispatch(struct unary_call *c)
+{
+    const struct rpc_method *method = c->method->method;
+    ProtobufCMessage *request = rpc_unpack(c->request, method->request_type);
+    if (!request) {
+        rpc_reply_error(&c->reply, GRPC_STATUS_INVALID_ARGUMENT,
+                        "the request is not a valid %s message", method->request_type->name);
+        return;
+    }
+    method->handler(c->method->service->opaque, request, &c->reply);
+    protobuf_c_message_free_unpacked(request, NULL);
+    if (!c->reply.answered)
+        rpc_reply_error(&c->reply, GRPC_STATUS_INTERNAL, "%s gave no answer", method->name);
+}
+
+static void unary_arrived(struct rpc_tag *tag, bool ok)
+{
+    struct unary_call *c = (struct unary_call *)tag;
+    if (!ok) { /* the server is shutting down */
+        unary_free(c);
+        return;
+    }
+    arm_unary(c->server, c->method);
+    unary_dispatch(c);
+    grpc_slice details = grpc_slice_from_static_string(c->reply.details);
+    grpc_op ops[4] = {0};
+    size_t n = 0;
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (c->reply.status == GRPC_STATUS_OK) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = c->reply.payload;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = c->reply.status;
+    ops[n++].data.send_status_from_server.status_details = &details;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+    c->tag.fn = unary_sent;
+    if (grpc_call_start_batch(c->call, ops, n, &c->tag, NULL) != GRPC_CALL_OK)
+        unary_free(c);
+}
+
+static void arm_unary(struct rpc_server *server, struct rpc_registered *method)
+{
+    if (atomic_load(&server->stopping))
+        return;
+    struct unary_call *c = calloc(1, sizeof *c);
+    c->tag.fn = unary_arrived;
+    c->server = server;
+    c->method = method;
+    grpc_metadata_array_init(&c->metadata);
+    if (grpc_server_request_registered_call(server->server, method->handle, &c->call, &c->deadline,
+                                            &c->metadata, &c->request, server->cq, server->cq,
+                                            &c->tag) != GRPC_CALL_OK)
+        unary_free(c);
+}
+
+static void arm_generic(struct rpc_server *server);
+
+static void generic_free(struct generic_call *g)
+{
+    grpc_call_details_destroy(&g->details);
+    grpc_metadata_array_destroy(&g->metadata);
+    free(g);
+}
+
+/* A call to a method nobody registered. */
+static void generic_arrived(struct rpc_tag *tag, bool ok)
+{
+    struct generic_call *g = (struct generic_call *)tag;
+    if (ok) {
+        arm_generic(g->server);
+        char details[300];
+        char *method = grpc_slice_to_c_string(g->details.method);
+        snprintf(details, sizeof details, "unknown method %s", method);
+        gpr_free(method);
+        rpc_finish_call(g->call, GRPC_STATUS_UNIMPLEMENTED, details, true);
+    }
+    generic_free(g);
+}
+
+static void arm_generic(struct rpc_server *server)
+{
+    if (atomic_load(&server->stopping))
+        return;
+    struct generic_call *g = calloc(1, sizeof *g);
+    g->tag.fn = generic_arrived;
+    g->server = server;
+    grpc_call_details_init(&g->details);
+    grpc_metadata_array_init(&g->metadata);
+    if (grpc_server_request_call(server->server, &g->call, &g->details, &g->metadata, server->cq,
+                                 server->cq, &g->tag) != GRPC_CALL_OK)
+        generic_free(g);
+}
+
+static void *cq_thread(void *arg)
+{
+    struct rpc_server *server = arg;
+    for (;;) {
+        grpc_event ev =
+            grpc_completion_queue_next(server->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            return NULL;
+        if (ev.type == GRPC_OP_COMPLETE)
+            ((struct rpc_tag *)ev.tag)->fn(ev.tag, ev.success != 0);
+    }
+}
+
+static void shutdown_arrived(struct rpc_tag *tag, bool ok)
+{
+    struct rpc_server *server =
+        (struct rpc_server *)((char *)tag - offsetof(struct rpc_server, shutdown_tag));
+    (void)ok;
+    pthread_mutex_lock(&server->lock);
+    server->shutdown_done = true;
+    pthread_cond_broadcast(&server->changed);
+    pthread_mutex_unlock(&server->lock);
+}
+
+/* Registers every method of SERVICES; -1 if one is registered twice. */
+static int register_methods(struct rpc_server *server, const struct rpc_service *services,
+                            size_t n_services)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n_services; i++)
+        total += services[i].n_methods;
+    server->methods = calloc(total ? total : 1, sizeof *server->methods);
+    for (size_t i = 0; i < n_services; i++) {
+        for (size_t j = 0; j < services[i].n_methods; j++) {
+            char path[256];
+            snprintf(path, sizeof path, "/%s/%s", services[i].name, services[i].methods[j].name);
+            struct rpc_registered *r = &server->methods[server->n_methods++];
+            r->service = &services[i];
+            r->method = &services[i].methods[j];
+            r->handle = grpc_server_register_method(server->server, path, NULL,
+                                                    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+            if (!r->handle)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static grpc_server_credentials *server_credentials(const struct rpc_tls *tls, char *err,
+                                                   size_t errlen)
+{
+    if (!tls->cert)
+        return grpc_insecure_server_credentials_create();
+    char *cert = rpc_read_pem(tls->cert, err, errlen);
+    char *key = cert ? rpc_read_pem(tls->key, err, errlen) : NULL;
+    char *ca = key && tls->client_ca ? rpc_read_pem(tls->client_ca, err, errlen) : NULL;
+    grpc_server_credentials *creds = NULL;
+    if (key && (!tls->client_ca || ca)) {
+        grpc_ssl_pem_key_cert_pair pair = {key, cert};
+        creds = grpc_ssl_server_credentials_create_ex(
+            ca, &pair, 1,
+            ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+               : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+            NULL);
+        if (!creds)
+            snprintf(err, errlen, "cannot use TLS certificate %s and key %s", tls->cert, tls->key);
+    }
+    free(cert);
+    free(key);
+    free(ca);
+    return creds;
+}
+
+/* Creates, registers and binds; the server is not started yet. */
+static int create_server(struct rpc_server *server, const struct rpc_server_config *config,
+                         int *port, char *err, size_t errlen)
+{
+    grpc_arg args[2] = {
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = (int)server->max_message},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
+         .value.integer = (int)server->max_message},
+    };
+    grpc_channel_args channel_args = {2, args};
+    server->server = grpc_server_create(&channel_args, NULL);
+    server->cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(server->server, server->cq, NULL);
+    health_register(server);
+    if (register_methods(server, server->services, server->n_services) < 0 ||
+        register_methods(server, server->builtin, 1) < 0) {
+        snprintf(err, errlen, "a gRPC method is registered twice");
+        return -1;
+    }
+    if (reflection_register(server) < 0) {
+        snprintf(err, errlen, "the embedded descriptor set does not parse");
+        return -1;
+    }
+    grpc_server_credentials *creds = server_credentials(&config->tls, err, errlen);
+    if (!creds)
+        return -1;
+    *port = grpc_server_add_http2_port(server->server, config->listen, creds);
+    grpc_server_credentials_release(creds);
+    if (*port == 0) {
+        snprintf(err, errlen, "cannot listen on %s: the address is in use or invalid",
+                 config->listen);
+        return -1;
+    }
+    if (strncmp(config->listen, "unix:", 5) == 0)
+        *port = 0;
+    return 0;
+}
+
+static void destroy(struct rpc_server *server)
+{
+    if (server->server)
+        grpc_server_destroy(server->server);
+    if (server->cq)
+        grpc_completion_queue_destroy(server->cq);
+    reflection_free(server);
+    free(server->methods);
+    free(server->threads);
+    pthread_mutex_destroy(&server->lock);
+    pthread_cond_destroy(&server->changed);
+    free(server);
+    grpc_shutdown();
+}
+
+static void arm_everything(struct rpc_server *server)
+{
+    for (size_t i = 0; i < server->n_methods; i++)
+        for (int k = 0; k < CALLS_ARMED_PER_METHOD; k++)
+            arm_unary(server, &server->methods[i]);
+    arm_generic(server);
+    health_arm(server);
+    reflection_arm(server);
+}
+
+struct rpc_server *rpc_server_start(const struct rpc_server_config *config,
+                                    const struct rpc_service *services, size_t n_services,
+                                    int *port, char *err, size_t errlen)
+{
+    grpc_init();
+    struct rpc_server *server = calloc(1, sizeof *server);
+    server->log = config->log;
+    server->services = services;
+    server->n_services = n_services;
+    server->max_message = config->max_message ? config->max_message : 4u << 20;
+    server->n_threads = config->threads > 0 ? config->threads : 4;
+    atomic_init(&server->serving, true);
+    pthread_mutex_init(&server->lock, NULL);
+    pthread_cond_init(&server->changed, NULL);
+    int bound = 0;
+    if (create_server(server, config, &bound, err, errlen) < 0) {
+        /* Never started: nothing is armed yet, so shut down plainly. */
+        grpc_server_shutdown_and_notify(server->server, server->cq, &server->shutdown_tag);
+        grpc_server_cancel_all_calls(server->server);
+        grpc_completion_queue_shutdown(server->cq);
+        while (
+            grpc_completion_queue_next(server->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+            GRPC_QUEUE_SHUTDOWN)
+            ;
+        destroy(server);
+        return NULL;
+    }
+    grpc_server_start(server->server);
+    server->shutdown_tag.fn = shutdown_arrived;
+    arm_everything(server);
+    server->threads = calloc((size_t)server->n_threads, sizeof *server->threads);
+    for (int i = 0; i < server->n_threads; i++)
+        pthread_create(&server->threads[i], NULL, cq_thread, server);
+    if (port)
+        *port = bound;
+    return server;
+}
+
+void rpc_server_set_serving(struct rpc_server *server, bool serving)
+{
+    if (atomic_exchange(&server->serving, serving) != serving)
+        health_notify(server);
+}
+
+/* Waits until the shutdown tag arrived or MS passed; true if it arrived. */
+static bool wait_shutdown(struct rpc_server *server, int ms)
+{
+    gpr_timespec deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(ms, GPR_TIMESPAN));
+    struct timespec until = {deadline.tv_sec, deadline.tv_nsec};
+    pthread_mutex_lock(&server->lock);
+    while (!server->shutdown_done)
+        if (pthread_cond_timedwait(&server->changed, &server->lock, &until) != 0)
+            break;
+    bool done = server->shutdown_done;
+    pthread_mutex_unlock(&server->lock);
+    return done;
+}
+
+void rpc_server_stop(struct rpc_server *server, int grace_ms)
+{
+    if (!server)
+        return;
+    atomic_store(&server->stopping, true);
+    rpc_server_set_serving(server, false);
+    health_end_watches(server);
+    grpc_server_shutdown_and_notify(server->server, server->cq, &server->shutdown_tag);
+    if (!wait_shutdown(server, grace_ms)) {
+        log_warn(server->log, "gRPC calls still running after %d ms; cancelling them", grace_ms);
+        grpc_server_cancel_all_calls(server->server);
+        wait_shutdown(server, 60000);
+    }
+    grpc_completion_queue_shutdown(server->cq);
+    for (int i = 0; i < server->n_threads; i++)
+        pthread_join(server->threads[i], NULL);
+    destroy(server);
+}
