@@ -285,28 +285,34 @@ static void shutdown_arrived(struct rpc_tag *tag, bool ok)
     pthread_mutex_unlock(&server->lock);
 }
 
-/* Registers every method of SERVICES; -1 if one is registered twice. */
-static int register_methods(struct rpc_server *server, const struct rpc_service *services,
-                            size_t n_services)
+/* Registers one service's methods into server->methods; -1 on a clash. */
+static int register_service(struct rpc_server *server, const struct rpc_service *service)
 {
-    size_t total = 0;
-    for (size_t i = 0; i < n_services; i++)
-        total += services[i].n_methods;
-    server->methods = calloc(total ? total : 1, sizeof *server->methods);
-    for (size_t i = 0; i < n_services; i++) {
-        for (size_t j = 0; j < services[i].n_methods; j++) {
-            char path[256];
-            snprintf(path, sizeof path, "/%s/%s", services[i].name, services[i].methods[j].name);
-            struct rpc_registered *r = &server->methods[server->n_methods++];
-            r->service = &services[i];
-            r->method = &services[i].methods[j];
-            r->handle = grpc_server_register_method(server->server, path, NULL,
-                                                    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-            if (!r->handle)
-                return -1;
-        }
+    for (size_t j = 0; j < service->n_methods; j++) {
+        char path[256];
+        snprintf(path, sizeof path, "/%s/%s", service->name, service->methods[j].name);
+        struct rpc_registered *r = &server->methods[server->n_methods++];
+        r->service = service;
+        r->method = &service->methods[j];
+        r->handle = grpc_server_register_method(server->server, path, NULL,
+                                                GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        if (!r->handle)
+            return -1;
     }
     return 0;
+}
+
+/* Registers the caller's services and the built-in unary ones. */
+static int register_methods(struct rpc_server *server)
+{
+    size_t total = server->builtin[0].n_methods;
+    for (size_t i = 0; i < server->n_services; i++)
+        total += server->services[i].n_methods;
+    server->methods = calloc(total, sizeof *server->methods);
+    for (size_t i = 0; i < server->n_services; i++)
+        if (register_service(server, &server->services[i]) < 0)
+            return -1;
+    return register_service(server, &server->builtin[0]);
 }
 
 static grpc_server_credentials *server_credentials(const struct rpc_tls *tls, char *err,
@@ -351,8 +357,7 @@ static int create_server(struct rpc_server *server, const struct rpc_server_conf
     server->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(server->server, server->cq, NULL);
     health_register(server);
-    if (register_methods(server, server->services, server->n_services) < 0 ||
-        register_methods(server, server->builtin, 1) < 0) {
+    if (register_methods(server) < 0) {
         snprintf(err, errlen, "a gRPC method is registered twice");
         return -1;
     }

@@ -30,14 +30,14 @@ struct nbd_backend {
 };
 
 struct nbd_server_config {
-    const char *unix_path;   /* listen here (created mode 0600, removed at stop); or NULL */
-    const char *tcp_address; /* "127.0.0.1:10809"; or NULL */
-    const char *export_name; /* the one export; any name is accepted if NULL */
-    const char *description; /* NBD_INFO_DESCRIPTION; may be NULL */
-    unsigned max_connections; /* 0 means 64; more are closed at accept */
-    unsigned max_inflight;    /* per connection; 0 means 64 */
+    const char *unix_path;           /* listen here (created mode 0600, removed at stop); or NULL */
+    const char *tcp_address;         /* "127.0.0.1:10809"; or NULL */
+    const char *export_name;         /* the one export; any name is accepted if NULL */
+    const char *description;         /* NBD_INFO_DESCRIPTION; may be NULL */
+    unsigned max_connections;        /* 0 means 64; more are closed at accept */
+    unsigned max_inflight;           /* per connection; 0 means 64 */
     unsigned threads_per_connection; /* request workers; 0 means 4 */
-    uint32_t max_request;    /* largest READ/WRITE; 0 means 32 MiB */
+    uint32_t max_request;            /* largest READ/WRITE; 0 means 32 MiB */
     struct logger *log;
 };
 

@@ -1,1 +1,311 @@
-/* being written */
+/* The NBD server's life cycle: listening sockets (unix 0600 and/or TCP), the
+ * accept loop, one thread per connection (handshake, then requests), and a
+ * stop that lets in-flight requests finish. */
+#include "internal.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+void nbd_log(struct nbd_server *server, int level, const char *fmt, ...)
+{
+    if (!server->config.log)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_msg(server->config.log, (enum log_level)level, "%s", msg);
+}
+
+int nbd_read_full(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = recv(fd, p, len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n, len -= (size_t)n;
+    }
+    return 0;
+}
+
+int nbd_write_full(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n, len -= (size_t)n;
+    }
+    return 0;
+}
+
+int nbd_discard(int fd, uint64_t len)
+{
+    char buf[65536];
+    while (len > 0) {
+        size_t n = len < sizeof buf ? (size_t)len : sizeof buf;
+        if (nbd_read_full(fd, buf, n) < 0)
+            return -1;
+        len -= n;
+    }
+    return 0;
+}
+
+static void *connection_thread(void *arg)
+{
+    struct nbd_connection *conn = arg;
+    if (nbd_handshake(conn) == 0)
+        nbd_serve_requests(conn);
+    shutdown(conn->fd, SHUT_RDWR);
+    struct nbd_server *server = conn->server;
+    pthread_mutex_lock(&server->lock);
+    conn->finished = true;
+    pthread_mutex_unlock(&server->lock);
+    return NULL;
+}
+
+static void connection_free(struct nbd_connection *conn)
+{
+    close(conn->fd);
+    pthread_mutex_destroy(&conn->lock);
+    pthread_mutex_destroy(&conn->write_lock);
+    pthread_cond_destroy(&conn->changed);
+    free(conn);
+}
+
+/* Joins and frees connections whose thread has ended. */
+static void reap_finished(struct nbd_server *server)
+{
+    pthread_mutex_lock(&server->lock);
+    struct nbd_connection **p = &server->connections, *done = NULL;
+    while (*p) {
+        struct nbd_connection *conn = *p;
+        if (conn->finished) {
+            *p = conn->next;
+            conn->next = done;
+            done = conn;
+            server->n_connections--;
+        } else {
+            p = &conn->next;
+        }
+    }
+    pthread_mutex_unlock(&server->lock);
+    while (done) {
+        struct nbd_connection *next = done->next;
+        pthread_join(done->thread, NULL);
+        connection_free(done);
+        done = next;
+    }
+}
+
+int nbd_server_add_fd(struct nbd_server *server, int fd)
+{
+    reap_finished(server);
+    pthread_mutex_lock(&server->lock);
+    if (server->stopping || server->n_connections >= server->config.max_connections) {
+        bool stopping = server->stopping;
+        pthread_mutex_unlock(&server->lock);
+        if (!stopping)
+            nbd_log(server, LOG_WARN, "NBD connection refused: already %u connections",
+                    server->config.max_connections);
+        close(fd);
+        errno = stopping ? ESHUTDOWN : EMFILE;
+        return -1;
+    }
+    struct nbd_connection *conn = calloc(1, sizeof *conn);
+    conn->server = server;
+    conn->fd = fd;
+    pthread_mutex_init(&conn->lock, NULL);
+    pthread_mutex_init(&conn->write_lock, NULL);
+    pthread_cond_init(&conn->changed, NULL);
+    conn->next = server->connections;
+    server->connections = conn;
+    server->n_connections++;
+    pthread_create(&conn->thread, NULL, connection_thread, conn);
+    pthread_mutex_unlock(&server->lock);
+    return 0;
+}
+
+unsigned nbd_server_connections(struct nbd_server *server)
+{
+    reap_finished(server);
+    pthread_mutex_lock(&server->lock);
+    unsigned n = server->n_connections;
+    pthread_mutex_unlock(&server->lock);
+    return n;
+}
+
+static void *accept_loop(void *arg)
+{
+    struct nbd_server *server = arg;
+    struct pollfd fds[3];
+    for (int i = 0; i < server->n_listeners; i++)
+        fds[i] = (struct pollfd){server->listeners[i], POLLIN, 0};
+    fds[server->n_listeners] = (struct pollfd){server->wake[0], POLLIN, 0};
+    for (;;) {
+        if (poll(fds, (nfds_t)server->n_listeners + 1, -1) < 0 && errno != EINTR)
+            break;
+        if (fds[server->n_listeners].revents)
+            break; /* stop */
+        for (int i = 0; i < server->n_listeners; i++) {
+            if (!(fds[i].revents & POLLIN))
+                continue;
+            int fd = accept4(fds[i].fd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd >= 0)
+                nbd_server_add_fd(server, fd);
+        }
+    }
+    return NULL;
+}
+
+/* Binds the unix socket mode 0600; replaces a stale socket file only. */
+static int listen_unix(const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path) {
+        snprintf(err, errlen, "NBD socket path %s is too long", path);
+        return -1;
+    }
+    strcpy(addr.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) {
+        snprintf(err, errlen, "NBD socket %s is in use by another server", path);
+        close(fd);
+        return -1;
+    }
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || chmod(path, 0600) < 0 ||
+        listen(fd, 64) < 0) {
+        snprintf(err, errlen, "cannot listen on NBD socket %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int listen_tcp(const char *address, char *err, size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(address, ':');
+    if (!colon || (size_t)(colon - address) >= sizeof host) {
+        snprintf(err, errlen, "NBD TCP address %s is not HOST:PORT", address);
+        return -1;
+    }
+    snprintf(host, sizeof host, "%.*s", (int)(colon - address), address);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
+    if (getaddrinfo(host[0] == '[' ? host + 1 : host, colon + 1, &hints, &ai) != 0) {
+        snprintf(err, errlen, "NBD TCP address %s does not resolve", address);
+        return -1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int r = bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? listen(fd, 64) : -1;
+    freeaddrinfo(ai);
+    if (r < 0) {
+        snprintf(err, errlen, "cannot listen on NBD address %s: %s", address, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void apply_defaults(struct nbd_server_config *c)
+{
+    c->max_connections = c->max_connections ? c->max_connections : 64;
+    c->max_inflight = c->max_inflight ? c->max_inflight : 64;
+    c->threads_per_connection = c->threads_per_connection ? c->threads_per_connection : 4;
+    c->max_request = c->max_request ? c->max_request : 32u << 20;
+}
+
+struct nbd_server *nbd_server_start(const struct nbd_server_config *config,
+                                    const struct nbd_backend *backend, char *err, size_t errlen)
+{
+    struct nbd_server *server = calloc(1, sizeof *server);
+    server->backend = *backend;
+    server->config = *config;
+    apply_defaults(&server->config);
+    server->unix_path = config->unix_path ? strdup(config->unix_path) : NULL;
+    server->export_name = config->export_name ? strdup(config->export_name) : NULL;
+    server->description = config->description ? strdup(config->description) : NULL;
+    pthread_mutex_init(&server->lock, NULL);
+    server->wake[0] = server->wake[1] = -1;
+    int fd = 0;
+    if (config->unix_path && (fd = listen_unix(config->unix_path, err, errlen)) >= 0)
+        server->listeners[server->n_listeners++] = fd;
+    if (fd >= 0 && config->tcp_address && (fd = listen_tcp(config->tcp_address, err, errlen)) >= 0)
+        server->listeners[server->n_listeners++] = fd;
+    if (fd < 0 || pipe2(server->wake, O_CLOEXEC) < 0) {
+        if (fd >= 0)
+            snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
+        nbd_server_stop(server);
+        return NULL;
+    }
+    if (server->n_listeners > 0) {
+        pthread_create(&server->acceptor, NULL, accept_loop, server);
+        server->has_acceptor = true;
+    }
+    return server;
+}
+
+/* Wakes every connection's reader and joins its thread. */
+static void close_connections(struct nbd_server *server)
+{
+    pthread_mutex_lock(&server->lock);
+    for (struct nbd_connection *conn = server->connections; conn; conn = conn->next)
+        shutdown(conn->fd, SHUT_RD); /* replies in flight may still go out */
+    struct nbd_connection *list = server->connections;
+    server->connections = NULL;
+    server->n_connections = 0;
+    pthread_mutex_unlock(&server->lock);
+    while (list) {
+        struct nbd_connection *next = list->next;
+        pthread_join(list->thread, NULL);
+        connection_free(list);
+        list = next;
+    }
+}
+
+void nbd_server_stop(struct nbd_server *server)
+{
+    if (!server)
+        return;
+    pthread_mutex_lock(&server->lock);
+    server->stopping = true;
+    pthread_mutex_unlock(&server->lock);
+    if (server->has_acceptor) {
+        (void)!write(server->wake[1], "x", 1);
+        pthread_join(server->acceptor, NULL);
+    }
+    for (int i = 0; i < server->n_listeners; i++)
+        close(server->listeners[i]);
+    if (server->unix_path && server->n_listeners > 0)
+        unlink(server->unix_path);
+    close_connections(server);
+    for (int i = 0; i < 2; i++)
+        if (server->wake[i] >= 0)
+            close(server->wake[i]);
+    pthread_mutex_destroy(&server->lock);
+    free(server->unix_path);
+    free(server->export_name);
+    free(server->description);
+    free(server);
+}

@@ -204,7 +204,9 @@ int main(void)
 {
     seeder_start(&seeder, "seeder-api", SIZE, CHUNK, NULL);
     model = malloc(SIZE);
-    test_fill_random(model, SIZE, 42);
+    FILE *initial = fopen(seeder.image, "rb");
+    CHECK(initial && fread(model, 1, SIZE, initial) == SIZE, "read the initial image");
+    fclose(initial);
     struct nbd_handle *nbd = seeder_nbd(&seeder);
     test_info();
     test_bad_input();

@@ -1,0 +1,77 @@
+/* Internals shared by the NBD server's files: the server and connection
+ * structs, socket I/O helpers, the handshake and the request loop. */
+#ifndef GODWIT_NBD_INTERNAL_H
+#define GODWIT_NBD_INTERNAL_H
+
+#include "nbd-server.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct logger;
+
+struct nbd_connection {
+    struct nbd_server *server;
+    int fd;
+    pthread_t thread; /* the reader: handshake, then requests */
+    bool no_zeroes;   /* set during the handshake, read by the reader only */
+
+    /* Held while a reply (header + data) is written. */
+    pthread_mutex_t write_lock;
+
+    /* lock owns the queue, inflight, closing and the worker threads. */
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    struct nbd_job *queue_head, *queue_tail;
+    unsigned inflight; /* queued or running */
+    bool closing;      /* workers exit once the queue is empty */
+    pthread_t *workers;
+    unsigned n_workers;
+
+    /* Owned by server->lock. */
+    struct nbd_connection *next;
+    bool finished; /* the thread has ended; join it */
+};
+
+struct nbd_server {
+    struct nbd_backend backend; /* copied at start; read-only */
+    struct nbd_server_config config;
+    char *unix_path, *export_name, *description;
+    int listeners[2];
+    int n_listeners;
+    pthread_t acceptor;
+    bool has_acceptor;
+    int wake[2]; /* self-pipe that wakes the acceptor at stop */
+
+    /* lock owns connections, n_connections and stopping. */
+    pthread_mutex_t lock;
+    struct nbd_connection *connections;
+    unsigned n_connections;
+    bool stopping;
+};
+
+/* Logs one sentence if the server has a logger. */
+void nbd_log(struct nbd_server *server, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Whole-buffer socket I/O: 0, or -1 on error or end of stream. */
+int nbd_read_full(int fd, void *buf, size_t len);
+int nbd_write_full(int fd, const void *buf, size_t len);
+/* Reads and drops LEN bytes. */
+int nbd_discard(int fd, uint64_t len);
+
+/* Runs option negotiation on CONN; 0 to go on to transmission, -1 to close. */
+int nbd_handshake(struct nbd_connection *conn);
+
+/* Serves requests until the client disconnects or the server stops. */
+void nbd_serve_requests(struct nbd_connection *conn);
+
+/* The transmission flags this server advertises. */
+uint16_t nbd_transmission_flags(const struct nbd_server *server);
+
+/* errno -> NBD error on the wire. */
+uint32_t nbd_errno_to_wire(int err);
+
+#endif

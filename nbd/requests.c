@@ -1,0 +1,265 @@
+/* The transmission phase: the connection's reader thread validates each
+ * request and queues it; a few worker threads run it against the backend
+ * and send the reply under the write lock, so replies go out of order as
+ * they complete. A bad request gets an error reply and the connection
+ * lives on; only a broken header (no way to resync) closes it. */
+#include "internal.h"
+
+#include "log.h"
+#include "protocol.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+struct nbd_job {
+    struct nbd_job *next;
+    struct nbd_request request; /* host byte order */
+    void *data;                 /* READ: filled by the worker; WRITE: the payload */
+    int error;                  /* set by validation: reply with this errno, run nothing */
+};
+
+uint32_t nbd_errno_to_wire(int err)
+{
+    switch (err) {
+    case 0:
+        return 0;
+    case EPERM:
+    case EROFS:
+        return NBD_EPERM;
+    case ENOMEM:
+        return NBD_ENOMEM;
+    case EINVAL:
+        return NBD_EINVAL;
+    case ENOSPC:
+    case EFBIG:
+    case EDQUOT:
+        return NBD_ENOSPC;
+    case EOVERFLOW:
+        return NBD_EOVERFLOW;
+    case ENOTSUP:
+        return NBD_ENOTSUP;
+    case ESHUTDOWN:
+        return NBD_ESHUTDOWN;
+    default:
+        return NBD_EIO;
+    }
+}
+
+uint16_t nbd_transmission_flags(const struct nbd_server *server)
+{
+    uint16_t flags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |
+                     NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_CAN_MULTI_CONN;
+    if (server->backend.read_only)
+        flags |= NBD_FLAG_READ_ONLY;
+    if (server->backend.trim)
+        flags |= NBD_FLAG_SEND_TRIM;
+    return flags;
+}
+
+static int send_reply(struct nbd_connection *conn, const struct nbd_job *job, int error)
+{
+    struct nbd_simple_reply reply = {htobe32(NBD_SIMPLE_REPLY_MAGIC),
+                                     htobe32(nbd_errno_to_wire(error)),
+                                     job->request.handle}; /* handle is opaque: echo raw */
+    bool with_data = job->request.type == NBD_CMD_READ && error == 0;
+    pthread_mutex_lock(&conn->write_lock);
+    int r = nbd_write_full(conn->fd, &reply, sizeof reply);
+    if (r == 0 && with_data)
+        r = nbd_write_full(conn->fd, job->data, job->request.count);
+    pthread_mutex_unlock(&conn->write_lock);
+    return r;
+}
+
+static int write_zeroes(const struct nbd_backend *b, uint32_t count, uint64_t offset, bool fua)
+{
+    if (b->zero)
+        return b->zero(b->opaque, count, offset, fua);
+    size_t block = count < (1u << 20) ? count : (1u << 20);
+    char *zeroes = calloc(1, block ? block : 1);
+    int r = 0;
+    while (r == 0 && count > 0) {
+        uint32_t n = count < block ? count : (uint32_t)block;
+        r = b->pwrite(b->opaque, zeroes, n, offset, fua && n == count);
+        count -= n, offset += n;
+    }
+    free(zeroes);
+    return r;
+}
+
+/* Runs one request against the backend; returns the errno to report. */
+static int execute(struct nbd_connection *conn, struct nbd_job *job)
+{
+    const struct nbd_backend *b = &conn->server->backend;
+    const struct nbd_request *req = &job->request;
+    bool fua = req->flags & NBD_CMD_FLAG_FUA;
+    int r;
+    errno = 0;
+    switch (req->type) {
+    case NBD_CMD_READ:
+        r = b->pread(b->opaque, job->data, req->count, req->offset);
+        break;
+    case NBD_CMD_WRITE:
+        r = b->pwrite(b->opaque, job->data, req->count, req->offset, fua);
+        break;
+    case NBD_CMD_FLUSH:
+        r = b->flush ? b->flush(b->opaque) : 0;
+        break;
+    case NBD_CMD_TRIM:
+        r = b->trim(b->opaque, req->count, req->offset, fua);
+        break;
+    case NBD_CMD_WRITE_ZEROES:
+        r = write_zeroes(b, req->count, req->offset, fua);
+        break;
+    default:
+        errno = EINVAL, r = -1;
+        break;
+    }
+    return r == 0 ? 0 : (errno ? errno : EIO);
+}
+
+static void *worker(void *arg)
+{
+    struct nbd_connection *conn = arg;
+    for (;;) {
+        pthread_mutex_lock(&conn->lock);
+        while (!conn->queue_head && !conn->closing)
+            pthread_cond_wait(&conn->changed, &conn->lock);
+        struct nbd_job *job = conn->queue_head;
+        if (job) {
+            conn->queue_head = job->next;
+            if (!conn->queue_head)
+                conn->queue_tail = NULL;
+        }
+        pthread_mutex_unlock(&conn->lock);
+        if (!job)
+            return NULL;
+        int error = job->error ? job->error : execute(conn, job);
+        if (send_reply(conn, job, error) < 0)
+            shutdown(conn->fd, SHUT_RDWR); /* the client is gone: wake the reader */
+        free(job->data);
+        free(job);
+        pthread_mutex_lock(&conn->lock);
+        conn->inflight--;
+        pthread_cond_broadcast(&conn->changed);
+        pthread_mutex_unlock(&conn->lock);
+    }
+}
+
+/* Checks a request against the export; returns the errno to reply with. */
+static int validate(const struct nbd_server *server, const struct nbd_request *req)
+{
+    const struct nbd_backend *b = &server->backend;
+    bool writes = req->type == NBD_CMD_WRITE || req->type == NBD_CMD_TRIM ||
+                  req->type == NBD_CMD_WRITE_ZEROES;
+    bool ranged = writes || req->type == NBD_CMD_READ;
+    if (req->type == NBD_CMD_TRIM && !b->trim)
+        return EINVAL;
+    if (req->type > NBD_CMD_WRITE_ZEROES || req->type == 5)
+        return EINVAL;
+    if (req->flags & ~(NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE))
+        return EINVAL;
+    if (writes && b->read_only)
+        return EPERM;
+    if (!ranged)
+        return 0;
+    if ((req->type == NBD_CMD_READ || req->type == NBD_CMD_WRITE) &&
+        req->count > server->config.max_request)
+        return EINVAL;
+    if (req->offset > b->size || req->count > b->size - req->offset)
+        return writes ? ENOSPC : EINVAL;
+    return 0;
+}
+
+static void enqueue(struct nbd_connection *conn, struct nbd_job *job)
+{
+    pthread_mutex_lock(&conn->lock);
+    while (conn->inflight >= conn->server->config.max_inflight)
+        pthread_cond_wait(&conn->changed, &conn->lock);
+    conn->inflight++;
+    *(conn->queue_tail ? &conn->queue_tail->next : &conn->queue_head) = job;
+    conn->queue_tail = job;
+    pthread_cond_signal(&conn->changed);
+    pthread_mutex_unlock(&conn->lock);
+}
+
+/* Reads one request (and a WRITE's payload); 0 to go on, -1 to close. */
+static int read_request(struct nbd_connection *conn, struct nbd_job **out)
+{
+    struct nbd_request raw;
+    if (nbd_read_full(conn->fd, &raw, sizeof raw) < 0)
+        return -1;
+    if (be32toh(raw.magic) != NBD_REQUEST_MAGIC) {
+        nbd_log(conn->server, LOG_WARN, "NBD request with a bad magic; closing the connection");
+        return -1;
+    }
+    struct nbd_job *job = calloc(1, sizeof *job);
+    job->request = (struct nbd_request){.flags = be16toh(raw.flags),
+                                        .type = be16toh(raw.type),
+                                        .handle = raw.handle,
+                                        .offset = be64toh(raw.offset),
+                                        .count = be32toh(raw.count)};
+    job->error = validate(conn->server, &job->request);
+    bool has_payload = job->request.type == NBD_CMD_WRITE;
+    if (has_payload && job->error && job->request.count > conn->server->config.max_request) {
+        /* Too big to buffer: skip it if it is not absurd, else give up. */
+        int r = job->request.count <= 4u * conn->server->config.max_request
+                    ? nbd_discard(conn->fd, job->request.count)
+                    : -1;
+        *out = job;
+        return r;
+    }
+    if (!job->error && job->request.type == NBD_CMD_READ)
+        job->data = malloc(job->request.count ? job->request.count : 1);
+    if (has_payload) {
+        job->data = malloc(job->request.count ? job->request.count : 1);
+        if (nbd_read_full(conn->fd, job->data, job->request.count) < 0) {
+            free(job->data);
+            free(job);
+            return -1;
+        }
+    }
+    *out = job;
+    return 0;
+}
+
+static void start_workers(struct nbd_connection *conn)
+{
+    conn->n_workers = conn->server->config.threads_per_connection;
+    conn->workers = calloc(conn->n_workers, sizeof *conn->workers);
+    for (unsigned i = 0; i < conn->n_workers; i++)
+        pthread_create(&conn->workers[i], NULL, worker, conn);
+}
+
+/* Waits for in-flight requests, then ends the workers. */
+static void stop_workers(struct nbd_connection *conn)
+{
+    pthread_mutex_lock(&conn->lock);
+    while (conn->inflight > 0)
+        pthread_cond_wait(&conn->changed, &conn->lock);
+    conn->closing = true;
+    pthread_cond_broadcast(&conn->changed);
+    pthread_mutex_unlock(&conn->lock);
+    for (unsigned i = 0; i < conn->n_workers; i++)
+        pthread_join(conn->workers[i], NULL);
+    free(conn->workers);
+}
+
+void nbd_serve_requests(struct nbd_connection *conn)
+{
+    start_workers(conn);
+    for (;;) {
+        struct nbd_job *job = NULL;
+        int r = read_request(conn, &job);
+        if (job && job->request.type == NBD_CMD_DISC && !job->error) {
+            free(job);
+            break;
+        }
+        if (job)
+            enqueue(conn, job);
+        if (r < 0)
+            break;
+    }
+    stop_workers(conn);
+}
