@@ -344,15 +344,18 @@ static grpc_server_credentials *server_credentials(const struct rpc_tls *tls, ch
 static int create_server(struct rpc_server *server, const struct rpc_server_config *config,
                          int *port, char *err, size_t errlen)
 {
-    grpc_arg args[2] = {
+    grpc_arg args[3] = {
         {.type = GRPC_ARG_INTEGER,
          .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
          .value.integer = (int)server->max_message},
         {.type = GRPC_ARG_INTEGER,
          .key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
          .value.integer = (int)server->max_message},
+        /* gRPC sets SO_REUSEPORT by default: a second daemon would share
+         * the port silently instead of failing. */
+        {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
     };
-    grpc_channel_args channel_args = {2, args};
+    grpc_channel_args channel_args = {3, args};
     server->server = grpc_server_create(&channel_args, NULL);
     server->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(server->server, server->cq, NULL);

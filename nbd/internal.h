@@ -59,8 +59,14 @@ void nbd_log(struct nbd_server *server, int level, const char *fmt, ...)
 /* Whole-buffer socket I/O: 0, or -1 on error or end of stream. */
 int nbd_read_full(int fd, void *buf, size_t len);
 int nbd_write_full(int fd, const void *buf, size_t len);
+/* The same, telling the kernel more follows at once (MSG_MORE). */
+int nbd_write_more(int fd, const void *buf, size_t len);
 /* Reads and drops LEN bytes. */
 int nbd_discard(int fd, uint64_t len);
+
+/* Wakes every connection's reader (in-flight replies still go out), joins
+ * every connection thread and frees the connections. */
+void nbd_close_connections(struct nbd_server *server);
 
 /* Runs option negotiation on CONN; 0 to go on to transmission, -1 to close. */
 int nbd_handshake(struct nbd_connection *conn);

@@ -5,10 +5,12 @@
  * lives on; only a broken header (no way to resync) closes it. */
 #include "internal.h"
 
+#include "cleanup.h"
 #include "log.h"
 #include "protocol.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -63,13 +65,13 @@ static int send_reply(struct nbd_connection *conn, const struct nbd_job *job, in
     struct nbd_simple_reply reply = {htobe32(NBD_SIMPLE_REPLY_MAGIC),
                                      htobe32(nbd_errno_to_wire(error)),
                                      job->request.handle}; /* handle is opaque: echo raw */
-    bool with_data = job->request.type == NBD_CMD_READ && error == 0;
-    pthread_mutex_lock(&conn->write_lock);
-    int r = nbd_write_full(conn->fd, &reply, sizeof reply);
-    if (r == 0 && with_data)
-        r = nbd_write_full(conn->fd, job->data, job->request.count);
-    pthread_mutex_unlock(&conn->write_lock);
-    return r;
+    bool with_data = job->request.type == NBD_CMD_READ && error == 0 && job->request.count > 0;
+    LOCK_FOR_SCOPE(&conn->write_lock);
+    if (!with_data)
+        return nbd_write_full(conn->fd, &reply, sizeof reply);
+    if (nbd_write_more(conn->fd, &reply, sizeof reply) < 0)
+        return -1;
+    return nbd_write_full(conn->fd, job->data, job->request.count);
 }
 
 static int write_zeroes(const struct nbd_backend *b, uint32_t count, uint64_t offset, bool fua)
@@ -147,29 +149,46 @@ static void *worker(void *arg)
     }
 }
 
-/* Checks a request against the export; returns the errno to reply with. */
-static int validate(const struct nbd_server *server, const struct nbd_request *req)
+static const char *command_name(uint16_t type)
+{
+    static const char *names[] = {"READ", "WRITE", "DISC", "FLUSH", "TRIM", "?", "WRITE_ZEROES"};
+    return type < sizeof names / sizeof names[0] ? names[type] : "unknown command";
+}
+
+/* Why REQ cannot run, as an errno (0: it can) and one sentence in WHY. */
+static int check_request(const struct nbd_server *server, const struct nbd_request *req,
+                         const char **why)
 {
     const struct nbd_backend *b = &server->backend;
     bool writes = req->type == NBD_CMD_WRITE || req->type == NBD_CMD_TRIM ||
                   req->type == NBD_CMD_WRITE_ZEROES;
     bool ranged = writes || req->type == NBD_CMD_READ;
-    if (req->type == NBD_CMD_TRIM && !b->trim)
-        return EINVAL;
     if (req->type > NBD_CMD_WRITE_ZEROES || req->type == 5)
-        return EINVAL;
+        return *why = "unknown command", EINVAL;
+    if (req->type == NBD_CMD_TRIM && !b->trim)
+        return *why = "TRIM is not supported", EINVAL;
     if (req->flags & ~(NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE))
-        return EINVAL;
+        return *why = "unknown command flags", EINVAL;
     if (writes && b->read_only)
-        return EPERM;
+        return *why = "the export is read-only", EPERM;
     if (!ranged)
         return 0;
     if ((req->type == NBD_CMD_READ || req->type == NBD_CMD_WRITE) &&
         req->count > server->config.max_request)
-        return EINVAL;
+        return *why = "count is larger than the maximum request", EINVAL;
     if (req->offset > b->size || req->count > b->size - req->offset)
-        return writes ? ENOSPC : EINVAL;
+        return *why = "offset and count are out of range", writes ? ENOSPC : EINVAL;
     return 0;
+}
+
+static int validate(struct nbd_server *server, const struct nbd_request *req)
+{
+    const char *why = NULL;
+    int err = check_request(server, req, &why);
+    if (err)
+        nbd_log(server, LOG_DEBUG, "invalid NBD request: %s offset %" PRIu64 " count %" PRIu32 ": %s",
+                command_name(req->type), req->offset, req->count, why);
+    return err;
 }
 
 static void enqueue(struct nbd_connection *conn, struct nbd_job *job)
@@ -184,7 +203,25 @@ static void enqueue(struct nbd_connection *conn, struct nbd_job *job)
     pthread_mutex_unlock(&conn->lock);
 }
 
-/* Reads one request (and a WRITE's payload); 0 to go on, -1 to close. */
+/* Reads a WRITE's payload into JOB, or skips it when JOB already failed
+ * and the payload is too large to buffer (then an absurd payload, more
+ * than 4 x max_request, closes the connection: it cannot be skipped in
+ * reasonable time). 0 to go on, -1 to close. */
+static int read_payload(struct nbd_connection *conn, struct nbd_job *job)
+{
+    uint32_t count = job->request.count, max = conn->server->config.max_request;
+    if (job->error && count > max)
+        return count <= 4ull * max ? nbd_discard(conn->fd, count) : -1;
+    job->data = malloc(count ? count : 1);
+    if (!job->data) {
+        job->error = ENOMEM;
+        return nbd_discard(conn->fd, count);
+    }
+    return nbd_read_full(conn->fd, job->data, count);
+}
+
+/* Reads one request (and a WRITE's payload) into *OUT; 0 to go on, -1 to
+ * close. *OUT may be set even on -1: it still deserves a reply. */
 static int read_request(struct nbd_connection *conn, struct nbd_job **out)
 {
     struct nbd_request raw;
@@ -195,32 +232,22 @@ static int read_request(struct nbd_connection *conn, struct nbd_job **out)
         return -1;
     }
     struct nbd_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return -1;
     job->request = (struct nbd_request){.flags = be16toh(raw.flags),
                                         .type = be16toh(raw.type),
                                         .handle = raw.handle,
                                         .offset = be64toh(raw.offset),
                                         .count = be32toh(raw.count)};
     job->error = validate(conn->server, &job->request);
-    bool has_payload = job->request.type == NBD_CMD_WRITE;
-    if (has_payload && job->error && job->request.count > conn->server->config.max_request) {
-        /* Too big to buffer: skip it if it is not absurd, else give up. */
-        int r = job->request.count <= 4u * conn->server->config.max_request
-                    ? nbd_discard(conn->fd, job->request.count)
-                    : -1;
-        *out = job;
-        return r;
-    }
-    if (!job->error && job->request.type == NBD_CMD_READ)
-        job->data = malloc(job->request.count ? job->request.count : 1);
-    if (has_payload) {
-        job->data = malloc(job->request.count ? job->request.count : 1);
-        if (nbd_read_full(conn->fd, job->data, job->request.count) < 0) {
-            free(job->data);
-            free(job);
-            return -1;
-        }
-    }
     *out = job;
+    if (job->request.type == NBD_CMD_WRITE)
+        return read_payload(conn, job);
+    if (job->request.type == NBD_CMD_READ && !job->error) {
+        job->data = malloc(job->request.count ? job->request.count : 1);
+        if (!job->data)
+            job->error = ENOMEM;
+    }
     return 0;
 }
 

@@ -1,6 +1,5 @@
 /* The NBD server's life cycle: listening sockets (unix 0600 and/or TCP), the
- * accept loop, one thread per connection (handshake, then requests), and a
- * stop that lets in-flight requests finish. */
+ * accept loop, start, and a stop that lets in-flight requests finish. */
 #include "internal.h"
 
 #include "log.h"
@@ -17,142 +16,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-void nbd_log(struct nbd_server *server, int level, const char *fmt, ...)
-{
-    if (!server->config.log)
-        return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    log_msg(server->config.log, (enum log_level)level, "%s", msg);
-}
-
-int nbd_read_full(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    while (len > 0) {
-        ssize_t n = recv(fd, p, len, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n, len -= (size_t)n;
-    }
-    return 0;
-}
-
-int nbd_write_full(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n, len -= (size_t)n;
-    }
-    return 0;
-}
-
-int nbd_discard(int fd, uint64_t len)
-{
-    char buf[65536];
-    while (len > 0) {
-        size_t n = len < sizeof buf ? (size_t)len : sizeof buf;
-        if (nbd_read_full(fd, buf, n) < 0)
-            return -1;
-        len -= n;
-    }
-    return 0;
-}
-
-static void *connection_thread(void *arg)
-{
-    struct nbd_connection *conn = arg;
-    if (nbd_handshake(conn) == 0)
-        nbd_serve_requests(conn);
-    shutdown(conn->fd, SHUT_RDWR);
-    struct nbd_server *server = conn->server;
-    pthread_mutex_lock(&server->lock);
-    conn->finished = true;
-    pthread_mutex_unlock(&server->lock);
-    return NULL;
-}
-
-static void connection_free(struct nbd_connection *conn)
-{
-    close(conn->fd);
-    pthread_mutex_destroy(&conn->lock);
-    pthread_mutex_destroy(&conn->write_lock);
-    pthread_cond_destroy(&conn->changed);
-    free(conn);
-}
-
-/* Joins and frees connections whose thread has ended. */
-static void reap_finished(struct nbd_server *server)
-{
-    pthread_mutex_lock(&server->lock);
-    struct nbd_connection **p = &server->connections, *done = NULL;
-    while (*p) {
-        struct nbd_connection *conn = *p;
-        if (conn->finished) {
-            *p = conn->next;
-            conn->next = done;
-            done = conn;
-            server->n_connections--;
-        } else {
-            p = &conn->next;
-        }
-    }
-    pthread_mutex_unlock(&server->lock);
-    while (done) {
-        struct nbd_connection *next = done->next;
-        pthread_join(done->thread, NULL);
-        connection_free(done);
-        done = next;
-    }
-}
-
-int nbd_server_add_fd(struct nbd_server *server, int fd)
-{
-    reap_finished(server);
-    pthread_mutex_lock(&server->lock);
-    if (server->stopping || server->n_connections >= server->config.max_connections) {
-        bool stopping = server->stopping;
-        pthread_mutex_unlock(&server->lock);
-        if (!stopping)
-            nbd_log(server, LOG_WARN, "NBD connection refused: already %u connections",
-                    server->config.max_connections);
-        close(fd);
-        errno = stopping ? ESHUTDOWN : EMFILE;
-        return -1;
-    }
-    struct nbd_connection *conn = calloc(1, sizeof *conn);
-    conn->server = server;
-    conn->fd = fd;
-    pthread_mutex_init(&conn->lock, NULL);
-    pthread_mutex_init(&conn->write_lock, NULL);
-    pthread_cond_init(&conn->changed, NULL);
-    conn->next = server->connections;
-    server->connections = conn;
-    server->n_connections++;
-    pthread_create(&conn->thread, NULL, connection_thread, conn);
-    pthread_mutex_unlock(&server->lock);
-    return 0;
-}
-
-unsigned nbd_server_connections(struct nbd_server *server)
-{
-    reap_finished(server);
-    pthread_mutex_lock(&server->lock);
-    unsigned n = server->n_connections;
-    pthread_mutex_unlock(&server->lock);
-    return n;
-}
 
 static void *accept_loop(void *arg)
 {
@@ -266,24 +129,6 @@ struct nbd_server *nbd_server_start(const struct nbd_server_config *config,
     return server;
 }
 
-/* Wakes every connection's reader and joins its thread. */
-static void close_connections(struct nbd_server *server)
-{
-    pthread_mutex_lock(&server->lock);
-    for (struct nbd_connection *conn = server->connections; conn; conn = conn->next)
-        shutdown(conn->fd, SHUT_RD); /* replies in flight may still go out */
-    struct nbd_connection *list = server->connections;
-    server->connections = NULL;
-    server->n_connections = 0;
-    pthread_mutex_unlock(&server->lock);
-    while (list) {
-        struct nbd_connection *next = list->next;
-        pthread_join(list->thread, NULL);
-        connection_free(list);
-        list = next;
-    }
-}
-
 void nbd_server_stop(struct nbd_server *server)
 {
     if (!server)
@@ -299,7 +144,7 @@ void nbd_server_stop(struct nbd_server *server)
         close(server->listeners[i]);
     if (server->unix_path && server->n_listeners > 0)
         unlink(server->unix_path);
-    close_connections(server);
+    nbd_close_connections(server);
     for (int i = 0; i < 2; i++)
         if (server->wake[i] >= 0)
             close(server->wake[i]);
