@@ -7,16 +7,11 @@
 #include "rpc-internal.h"
 
 #include "descriptor-set.h"
+#include "proto-wire.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* A length-delimited view into the descriptor set. */
-struct bytes {
-    const uint8_t *data;
-    size_t len;
-};
 
 struct proto_file {
     struct bytes raw; /* the serialized FileDescriptorProto */
@@ -37,59 +32,6 @@ struct reflection_index {
     struct symbol *symbols;
     size_t n_symbols, symbols_room;
 };
-
-/* One field read from protobuf wire format. */
-struct field {
-    uint32_t number;
-    uint32_t type;
-    uint64_t varint;
-    struct bytes value; /* for length-delimited fields */
-};
-
-static int read_varint(struct bytes *in, uint64_t *value)
-{
-    *value = 0;
-    for (unsigned shift = 0; shift < 64 && in->len > 0; shift += 7) {
-        uint8_t byte = *in->data++;
-        in->len--;
-        *value |= (uint64_t)(byte & 0x7f) << shift;
-        if (!(byte & 0x80))
-            return 0;
-    }
-    return -1;
-}
-
-/* Reads the next field; 0 on success, 1 at the end, -1 if malformed. */
-static int next_field(struct bytes *in, struct field *f)
-{
-    uint64_t key;
-    if (in->len == 0)
-        return 1;
-    if (read_varint(in, &key) < 0)
-        return -1;
-    f->number = (uint32_t)(key >> 3);
-    f->type = (uint32_t)(key & 7);
-    switch (f->type) {
-    case 0:
-        return read_varint(in, &f->varint);
-    case 1:
-    case 5: {
-        size_t n = f->type == 1 ? 8 : 4;
-        if (in->len < n)
-            return -1;
-        in->data += n, in->len -= n;
-        return 0;
-    }
-    case 2:
-        if (read_varint(in, &f->varint) < 0 || f->varint > in->len)
-            return -1;
-        f->value = (struct bytes){in->data, (size_t)f->varint};
-        in->data += f->varint, in->len -= (size_t)f->varint;
-        return 0;
-    default:
-        return -1;
-    }
-}
 
 static char *join(const char *prefix, struct bytes name)
 {
@@ -117,7 +59,7 @@ static void add_symbol(struct reflection_index *index, char *name, size_t file)
 static struct bytes name_of(struct bytes message)
 {
     struct field f;
-    while (next_field(&message, &f) == 0)
+    while (wire_next(&message, &f) == 0)
         if (f.number == 1 && f.type == 2)
             return f.value;
     return (struct bytes){(const uint8_t *)"", 0};
@@ -132,7 +74,7 @@ static int index_scope(struct reflection_index *index, const char *prefix, struc
     add_symbol(index, scope, file);
     struct field f;
     int r;
-    while ((r = next_field(&body, &f)) == 0) {
+    while ((r = wire_next(&body, &f)) == 0) {
         if (f.type != 2)
             continue;
         if (is_service && f.number == 2)
@@ -156,7 +98,7 @@ static int index_file(struct reflection_index *index, struct bytes raw)
     struct field f;
     int r;
     struct bytes body = raw;
-    while ((r = next_field(&body, &f)) == 0 && f.type == 2) {
+    while ((r = wire_next(&body, &f)) == 0 && f.type == 2) {
         if (f.number == 1)
             pf->name = join("", f.value);
         else if (f.number == 2)
@@ -187,11 +129,11 @@ int reflection_register(struct rpc_server *server)
     struct bytes set = {godwit_descriptor_set, godwit_descriptor_set_len};
     struct field f;
     size_t count = 0;
-    for (struct bytes scan = set; next_field(&scan, &f) == 0;)
+    for (struct bytes scan = set; wire_next(&scan, &f) == 0;)
         count++;
     index->files = calloc(count ? count : 1, sizeof *index->files);
     int r;
-    while ((r = next_field(&set, &f)) == 0)
+    while ((r = wire_next(&set, &f)) == 0)
         if (f.number != 1 || f.type != 2 || index_file(index, f.value) < 0)
             return -1;
     return r < 0 ? -1 : 0;

@@ -1,1 +1,2 @@
-# Tests: rpc.
+# Tests: the gRPC layer (server, client, health, reflection) in-process.
+godwit_add_test(rpc-server-test SOURCES rpc-server-test.c rpc-stream.c LIBS godwit_rpc)

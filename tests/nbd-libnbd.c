@@ -1,0 +1,299 @@
+/* Drives the NBD server with libnbd: handshakes over a unix socket and a
+ * socketpair, data round trips, bad requests on a connection that lives
+ * on, backend errors, concurrent in-flight commands, several connections,
+ * option negotiation (list, info, export names) and a read-only export. */
+#include "nbd-memory.h"
+#include "nbd-server.h"
+#include "testlib.h"
+
+#include <errno.h>
+#include <libnbd.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { DISK_SIZE = 4 << 20 };
+
+static struct nbd_server *start(struct memory_disk *disk, bool read_only, const char *unix_path,
+                                const char *export_name)
+{
+    struct nbd_backend b;
+    memory_backend(disk, &b, read_only);
+    struct nbd_server_config config = {.unix_path = unix_path,
+                                       .export_name = export_name,
+                                       .description = "a test disk",
+                                       .max_request = 1 << 20};
+    char err[256] = "";
+    struct nbd_server *server = nbd_server_start(&config, &b, err, sizeof err);
+    CHECK(server, "nbd_server_start: %s", err);
+    return server;
+}
+
+static struct nbd_handle *handle(void)
+{
+    struct nbd_handle *nbd = nbd_create();
+    CHECK(nbd, "nbd_create: %s", nbd_get_error());
+    /* Let bad requests reach the server instead of failing in libnbd. */
+    CHECK(nbd_set_strict_mode(nbd, 0) == 0, "%s", nbd_get_error());
+    return nbd;
+}
+
+static struct nbd_handle *connect_unix(const char *path, const char *export_name)
+{
+    struct nbd_handle *nbd = handle();
+    if (export_name)
+        CHECK(nbd_set_export_name(nbd, export_name) == 0, "%s", nbd_get_error());
+    CHECK(nbd_connect_unix(nbd, path) == 0, "connect: %s", nbd_get_error());
+    return nbd;
+}
+
+static struct nbd_handle *connect_pair(struct nbd_server *server)
+{
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+    CHECK(nbd_server_add_fd(server, sv[0]) == 0, "nbd_server_add_fd");
+    struct nbd_handle *nbd = handle();
+    CHECK(nbd_connect_socket(nbd, sv[1]) == 0, "connect_socket: %s", nbd_get_error());
+    return nbd;
+}
+
+static void close_handle(struct nbd_handle *nbd)
+{
+    nbd_shutdown(nbd, 0);
+    nbd_close(nbd);
+}
+
+/* Writes, reads back, flushes, trims and zeroes; checks flags and FUA. */
+static void test_round_trips(struct nbd_handle *nbd, struct memory_disk *disk)
+{
+    CHECK(nbd_get_size(nbd) == DISK_SIZE, "size %lld", (long long)nbd_get_size(nbd));
+    CHECK(nbd_is_read_only(nbd) == 0, "read-only");
+    CHECK(nbd_can_flush(nbd) == 1 && nbd_can_fua(nbd) == 1 && nbd_can_trim(nbd) == 1 &&
+              nbd_can_zero(nbd) == 1 && nbd_can_multi_conn(nbd) == 1,
+          "flags");
+    static char out[300000], in[300000];
+    test_fill_random(out, sizeof out, 7);
+    /* Unaligned offset and length. */
+    CHECK(nbd_pwrite(nbd, out, sizeof out, 12345, 0) == 0, "pwrite: %s", nbd_get_error());
+    CHECK(nbd_pread(nbd, in, sizeof in, 12345, 0) == 0, "pread: %s", nbd_get_error());
+    CHECK(memcmp(in, out, sizeof in) == 0, "read back differs");
+    CHECK(memcmp(disk->data + 12345, out, sizeof out) == 0, "disk differs");
+    unsigned fua = disk->fua_writes;
+    CHECK(nbd_pwrite(nbd, out, 777, DISK_SIZE - 777, LIBNBD_CMD_FLAG_FUA) == 0, "fua: %s",
+          nbd_get_error());
+    CHECK(disk->fua_writes == fua + 1, "FUA did not reach the backend");
+    CHECK(nbd_flush(nbd, 0) == 0 && disk->flushes >= 1, "flush: %s", nbd_get_error());
+    CHECK(nbd_trim(nbd, 1000, 12345 + 1, 0) == 0 && disk->trims == 1, "trim: %s",
+          nbd_get_error());
+    CHECK(nbd_zero(nbd, 3001, 12345 + 5000, LIBNBD_CMD_FLAG_NO_HOLE) == 0 && disk->zeroes == 1,
+          "zero: %s", nbd_get_error());
+    CHECK(nbd_pread(nbd, in, 10000, 12345, 0) == 0, "pread: %s", nbd_get_error());
+    for (int i = 0; i < 10000; i++) {
+        bool cleared = (i >= 1 && i < 1001) || (i >= 5000 && i < 8001);
+        CHECK(in[i] == (cleared ? 0 : out[i]), "byte %d after trim/zero", i);
+    }
+}
+
+/* Out-of-range and too-large requests fail; the same connection works on. */
+static void test_bad_requests(struct nbd_handle *nbd)
+{
+    char buf[4096];
+    CHECK(nbd_pread(nbd, buf, sizeof buf, DISK_SIZE - 100, 0) == -1, "read past end worked");
+    CHECK(nbd_get_errno() == EINVAL, "read past end: errno %d", nbd_get_errno());
+    CHECK(nbd_pwrite(nbd, buf, sizeof buf, DISK_SIZE, 0) == -1, "write past end worked");
+    CHECK(nbd_get_errno() == ENOSPC, "write past end: errno %d", nbd_get_errno());
+    CHECK(nbd_trim(nbd, 10, UINT64_MAX - 5, 0) == -1, "trim overflow worked");
+    /* Larger than max_request (1 MiB): refused, payload skipped. */
+    size_t big = (1 << 20) + 1;
+    char *huge = calloc(1, big);
+    CHECK(nbd_pwrite(nbd, huge, big, 0, 0) == -1, "huge write worked");
+    CHECK(nbd_get_errno() == EINVAL, "huge write: errno %d", nbd_get_errno());
+    CHECK(nbd_pread(nbd, huge, big, 0, 0) == -1, "huge read worked");
+    free(huge);
+    CHECK(nbd_pread(nbd, buf, sizeof buf, 0, 0) == 0, "connection died: %s", nbd_get_error());
+    CHECK(nbd_pwrite(nbd, buf, sizeof buf, DISK_SIZE - sizeof buf, 0) == 0, "write: %s",
+          nbd_get_error());
+}
+
+static void test_backend_error(struct nbd_handle *nbd, struct memory_disk *disk)
+{
+    char buf[4096];
+    disk->eio_offset = 1 << 20, disk->eio_length = 10;
+    memset(buf, 'x', sizeof buf);
+    CHECK(nbd_pread(nbd, buf, sizeof buf, (1 << 20) - 100, 0) == -1, "EIO read worked");
+    CHECK(nbd_get_errno() == EIO, "errno %d", nbd_get_errno());
+    disk->eio_length = 0;
+    CHECK(nbd_pread(nbd, buf, sizeof buf, (1 << 20) - 100, 0) == 0, "%s", nbd_get_error());
+}
+
+/* Four reads that the backend holds until four are inside at once. */
+static void test_concurrent(struct nbd_handle *nbd, struct memory_disk *disk)
+{
+    static char bufs[4][65536];
+    int64_t cookies[4];
+    disk->gate_width = 4;
+    for (int i = 0; i < 4; i++) {
+        cookies[i] = nbd_aio_pread(nbd, bufs[i], sizeof bufs[i], (uint64_t)i * 65536,
+                                   NBD_NULL_COMPLETION, 0);
+        CHECK(cookies[i] > 0, "aio_pread: %s", nbd_get_error());
+    }
+    for (int done = 0; done < 4;) {
+        CHECK(nbd_poll(nbd, -1) >= 0, "poll: %s", nbd_get_error());
+        done = 0;
+        for (int i = 0; i < 4; i++)
+            done += nbd_aio_command_completed(nbd, cookies[i]) == 1 || cookies[i] == 0;
+    }
+    disk->gate_width = 0;
+    CHECK(disk->gate_met, "the four reads never ran at the same time");
+    for (int i = 0; i < 4; i++)
+        CHECK(memcmp(bufs[i], disk->data + i * 65536, 65536) == 0, "aio read %d differs", i);
+}
+
+static int count_export(void *opaque, const char *name, const char *description)
+{
+    (void)description;
+    CHECK(strcmp(name, "disk") == 0, "listed %s", name);
+    ++*(int *)opaque;
+    return 0;
+}
+
+static void test_options(const char *path)
+{
+    struct nbd_handle *nbd = handle();
+    CHECK(nbd_set_opt_mode(nbd, true) == 0 && nbd_set_full_info(nbd, true) == 0, "opt mode");
+    CHECK(nbd_connect_unix(nbd, path) == 0, "connect: %s", nbd_get_error());
+    int listed = 0;
+    CHECK(nbd_opt_list(nbd, (nbd_list_callback){.callback = count_export, .user_data = &listed}) ==
+              1,
+          "opt_list: %s", nbd_get_error());
+    CHECK(listed == 1, "listed %d exports", listed);
+    nbd_set_export_name(nbd, "wrong");
+    CHECK(nbd_opt_info(nbd) == -1, "info on an unknown export worked");
+    nbd_set_export_name(nbd, "disk");
+    CHECK(nbd_opt_info(nbd) == 0, "opt_info: %s", nbd_get_error());
+    CHECK(nbd_get_size(nbd) == DISK_SIZE, "info size");
+    char *description = nbd_get_export_description(nbd);
+    CHECK(description && strcmp(description, "a test disk") == 0, "description %s",
+          description ? description : "(none)");
+    free(description);
+    CHECK(nbd_get_block_size(nbd, LIBNBD_SIZE_MINIMUM) == 1 &&
+              nbd_get_block_size(nbd, LIBNBD_SIZE_PREFERRED) == 4096 &&
+              nbd_get_block_size(nbd, LIBNBD_SIZE_MAXIMUM) == 1 << 20,
+          "block sizes");
+    CHECK(nbd_opt_go(nbd) == 0, "opt_go: %s", nbd_get_error());
+    char buf[512];
+    CHECK(nbd_pread(nbd, buf, sizeof buf, 0, 0) == 0, "%s", nbd_get_error());
+    close_handle(nbd);
+
+    nbd = handle();
+    nbd_set_export_name(nbd, "wrong");
+    CHECK(nbd_connect_unix(nbd, path) == -1, "unknown export accepted");
+    nbd_close(nbd);
+    /* The old NBD_OPT_EXPORT_NAME way in. */
+    nbd = handle();
+    nbd_set_export_name(nbd, "disk");
+    nbd_set_request_structured_replies(nbd, false);
+    nbd_set_opt_mode(nbd, false);
+    CHECK(nbd_set_handshake_flags(nbd, LIBNBD_HANDSHAKE_FLAG_NO_ZEROES) == 0, "flags");
+    CHECK(nbd_connect_unix(nbd, path) == 0, "connect: %s", nbd_get_error());
+    CHECK(nbd_get_size(nbd) == DISK_SIZE, "size");
+    close_handle(nbd);
+}
+
+static void wait_for_connections(struct nbd_server *server, unsigned n)
+{
+    for (int i = 0; i < 5000 && nbd_server_connections(server) != n; i++)
+        poll(NULL, 0, 1);
+    CHECK(nbd_server_connections(server) == n, "%u connections, not %u",
+          nbd_server_connections(server), n);
+}
+
+static void test_many_connections(const char *path, struct nbd_server *server,
+                                  struct memory_disk *disk)
+{
+    struct nbd_handle *h[5];
+    for (int i = 0; i < 4; i++)
+        h[i] = connect_unix(path, "disk");
+    h[4] = connect_pair(server);
+    wait_for_connections(server, 5);
+    for (int i = 0; i < 5; i++) {
+        char buf[1000];
+        memset(buf, 'a' + i, sizeof buf);
+        CHECK(nbd_pwrite(h[i], buf, sizeof buf, (uint64_t)i * 1000, 0) == 0, "%s",
+              nbd_get_error());
+    }
+    for (int i = 0; i < 5; i++) {
+        char buf[5000];
+        CHECK(nbd_pread(h[(i + 1) % 5], buf, sizeof buf, 0, 0) == 0, "%s", nbd_get_error());
+        CHECK(memcmp(buf, disk->data, sizeof buf) == 0 && buf[i * 1000] == 'a' + i, "view %d",
+              i);
+    }
+    for (int i = 0; i < 5; i++)
+        close_handle(h[i]);
+    wait_for_connections(server, 0);
+}
+
+static void test_read_only(const char *dir)
+{
+    struct memory_disk disk;
+    memory_disk_init(&disk, DISK_SIZE);
+    disk.data[0] = 42;
+    char *path = NULL;
+    CHECK(asprintf(&path, "%s/ro.sock", dir) > 0, "asprintf");
+    struct nbd_server *server = start(&disk, true, path, NULL);
+    struct nbd_handle *nbd = connect_unix(path, "anything");
+    CHECK(nbd_is_read_only(nbd) == 1, "not read-only");
+    char buf[512];
+    CHECK(nbd_pwrite(nbd, buf, sizeof buf, 0, 0) == -1 && nbd_get_errno() == EPERM, "write: %d",
+          nbd_get_errno());
+    CHECK(nbd_zero(nbd, 512, 0, 0) == -1 && nbd_trim(nbd, 512, 0, 0) == -1, "zero/trim worked");
+    CHECK(nbd_pread(nbd, buf, sizeof buf, 0, 0) == 0 && buf[0] == 42, "read");
+    close_handle(nbd);
+    nbd_server_stop(server);
+    CHECK(access(path, F_OK) != 0, "socket left behind");
+    free(path);
+    memory_disk_free(&disk);
+}
+
+int main(void)
+{
+    char *dir = test_make_dir("nbd-libnbd");
+    char *path = NULL;
+    CHECK(asprintf(&path, "%s/nbd.sock", dir) > 0, "asprintf");
+    struct memory_disk disk;
+    memory_disk_init(&disk, DISK_SIZE);
+    struct nbd_server *server = start(&disk, false, path, "disk");
+
+    struct nbd_handle *nbd = connect_unix(path, "disk");
+    test_round_trips(nbd, &disk);
+    test_bad_requests(nbd);
+    test_backend_error(nbd, &disk);
+    test_concurrent(nbd, &disk);
+    close_handle(nbd);
+
+    nbd = connect_pair(server);
+    test_bad_requests(nbd);
+    test_concurrent(nbd, &disk);
+    close_handle(nbd);
+
+    test_options(path);
+    test_many_connections(path, server, &disk);
+
+    /* Stop with a connection still open: it is closed, nothing leaks. */
+    nbd = connect_unix(path, "disk");
+    nbd_server_stop(server);
+    char buf[512];
+    CHECK(nbd_pread(nbd, buf, sizeof buf, 0, 0) == -1, "read after stop worked");
+    nbd_close(nbd);
+    CHECK(access(path, F_OK) != 0, "socket left behind");
+    memory_disk_free(&disk);
+
+    test_read_only(dir);
+    test_cleanup_dir(dir);
+    free(path);
+    free(dir);
+    return 0;
+}

@@ -1,0 +1,32 @@
+/* A test-only memory backend for the NBD server: a buffer behind one lock,
+ * counters of what was called, a range whose reads fail with EIO, and a
+ * gate that makes reads wait until several are running at once. */
+#ifndef GODWIT_TEST_NBD_MEMORY_H
+#define GODWIT_TEST_NBD_MEMORY_H
+
+#include "nbd-server.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct memory_disk {
+    char *data; /* under lock */
+    uint64_t size;
+    pthread_mutex_t lock;
+    uint64_t eio_offset, eio_length; /* reads touching this range fail (set before serving) */
+    atomic_uint flushes, fua_writes, trims, zeroes;
+    /* When gate_width > 1, reads wait (up to 10 s) until gate_width reads
+     * are inside pread at once; gate_met says it happened. */
+    unsigned gate_width;
+    atomic_uint inside;
+    atomic_bool gate_met;
+};
+
+/* A zeroed disk of SIZE bytes; memory_backend fills B to serve it. */
+void memory_disk_init(struct memory_disk *disk, uint64_t size);
+void memory_disk_free(struct memory_disk *disk);
+void memory_backend(struct memory_disk *disk, struct nbd_backend *b, bool read_only);
+
+#endif
