@@ -1,6 +1,3 @@
-# Tests: the NBD server library (nbd/), driven by libnbd, raw sockets, and
-# the real nbdinfo / nbdcopy clients.
-add_library(godwit_test_nbd_memory STATIC nbd-memory.c)
-target_link_libraries(godwit_test_nbd_memory PUBLIC godwit_nbd)
-
-godwit_add_test(nbd-libnbd SOURCES nbd-libnbd.c LIBS godwit_test_nbd_memory PkgConfig::LIBNBD)
+# Tests: the NBD server library (in-process, libnbd) and real clients.
+godwit_add_test(nbd-test SOURCES nbd-test.c LIBS godwit_nbd PkgConfig::LIBNBD)
+godwit_add_script_test(nbd-clients nbd-clients.sh)
