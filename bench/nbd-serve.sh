@@ -46,7 +46,7 @@ measure() { # measure read|write SOCKET
 for op in read write; do
   ours=$(measure $op "$dir/seeder.sock")
   theirs=$(measure $op "$dir/nbdkit.sock")
-  ratio=$(jq -n --argjson a "$ours" --argjson b "$theirs" '$a.median / $b.median' 2>/dev/null ||
-    echo "$ours $theirs" | sed 's/[{}":a-z]//g' | awk -F'[ ,]+' '{printf "%.2f", $1/$4}')
+  ratio=$(median() { sed 's/.*"median":\([0-9.]*\).*/\1/'; }
+    awk -v a="$(echo "$ours" | median)" -v b="$(echo "$theirs" | median)" 'BEGIN { printf "%.2f", a / b }')
   echo "{\"op\":\"$op\",\"size_mb\":$size_mb,\"runs\":$runs,\"godwit_seeder\":$ours,\"nbdkit_file\":$theirs,\"ratio\":$ratio}"
 done

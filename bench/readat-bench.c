@@ -69,7 +69,7 @@ static int image_size(struct rpc_channel *channel, uint64_t *size, char *err, si
     if (rpc_call(channel, "/godwit.v1.Seeder/Info", &request.base,
                  &godwit__v1__info_response__descriptor, &response, 10000,
                  &result) != GRPC_STATUS_OK) {
-        snprintf(err, errlen, "Info failed: %s", result.message);
+        snprintf(err, errlen, "Info failed: %.200s", result.message);
         return -1;
     }
     *size = ((Godwit__V1__InfoResponse *)response)->size;
