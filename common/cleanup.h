@@ -33,7 +33,7 @@ static inline void cleanup_unlock(pthread_mutex_t **lock)
 
 /* Locks MUTEX until the end of the enclosing scope. */
 #define LOCK_FOR_SCOPE(mutex)                                                                      \
-    __attribute__((cleanup(cleanup_unlock)))                                                       \
+    __attribute__((cleanup(cleanup_unlock), unused))                                               \
     pthread_mutex_t *GODWIT_CONCAT(scope_lock_, __COUNTER__) = (mutex);                            \
     do {                                                                                           \
         int lock_r_ = pthread_mutex_lock(mutex);                                                   \
