@@ -38,6 +38,17 @@ static void handle_info(void *opaque, const ProtobufCMessage *request, struct rp
     rpc_reply_message(reply, &response.base);
 }
 
+/* False (and the reply sent) if the caller expects another image. */
+static bool same_image(struct seeder *seeder, const char *expected, struct rpc_reply *reply)
+{
+    if (!expected || !expected[0] || strcmp(expected, seeder->image_id) == 0)
+        return true;
+    rpc_reply_error(reply, GRPC_STATUS_FAILED_PRECONDITION,
+                    "this seeder serves image %s, not %s (it was restarted?)", seeder->image_id,
+                    expected);
+    return false;
+}
+
 /* Bytes a varint of VALUE takes, and writes it at P. */
 static size_t put_varint(uint8_t *p, uint64_t value)
 {
@@ -55,6 +66,8 @@ static void handle_read_at(void *opaque, const ProtobufCMessage *message, struct
 {
     struct seeder *seeder = opaque;
     const Godwit__V1__ReadAtRequest *request = (const void *)message;
+    if (!same_image(seeder, request->image_id, reply))
+        return;
     if (request->length == 0 || request->length > SEEDER_MAX_READ) {
         rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT,
                         "length must be between 1 and %u bytes, not %u", SEEDER_MAX_READ,
@@ -117,7 +130,7 @@ static void handle_sync(void *opaque, const ProtobufCMessage *message, struct rp
     struct seeder *seeder = opaque;
     const Godwit__V1__SyncRequest *request = (const void *)message;
     struct dirty_list list;
-    if (!flushed(seeder, reply))
+    if (!same_image(seeder, request->image_id, reply) || !flushed(seeder, reply))
         return;
     if (tracker_sync(seeder->tracker, request->ack_generation, &list) < 0) {
         reply_tracker_error(reply, "Sync needs Track first, and is over once Finalize froze the "
@@ -132,11 +145,13 @@ static void handle_sync(void *opaque, const ProtobufCMessage *message, struct rp
     free(list.offsets);
 }
 
-static void handle_finalize(void *opaque, const ProtobufCMessage *request, struct rpc_reply *reply)
+static void handle_finalize(void *opaque, const ProtobufCMessage *message, struct rpc_reply *reply)
 {
     struct seeder *seeder = opaque;
+    const Godwit__V1__FinalizeRequest *request = (const void *)message;
     struct dirty_list list;
-    (void)request;
+    if (!same_image(seeder, request->image_id, reply))
+        return;
     if (tracker_finalize(seeder->tracker, &list) < 0) {
         reply_tracker_error(reply, "Finalize needs Track first");
         return;

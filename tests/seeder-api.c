@@ -194,6 +194,8 @@ static void test_bad_input(void)
     read.offset = UINT64_MAX - 5, read.length = 10;
     expect_status("ReadAt", &read.base, type, GRPC_STATUS_OUT_OF_RANGE);
     expect_status("Rewind", &read.base, type, GRPC_STATUS_UNIMPLEMENTED);
+    read.offset = 0, read.length = 10, read.image_id = "0123456789abcdef0123456789abcdef";
+    expect_status("ReadAt", &read.base, type, GRPC_STATUS_FAILED_PRECONDITION);
     Godwit__V1__CompleteRequest complete = GODWIT__V1__COMPLETE_REQUEST__INIT;
     expect_status("Complete", &complete.base, &godwit__v1__complete_response__descriptor,
                   GRPC_STATUS_FAILED_PRECONDITION);
