@@ -1,2 +1,299 @@
-/* being written */
-int main(void) { return 1; }
+/* godwit-leecher: the destination side of a migration. Pulls the image
+ * from a seeder into a local file, keeps it current during pre-copy,
+ * and serves it to the destination app over NBD from Finalize on. */
+#include "leecher.h"
+
+#include "daemon.h"
+#include "fuse-mount.h"
+#include "godwit/v1/seeder.pb-c.h"
+#include "log.h"
+#include "nbd-server.h"
+#include "options.h"
+#include "rpc-client.h"
+#include "rpc-server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct leecher_options {
+    char *seeder, *image, *nbd_socket, *mount, *control, *log_format;
+    unsigned workers, channels, sync_interval, pull_timeout;
+    uint64_t batch;
+    char *tls_cert, *tls_key, *tls_ca;
+};
+
+enum { MAX_SPECS = 16 };
+
+static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
+{
+    const struct option_spec table[] = {
+        {"seeder", OPTION_STRING, &o->seeder, "ADDR:PORT", "the seeder's gRPC address (required)"},
+        {"image", OPTION_STRING, &o->image, "PATH", "the local image to fill (required)"},
+        {"nbd-socket", OPTION_STRING, &o->nbd_socket, "PATH",
+         "serve the image over NBD here from Finalize on"},
+        {"mount", OPTION_STRING, &o->mount, "DIR", "also expose it as DIR/image via FUSE"},
+        {"workers", OPTION_UINT, &o->workers, "N", "background pullers (default 16)"},
+        {"channels", OPTION_UINT, &o->channels, "N", "gRPC connections to the seeder (default 4)"},
+        {"control", OPTION_STRING, &o->control, "ADDR:PORT",
+         "control gRPC address (default 127.0.0.1:1338)"},
+        {"sync-interval", OPTION_UINT, &o->sync_interval, "MS", "Sync every MS (default 1000)"},
+        {"pull-timeout", OPTION_UINT, &o->pull_timeout, "MS",
+         "post-copy: a read waits this long for a missing chunk, then fails (default 30000)"},
+        {"batch", OPTION_SIZE, &o->batch, "BYTES", "largest background ReadAt (default 1M)"},
+        {"log-format", OPTION_STRING, &o->log_format, "text|json", "log lines (default text)"},
+        {"tls-cert", OPTION_STRING, &o->tls_cert, "FILE", "client certificate for mTLS"},
+        {"tls-key", OPTION_STRING, &o->tls_key, "FILE", "its private key"},
+        {"tls-ca", OPTION_STRING, &o->tls_ca, "FILE", "verify the seeder with this CA (TLS)"},
+    };
+    memcpy(specs, table, sizeof table);
+    return sizeof table / sizeof table[0];
+}
+
+static int check_options(const struct leecher_options *o, enum log_format *format, char *err,
+                         size_t errlen)
+{
+    if (!o->seeder || !o->image)
+        snprintf(err, errlen, "--seeder and --image are required (see --help)");
+    else if (log_format_parse(o->log_format, format) < 0)
+        snprintf(err, errlen, "--log-format must be text or json, not \"%s\"", o->log_format);
+    else if (!o->workers || !o->channels || !o->sync_interval)
+        snprintf(err, errlen, "--workers, --channels and --sync-interval must be at least 1");
+    else if (o->mount && !o->nbd_socket)
+        snprintf(err, errlen, "--mount needs --nbd-socket");
+    else if (!!o->tls_cert != !!o->tls_key)
+        snprintf(err, errlen, "--tls-cert and --tls-key go together");
+    else
+        return 0;
+    return -1;
+}
+
+static int open_channels(struct leecher *l, const struct leecher_options *o, char *err,
+                         size_t errlen)
+{
+    l->n_channels = o->channels;
+    l->channels = calloc(o->channels, sizeof *l->channels);
+    for (unsigned i = 0; i < o->channels; i++) {
+        struct rpc_channel_config config = {.target = o->seeder,
+                                            .max_message = (32u << 20),
+                                            .tls = {o->tls_cert, o->tls_key, o->tls_ca}};
+        if (!(l->channels[i] = rpc_channel_open(&config, err, errlen)))
+            return -1;
+    }
+    return 0;
+}
+
+/* Info and Track: learns the image and starts the source's tracking. */
+static int contact_seeder(struct leecher *l, const char *seeder, char *err, size_t errlen)
+{
+    Godwit__V1__InfoRequest info_request = GODWIT__V1__INFO_REQUEST__INIT;
+    ProtobufCMessage *message;
+    struct rpc_result result;
+    if (rpc_call(l->channels[0], "/godwit.v1.Seeder/Info", &info_request.base,
+                 &godwit__v1__info_response__descriptor, &message, 10000,
+                 &result) != GRPC_STATUS_OK) {
+        snprintf(err, errlen, "cannot reach the seeder at %s: %s", seeder, result.message);
+        return -1;
+    }
+    Godwit__V1__InfoResponse *info = (void *)message;
+    snprintf(l->image_id, sizeof l->image_id, "%s", info->image_id);
+    l->max_read = info->max_read_length;
+    int r = chunk_geometry_init(&l->geo, info->size, info->chunk_size);
+    protobuf_c_message_free_unpacked(message, NULL);
+    if (r < 0) {
+        snprintf(err, errlen, "the seeder reports an unusable chunk size");
+        return -1;
+    }
+    Godwit__V1__TrackRequest track = GODWIT__V1__TRACK_REQUEST__INIT;
+    if (rpc_call(l->channels[0], "/godwit.v1.Seeder/Track", &track.base,
+                 &godwit__v1__track_response__descriptor, &message, 10000,
+                 &result) != GRPC_STATUS_OK) {
+        snprintf(err, errlen, "Seeder.Track failed: %s", result.message);
+        return -1;
+    }
+    protobuf_c_message_free_unpacked(message, NULL);
+    return 0;
+}
+
+/* Opens the local image and resumes from its state file if there is one. */
+static int prepare_image(struct leecher *l, const struct leecher_options *o, char *err,
+                         size_t errlen)
+{
+    if (image_open(&l->image, o->image, l->geo.size, err, errlen) < 0)
+        return -1;
+    l->map = chunk_map_new(l->geo.chunks);
+    if (asprintf(&l->state_path, "%s.godwit-state", o->image) < 0 || !l->map) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int resumed = state_file_load(l, err, errlen);
+    if (resumed < 0)
+        return -1;
+    atomic_store(&l->pulled_once, chunk_map_local(l->map));
+    log_event(l->log, resumed ? "resumed" : "started",
+              json_pack("{s:s,s:I,s:i,s:I,s:I}", "image_id", l->image_id, "size",
+                        (json_int_t)l->geo.size, "chunk_size", (int)l->geo.chunk_size,
+                        "chunks_total", (json_int_t)l->geo.chunks, "chunks_local",
+                        (json_int_t)chunk_map_local(l->map)));
+    return 0;
+}
+
+/* Everything main starts, to stop it in reverse order. */
+struct running {
+    struct nbd_server *nbd;
+    struct fuse_mount *mount;
+    struct rpc_server *control;
+    struct rpc_service service;
+    pthread_t *workers, syncer, monitor;
+    bool threads;
+};
+
+static int start(struct leecher *l, struct running *run, const struct leecher_options *o, char *err,
+                 size_t errlen)
+{
+    if (o->nbd_socket) {
+        struct nbd_backend backend;
+        leecher_backend(l, &backend);
+        const struct nbd_server_config config = {
+            .unix_path = o->nbd_socket, .description = "godwit-leecher image", .log = l->log};
+        if (!(run->nbd = nbd_server_start(&config, &backend, err, errlen)))
+            return -1;
+        if (o->mount &&
+            !(run->mount = fuse_mount_start(o->mount, o->nbd_socket, l->log, err, errlen)))
+            return -1;
+    }
+    leecher_service(l, &run->service);
+    const struct rpc_server_config config = {.listen = o->control, .log = l->log};
+    if (!(run->control = rpc_server_start(&config, &run->service, 1, NULL, err, errlen)))
+        return -1;
+    if (pullers_start(l, &run->workers) < 0 ||
+        pthread_create(&run->syncer, NULL, syncer_thread, l) != 0 ||
+        pthread_create(&run->monitor, NULL, monitor_thread, l) != 0) {
+        snprintf(err, errlen, "cannot start threads");
+        return -1;
+    }
+    run->threads = true;
+    return 0;
+}
+
+static void stop(struct leecher *l, struct running *run)
+{
+    pthread_mutex_lock(&l->lock);
+    l->stopping = true;
+    pthread_cond_broadcast(&l->changed);
+    pthread_mutex_unlock(&l->lock);
+    if (run->control)
+        rpc_server_set_serving(run->control, false);
+    fuse_mount_stop(run->mount);
+    if (run->nbd)
+        nbd_server_stop(run->nbd);
+    if (run->threads) {
+        pullers_join(l, run->workers);
+        pthread_join(run->syncer, NULL);
+        pthread_join(run->monitor, NULL);
+    }
+    if (run->control)
+        rpc_server_stop(run->control, 2000);
+    if (l->map && l->image.fd >= 0 && state_file_save(l) < 0)
+        log_warn(l->log, "cannot write %s: %s", l->state_path, strerror(errno));
+}
+
+static void release(struct leecher *l)
+{
+    for (unsigned i = 0; l->channels && i < l->n_channels; i++)
+        rpc_channel_close(l->channels[i]);
+    free(l->channels);
+    chunk_map_free(l->map);
+    image_close(&l->image);
+    free(l->state_path);
+    free(l->urgent.items);
+    free(l->dirty.items);
+}
+
+/* Runs until SIGINT/SIGTERM; SIGUSR1 finalizes. Returns 0, or 1 if the
+ * migration failed. */
+static int serve(struct leecher *l)
+{
+    for (;;) {
+        int sig = daemon_wait_signal();
+        if (sig == SIGINT || sig == SIGTERM)
+            break;
+        if (sig == SIGUSR1) {
+            char err[256];
+            if (leecher_finalize(l, err, sizeof err) < 0)
+                log_error(l->log, "Finalize: %s", err);
+        }
+    }
+    pthread_mutex_lock(&l->lock);
+    int failed = l->state == FAILED;
+    pthread_mutex_unlock(&l->lock);
+    return failed;
+}
+
+static int run_leecher(struct leecher *l, const struct leecher_options *o, char *err, size_t errlen)
+{
+    struct running run = {0};
+    int r = open_channels(l, o, err, errlen);
+    if (r == 0)
+        r = contact_seeder(l, o->seeder, err, errlen);
+    if (r == 0)
+        r = prepare_image(l, o, err, errlen);
+    if (r == 0)
+        r = start(l, &run, o, err, errlen);
+    if (r == 0 && serve(l) != 0) {
+        snprintf(err, errlen, "%s", l->error);
+        r = -1;
+    }
+    stop(l, &run);
+    release(l);
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    struct leecher_options o = {.control = "127.0.0.1:1338",
+                                .log_format = "text",
+                                .workers = 16,
+                                .channels = 4,
+                                .sync_interval = 1000,
+                                .pull_timeout = 30000,
+                                .batch = 1 << 20};
+    struct option_spec specs[MAX_SPECS];
+    size_t n = option_specs(&o, specs);
+    char err[512] = "";
+    enum log_format format = LOG_TEXT;
+    int r = options_parse(&(struct program_info){"godwit-leecher",
+                                                 "pull a live image from a seeder and serve it",
+                                                 "--seeder ADDR:PORT --image PATH "
+                                                 "[--nbd-socket PATH] [options]"},
+                          specs, n, argc, argv, err, sizeof err);
+    if (r == 0)
+        r = check_options(&o, &format, err, sizeof err);
+    if (r != 0) {
+        options_free(specs, n);
+        if (r < 0)
+            fprintf(stderr, "godwit-leecher: %s\n", err);
+        return r < 0 ? 2 : 0;
+    }
+    struct logger log;
+    logger_init(&log, "godwit-leecher", format);
+    daemon_block_signals();
+    struct leecher l = {.log = &log,
+                        .image.fd = -1,
+                        .n_workers = o.workers,
+                        .batch_bytes = (uint32_t)(o.batch > (16u << 20) ? 16u << 20 : o.batch),
+                        .sync_interval_ms = (int)o.sync_interval,
+                        .pull_timeout_ms = (int)o.pull_timeout,
+                        .state = PRECOPY,
+                        .started_us = leecher_now_us()};
+    pthread_mutex_init(&l.lock, NULL);
+    pthread_mutex_init(&l.finalize_lock, NULL);
+    pthread_mutex_init(&l.save_lock, NULL);
+    pthread_cond_init(&l.changed, NULL);
+    r = run_leecher(&l, &o, err, sizeof err);
+    if (r < 0)
+        log_error(&log, "%s", err);
+    options_free(specs, n);
+    return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,149 @@
+/* The chunk map: lock-free state changes with compare-and-swap; commits
+ * and overwrites (which also write bytes to the image) are serialised per
+ * chunk by a small array of stripe locks, so a stale pull can never land
+ * after a newer one. */
+#include "chunk-map.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+enum { STRIPES = 64 };
+
+struct chunk_map {
+    uint64_t chunks;
+    _Atomic uint64_t local;           /* chunks LOCAL or WRITTEN */
+    pthread_mutex_t stripes[STRIPES]; /* serialise commit/overwrite of a chunk */
+    _Atomic uint32_t *words;          /* state | version << 2, CAS only */
+};
+
+static uint32_t make(enum chunk_state state, uint32_t version)
+{
+    return (version << 2) | (uint32_t)state;
+}
+
+static enum chunk_state state_of(uint32_t word)
+{
+    return (enum chunk_state)(word & 3);
+}
+
+struct chunk_map *chunk_map_new(uint64_t chunks)
+{
+    struct chunk_map *map = calloc(1, sizeof *map);
+    if (!map)
+        return NULL;
+    map->words = calloc(chunks ? chunks : 1, sizeof *map->words);
+    if (!map->words) {
+        free(map);
+        return NULL;
+    }
+    map->chunks = chunks;
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_init(&map->stripes[i], NULL);
+    return map;
+}
+
+void chunk_map_free(struct chunk_map *map)
+{
+    if (!map)
+        return;
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_destroy(&map->stripes[i]);
+    free(map->words);
+    free(map);
+}
+
+uint64_t chunk_map_chunks(const struct chunk_map *map)
+{
+    return map->chunks;
+}
+
+uint64_t chunk_map_local(const struct chunk_map *map)
+{
+    return atomic_load(&map->local);
+}
+
+enum chunk_state chunk_map_state(const struct chunk_map *map, uint64_t chunk)
+{
+    return state_of(atomic_load(&map->words[chunk]));
+}
+
+bool chunk_map_claim(struct chunk_map *map, uint64_t chunk, uint32_t *ticket)
+{
+    uint32_t word = atomic_load(&map->words[chunk]);
+    if (state_of(word) != CHUNK_REMOTE)
+        return false;
+    uint32_t claimed = make(CHUNK_PULLING, word >> 2);
+    if (!atomic_compare_exchange_strong(&map->words[chunk], &word, claimed))
+        return false;
+    *ticket = claimed;
+    return true;
+}
+
+void chunk_map_release(struct chunk_map *map, uint64_t chunk, uint32_t ticket)
+{
+    uint32_t expected = ticket;
+    atomic_compare_exchange_strong(&map->words[chunk], &expected, make(CHUNK_REMOTE, ticket >> 2));
+}
+
+int chunk_map_commit(struct chunk_map *map, uint64_t chunk, uint32_t ticket,
+                     int (*store)(void *arg), void *arg)
+{
+    pthread_mutex_t *stripe = &map->stripes[chunk % STRIPES];
+    pthread_mutex_lock(stripe);
+    int r = 1;
+    if (atomic_load(&map->words[chunk]) == ticket) {
+        r = store(arg);
+        uint32_t expected = ticket;
+        uint32_t next = make(r == 0 ? CHUNK_LOCAL : CHUNK_REMOTE, ticket >> 2);
+        if (atomic_compare_exchange_strong(&map->words[chunk], &expected, next) && r == 0)
+            atomic_fetch_add(&map->local, 1);
+    }
+    pthread_mutex_unlock(stripe);
+    return r;
+}
+
+bool chunk_map_mark_remote(struct chunk_map *map, uint64_t chunk)
+{
+    uint32_t word = atomic_load(&map->words[chunk]);
+    for (;;) {
+        enum chunk_state state = state_of(word);
+        if (state == CHUNK_WRITTEN)
+            return false;
+        if (atomic_compare_exchange_weak(&map->words[chunk], &word,
+                                         make(CHUNK_REMOTE, (word >> 2) + 1))) {
+            if (state == CHUNK_LOCAL)
+                atomic_fetch_sub(&map->local, 1);
+            return state != CHUNK_REMOTE;
+        }
+    }
+}
+
+int chunk_map_overwrite(struct chunk_map *map, uint64_t chunk, int (*store)(void *arg), void *arg)
+{
+    pthread_mutex_t *stripe = &map->stripes[chunk % STRIPES];
+    pthread_mutex_lock(stripe);
+    uint32_t word = atomic_load(&map->words[chunk]);
+    while (!atomic_compare_exchange_weak(&map->words[chunk], &word,
+                                         make(CHUNK_WRITTEN, (word >> 2) + 1)))
+        ;
+    if (!chunk_state_is_local(state_of(word)))
+        atomic_fetch_add(&map->local, 1);
+    int r = store(arg);
+    pthread_mutex_unlock(stripe);
+    return r;
+}
+
+void chunk_map_mark_written(struct chunk_map *map, uint64_t chunk)
+{
+    uint32_t word = atomic_load(&map->words[chunk]);
+    while (state_of(word) == CHUNK_LOCAL &&
+           !atomic_compare_exchange_weak(&map->words[chunk], &word, make(CHUNK_WRITTEN, word >> 2)))
+        ;
+}
+
+void chunk_map_set_local(struct chunk_map *map, uint64_t chunk)
+{
+    if (!chunk_state_is_local(state_of(atomic_exchange(&map->words[chunk], make(CHUNK_LOCAL, 0)))))
+        atomic_fetch_add(&map->local, 1);
+}

@@ -1,0 +1,62 @@
+/* Per-chunk state of the destination image: one atomic 32-bit word per
+ * chunk (state in the low 2 bits, a version above), 4 bytes per chunk and
+ * nothing else, so a 64 GiB image with 256 KiB chunks needs 1 MiB. The
+ * version changes whenever the source re-dirties a chunk or the
+ * destination app overwrites it, so a pull that started before cannot
+ * commit stale bytes. */
+#ifndef GODWIT_LEECHER_CHUNK_MAP_H
+#define GODWIT_LEECHER_CHUNK_MAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum chunk_state {
+    CHUNK_REMOTE = 0,  /* must be pulled */
+    CHUNK_PULLING = 1, /* a pull has claimed it */
+    CHUNK_LOCAL = 2,   /* the local copy is current */
+    CHUNK_WRITTEN = 3, /* the destination app wrote it: never pulled again */
+};
+
+struct chunk_map;
+
+struct chunk_map *chunk_map_new(uint64_t chunks);
+void chunk_map_free(struct chunk_map *map);
+
+uint64_t chunk_map_chunks(const struct chunk_map *map);
+/* Chunks LOCAL or WRITTEN. */
+uint64_t chunk_map_local(const struct chunk_map *map);
+enum chunk_state chunk_map_state(const struct chunk_map *map, uint64_t chunk);
+static inline bool chunk_state_is_local(enum chunk_state s)
+{
+    return s == CHUNK_LOCAL || s == CHUNK_WRITTEN;
+}
+
+/* REMOTE -> PULLING. On success stores the claim (the word) in *TICKET. */
+bool chunk_map_claim(struct chunk_map *map, uint64_t chunk, uint32_t *ticket);
+
+/* PULLING -> REMOTE after a failed pull (if the claim still holds). */
+void chunk_map_release(struct chunk_map *map, uint64_t chunk, uint32_t ticket);
+
+/* Commits a pull: if the claim still holds, runs STORE (which writes the
+ * bytes to the image) and marks the chunk LOCAL, all under the chunk's
+ * stripe lock; returns STORE's result, or 1 if the claim went stale (the
+ * bytes were dropped). */
+int chunk_map_commit(struct chunk_map *map, uint64_t chunk, uint32_t ticket,
+                     int (*store)(void *arg), void *arg);
+
+/* The source re-dirtied CHUNK: it becomes REMOTE with a new version (a
+ * WRITTEN chunk stays WRITTEN). Returns true if it had been LOCAL or being
+ * pulled (i.e. re-dirtied after a pull). */
+bool chunk_map_mark_remote(struct chunk_map *map, uint64_t chunk);
+
+/* The destination app overwrites all of CHUNK: under the stripe lock, the
+ * chunk becomes WRITTEN (cancelling any pull) and STORE writes the bytes. */
+int chunk_map_overwrite(struct chunk_map *map, uint64_t chunk, int (*store)(void *arg), void *arg);
+
+/* A LOCAL chunk the destination app wrote part of becomes WRITTEN. */
+void chunk_map_mark_written(struct chunk_map *map, uint64_t chunk);
+
+/* Marks CHUNK LOCAL (resume from a state file). */
+void chunk_map_set_local(struct chunk_map *map, uint64_t chunk);
+
+#endif

@@ -1,0 +1,61 @@
+/* The godwit.v1.Leecher control service: Status and Finalize. */
+#include "leecher.h"
+
+#include "godwit/v1/leecher.pb-c.h"
+#include "rpc-server.h"
+
+#include <errno.h>
+
+static void handle_status(void *opaque, const ProtobufCMessage *request, struct rpc_reply *reply)
+{
+    struct leecher *l = opaque;
+    (void)request;
+    Godwit__V1__StatusResponse r = GODWIT__V1__STATUS_RESPONSE__INIT;
+    pthread_mutex_lock(&l->lock);
+    r.state = (Godwit__V1__State)l->state;
+    r.error = l->error;
+    r.downtime_us = l->downtime_us;
+    r.dirty_rate = l->dirty_rate;
+    r.finalize_dirty_chunks = l->state == PRECOPY ? l->source_dirty : l->finalize_dirty;
+    pthread_mutex_unlock(&l->lock);
+    r.size = l->geo.size;
+    r.chunk_size = l->geo.chunk_size;
+    r.chunks_total = l->geo.chunks;
+    r.chunks_local = chunk_map_local(l->map);
+    r.chunks_remaining = r.chunks_total - r.chunks_local;
+    r.chunks_redirtied = atomic_load(&l->chunks_redirtied);
+    r.bytes_pulled = atomic_load(&l->bytes_pulled);
+    r.image_id = l->image_id;
+    uint64_t elapsed = leecher_now_us() - l->started_us;
+    r.pull_rate = elapsed ? (double)r.bytes_pulled / ((double)elapsed / 1e6) : 0;
+    rpc_reply_message(reply, &r.base);
+}
+
+static void handle_finalize(void *opaque, const ProtobufCMessage *request, struct rpc_reply *reply)
+{
+    struct leecher *l = opaque;
+    (void)request;
+    char err[256];
+    if (leecher_finalize(l, err, sizeof err) < 0) {
+        rpc_reply_error(reply,
+                        errno == EAGAIN ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_FAILED_PRECONDITION,
+                        "%s", err);
+        return;
+    }
+    Godwit__V1__LeecherFinalizeResponse r = GODWIT__V1__LEECHER_FINALIZE_RESPONSE__INIT;
+    pthread_mutex_lock(&l->lock);
+    r.downtime_us = l->downtime_us;
+    r.dirty_chunks = l->finalize_dirty;
+    pthread_mutex_unlock(&l->lock);
+    rpc_reply_message(reply, &r.base);
+}
+
+static const struct rpc_method leecher_methods[] = {
+    {"Status", &godwit__v1__status_request__descriptor, handle_status},
+    {"Finalize", &godwit__v1__leecher_finalize_request__descriptor, handle_finalize},
+};
+
+void leecher_service(struct leecher *l, struct rpc_service *service)
+{
+    *service = (struct rpc_service){"godwit.v1.Leecher", leecher_methods, 2, l};
+}

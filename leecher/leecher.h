@@ -1,0 +1,101 @@
+/* The destination side's shared state: what main wires together and what
+ * the pullers, the syncer, the NBD backend and the control service use. */
+#ifndef GODWIT_LEECHER_H
+#define GODWIT_LEECHER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "chunk-map.h"
+#include "chunk.h"
+#include "image-file.h"
+
+struct logger;
+struct nbd_backend;
+struct rpc_channel;
+struct rpc_service;
+
+/* Values of godwit.v1.State. */
+enum leecher_state { PRECOPY = 1, FINALIZING = 2, POSTCOPY = 3, COMPLETE = 4, FAILED = 5 };
+
+/* A FIFO of chunk indices (on-demand requests, the dirty list at Finalize). */
+struct chunk_queue {
+    uint64_t *items;
+    size_t head, count, room;
+};
+
+struct leecher {
+    /* Set up by main before any thread starts; read-only afterwards. */
+    struct logger *log;
+    struct chunk_geometry geo;
+    struct image_file image;
+    struct chunk_map *map;
+    char image_id[33];
+    uint32_t max_read;
+    struct rpc_channel **channels;
+    unsigned n_channels;
+    unsigned n_workers;
+    uint32_t batch_bytes; /* largest ReadAt a background pull makes */
+    int sync_interval_ms;
+    int pull_timeout_ms; /* post-copy: how long a read waits for a missing chunk */
+    char *state_path;    /* IMAGE.godwit-state */
+    uint64_t started_us;
+
+    /* Held for the whole of a Finalize, so two (SIGUSR1 and the RPC) never
+     * interleave. */
+    pthread_mutex_t finalize_lock;
+    /* Held while the state file is written (it has one temporary name). */
+    pthread_mutex_t save_lock;
+
+    /* lock owns everything below up to the atomics; changed is broadcast on
+     * every state change, chunk commit and queue push. */
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    enum leecher_state state;
+    char error[256];
+    bool gate_open; /* the export serves requests (after Finalize) */
+    bool stopping;
+    uint64_t downtime_us;
+    uint64_t finalize_dirty;   /* chunks the freeze reported */
+    uint64_t ack_generation;   /* last Sync set recorded in the state file */
+    struct chunk_queue urgent; /* on-demand pulls */
+    struct chunk_queue dirty;  /* chunks the freeze reported, pulled first */
+    uint64_t cursor;           /* next chunk the sequential scan looks at */
+    double dirty_rate;         /* chunks/s re-dirtied, recent Syncs */
+    uint64_t source_dirty;     /* what Finalize would transfer now (Seeder.Info) */
+
+    /* Statistics: atomics, any thread. */
+    _Atomic uint64_t bytes_pulled;
+    _Atomic uint64_t chunks_redirtied;
+    _Atomic uint64_t pulled_once; /* chunks pulled at least once: only grows */
+};
+
+/* chunk_queue.c-like helpers (in puller.c). Caller holds leecher->lock. */
+void chunk_queue_push(struct chunk_queue *q, uint64_t chunk);
+bool chunk_queue_pop(struct chunk_queue *q, uint64_t *chunk);
+
+/* puller.c: background workers; on-demand pulls. */
+int pullers_start(struct leecher *l, pthread_t **threads);
+void pullers_join(struct leecher *l, pthread_t *threads);
+/* Makes CHUNK local (pulling it now if needed) or fails with EIO after the
+ * pull timeout; ESHUTDOWN when stopping. */
+int leecher_ensure_local(struct leecher *l, uint64_t chunk);
+
+/* migration.c: the syncer, Finalize, completion, failure. */
+void *syncer_thread(void *arg);
+void *monitor_thread(void *arg);
+int leecher_finalize(struct leecher *l, char *err, size_t errlen);
+void leecher_fail(struct leecher *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+uint64_t leecher_now_us(void);
+
+/* state-file.c: crash-safe record of which chunks are local. */
+int state_file_load(struct leecher *l, char *err, size_t errlen);
+int state_file_save(struct leecher *l);
+
+/* backend.c and control.c */
+void leecher_backend(struct leecher *l, struct nbd_backend *backend);
+void leecher_service(struct leecher *l, struct rpc_service *service);
+
+#endif

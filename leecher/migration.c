@@ -1,0 +1,321 @@
+/* The migration's phases: the syncer (iterative pre-copy: Sync, re-mark,
+ * record, acknowledge), Finalize (freeze the source, mark its last dirty
+ * chunks, open the export), the monitor (progress lines and completion),
+ * and failure. */
+#include "leecher.h"
+
+#include "godwit/v1/seeder.pb-c.h"
+#include "log.h"
+#include "rpc-client.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { RPC_TIMEOUT_MS = 10000 };
+
+static const char *state_names[] = {"", "PRECOPY", "FINALIZING", "POSTCOPY", "COMPLETE", "FAILED"};
+
+void leecher_fail(struct leecher *l, const char *fmt, ...)
+{
+    char message[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&l->lock);
+    bool first = l->state != FAILED;
+    if (first) {
+        l->state = FAILED;
+        snprintf(l->error, sizeof l->error, "%s", message);
+    }
+    pthread_cond_broadcast(&l->changed);
+    pthread_mutex_unlock(&l->lock);
+    if (first) {
+        log_event(l->log, "error", json_pack("{s:s}", "error", message));
+        log_error(l->log, "%s", message);
+    }
+}
+
+/* Waits MS or until the state leaves PRECOPY / stopping; true to go on. */
+static bool precopy_wait(struct leecher *l, int ms)
+{
+    uint64_t deadline = leecher_now_us() + (uint64_t)ms * 1000;
+    pthread_mutex_lock(&l->lock);
+    while (l->state == PRECOPY && !l->stopping && leecher_now_us() < deadline) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 50000000;
+        if (until.tv_nsec >= 1000000000)
+            until.tv_sec++, until.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&l->changed, &l->lock, &until);
+    }
+    bool go_on = l->state == PRECOPY && !l->stopping;
+    pthread_mutex_unlock(&l->lock);
+    return go_on;
+}
+
+/* Marks the chunks at OFFSETS remote; returns how many had been pulled. */
+static uint64_t mark_dirty(struct leecher *l, const uint64_t *offsets, size_t n, bool queue)
+{
+    uint64_t redirtied = 0;
+    pthread_mutex_lock(&l->lock);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t chunk = chunk_index(&l->geo, offsets[i]);
+        if (chunk >= l->geo.chunks)
+            continue;
+        redirtied += chunk_map_mark_remote(l->map, chunk);
+        if (queue)
+            chunk_queue_push(&l->dirty, chunk);
+    }
+    pthread_cond_broadcast(&l->changed);
+    pthread_mutex_unlock(&l->lock);
+    atomic_fetch_add(&l->chunks_redirtied, redirtied);
+    return redirtied;
+}
+
+/* Asks the seeder what Finalize would transfer now. */
+static void refresh_source_dirty(struct leecher *l)
+{
+    Godwit__V1__InfoRequest request = GODWIT__V1__INFO_REQUEST__INIT;
+    ProtobufCMessage *response;
+    struct rpc_result result;
+    if (rpc_call(l->channels[0], "/godwit.v1.Seeder/Info", &request.base,
+                 &godwit__v1__info_response__descriptor, &response, RPC_TIMEOUT_MS,
+                 &result) != GRPC_STATUS_OK)
+        return;
+    Godwit__V1__InfoResponse *info = (void *)response;
+    if (strcmp(info->image_id, l->image_id) != 0)
+        leecher_fail(l,
+                     "the seeder's image identity changed from %s to %s (it restarted); "
+                     "refusing to mix two images",
+                     l->image_id, info->image_id);
+    pthread_mutex_lock(&l->lock);
+    l->source_dirty = info->dirty_chunks;
+    pthread_mutex_unlock(&l->lock);
+    protobuf_c_message_free_unpacked(response, NULL);
+}
+
+/* One Sync round; false if the migration failed. */
+static bool sync_once(struct leecher *l, uint64_t *last_us)
+{
+    Godwit__V1__SyncRequest request = GODWIT__V1__SYNC_REQUEST__INIT;
+    pthread_mutex_lock(&l->lock);
+    request.ack_generation = l->ack_generation;
+    pthread_mutex_unlock(&l->lock);
+    request.image_id = l->image_id;
+    ProtobufCMessage *message;
+    struct rpc_result result;
+    grpc_status_code status =
+        rpc_call(l->channels[0], "/godwit.v1.Seeder/Sync", &request.base,
+                 &godwit__v1__sync_response__descriptor, &message, RPC_TIMEOUT_MS, &result);
+    if (status == GRPC_STATUS_FAILED_PRECONDITION) {
+        refresh_source_dirty(l); /* tells an identity change apart */
+        pthread_mutex_lock(&l->lock);
+        bool precopy = l->state == PRECOPY;
+        pthread_mutex_unlock(&l->lock);
+        if (precopy)
+            leecher_fail(l, "Sync refused: %s", result.message);
+        return false;
+    }
+    if (status != GRPC_STATUS_OK) {
+        log_warn(l->log, "Sync failed (%s); retrying", result.message);
+        return true;
+    }
+    Godwit__V1__SyncResponse *sync = (void *)message;
+    mark_dirty(l, sync->dirty_offsets, sync->n_dirty_offsets, false);
+    uint64_t now = leecher_now_us();
+    double seconds = (double)(now - *last_us) / 1e6;
+    *last_us = now;
+    if (state_file_save(l) == 0) {
+        pthread_mutex_lock(&l->lock);
+        l->ack_generation = sync->generation;
+        l->dirty_rate = 0.5 * l->dirty_rate + 0.5 * (double)sync->n_dirty_offsets / seconds;
+        pthread_mutex_unlock(&l->lock);
+    } else {
+        log_warn(l->log, "cannot write %s: %s", l->state_path, strerror(errno));
+    }
+    protobuf_c_message_free_unpacked(message, NULL);
+    refresh_source_dirty(l);
+    return true;
+}
+
+void *syncer_thread(void *arg)
+{
+    struct leecher *l = arg;
+    uint64_t last = leecher_now_us();
+    while (precopy_wait(l, l->sync_interval_ms) && sync_once(l, &last))
+        ;
+    return NULL;
+}
+
+/* Calls Seeder.Finalize; returns the response or NULL with ERR. */
+static Godwit__V1__FinalizeResponse *seeder_finalize(struct leecher *l, char *err, size_t errlen)
+{
+    Godwit__V1__FinalizeRequest request = GODWIT__V1__FINALIZE_REQUEST__INIT;
+    request.image_id = l->image_id;
+    ProtobufCMessage *response;
+    struct rpc_result result;
+    if (rpc_call(l->channels[0], "/godwit.v1.Seeder/Finalize", &request.base,
+                 &godwit__v1__finalize_response__descriptor, &response, RPC_TIMEOUT_MS,
+                 &result) != GRPC_STATUS_OK) {
+        snprintf(err, errlen, "Seeder.Finalize failed: %s; the source stays frozen, retry Finalize",
+                 result.message);
+        return NULL;
+    }
+    return (Godwit__V1__FinalizeResponse *)response;
+}
+
+/* Enters FINALIZING; 1 if already finalized, -1 if not allowed, 0 to go. */
+static int begin_finalize(struct leecher *l, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&l->lock);
+    int r = 0;
+    if (l->state == POSTCOPY || l->state == COMPLETE)
+        r = 1;
+    else if (l->state == FAILED) {
+        snprintf(err, errlen, "the migration has failed: %s", l->error);
+        r = -1;
+    } else
+        l->state = FINALIZING;
+    pthread_cond_broadcast(&l->changed);
+    pthread_mutex_unlock(&l->lock);
+    return r;
+}
+
+static int finalize_locked(struct leecher *l, char *err, size_t errlen);
+
+int leecher_finalize(struct leecher *l, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&l->finalize_lock);
+    int r = finalize_locked(l, err, errlen);
+    pthread_mutex_unlock(&l->finalize_lock);
+    return r;
+}
+
+static int finalize_locked(struct leecher *l, char *err, size_t errlen)
+{
+    int begun = begin_finalize(l, err, errlen);
+    if (begun != 0) {
+        errno = EPERM;
+        return begun > 0 ? 0 : -1;
+    }
+    uint64_t start = leecher_now_us();
+    log_event(l->log, "finalizing", NULL);
+    Godwit__V1__FinalizeResponse *response = seeder_finalize(l, err, errlen);
+    if (!response) {
+        log_warn(l->log, "%s", err);
+        errno = EAGAIN;
+        return -1;
+    }
+    mark_dirty(l, response->dirty_offsets, response->n_dirty_offsets, true);
+    pthread_mutex_lock(&l->lock);
+    l->gate_open = true;
+    l->state = POSTCOPY;
+    l->downtime_us = leecher_now_us() - start;
+    l->finalize_dirty = response->n_dirty_offsets;
+    uint64_t downtime = l->downtime_us;
+    pthread_cond_broadcast(&l->changed);
+    pthread_mutex_unlock(&l->lock);
+    log_event(l->log, "finalized",
+              json_pack("{s:I,s:I}", "downtime_us", (json_int_t)downtime, "dirty_chunks",
+                        (json_int_t)response->n_dirty_offsets));
+    protobuf_c_message_free_unpacked(&response->base, NULL);
+    if (state_file_save(l) < 0)
+        log_warn(l->log, "cannot write %s: %s", l->state_path, strerror(errno));
+    return 0;
+}
+
+/* Tells the seeder it may exit; retried a few times, never fatal. */
+static void tell_complete(struct leecher *l)
+{
+    Godwit__V1__CompleteRequest request = GODWIT__V1__COMPLETE_REQUEST__INIT;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        ProtobufCMessage *response;
+        struct rpc_result result;
+        if (rpc_call(l->channels[0], "/godwit.v1.Seeder/Complete", &request.base,
+                     &godwit__v1__complete_response__descriptor, &response, RPC_TIMEOUT_MS,
+                     &result) == GRPC_STATUS_OK) {
+            protobuf_c_message_free_unpacked(response, NULL);
+            return;
+        }
+        log_warn(l->log, "Seeder.Complete failed: %s", result.message);
+    }
+}
+
+/* What the monitor saw, under the lock, for one report. */
+struct snapshot {
+    enum leecher_state state;
+    double dirty_rate;
+    uint64_t source_dirty;
+};
+
+static json_t *progress_fields(struct leecher *l, double rate, const struct snapshot *s)
+{
+    uint64_t total = l->geo.chunks, local = chunk_map_local(l->map);
+    return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:I}", "state", state_names[s->state],
+                     "chunks_total", (json_int_t)total, "chunks_local", (json_int_t)local,
+                     "chunks_remaining", (json_int_t)(total - local), "chunks_redirtied",
+                     (json_int_t)atomic_load(&l->chunks_redirtied), "pulled_once",
+                     (json_int_t)atomic_load(&l->pulled_once), "bytes_pulled",
+                     (json_int_t)atomic_load(&l->bytes_pulled), "mb_per_s", rate / 1e6,
+                     "dirty_rate", s->dirty_rate, "finalize_dirty_chunks",
+                     (json_int_t)s->source_dirty);
+}
+
+/* One progress line: first-pass percentage (never goes back), MB/s, ETA. */
+static void report_progress(struct leecher *l, double rate, const struct snapshot *s)
+{
+    uint64_t total = l->geo.chunks, local = chunk_map_local(l->map);
+    uint64_t once = atomic_load(&l->pulled_once);
+    double percent = total ? 100.0 * (double)(once < total ? once : total) / (double)total : 100;
+    double remaining_bytes = (double)(total - local) * l->geo.chunk_size;
+    char text[256];
+    snprintf(text, sizeof text,
+             "%s %5.1f%%  %7.1f MB/s  remaining %llu  re-dirtied %llu (%.0f/s)  "
+             "Finalize now: %llu chunks  ETA %.0f s",
+             state_names[s->state], percent, rate / 1e6, (unsigned long long)(total - local),
+             (unsigned long long)atomic_load(&l->chunks_redirtied), s->dirty_rate,
+             (unsigned long long)s->source_dirty, rate > 0 ? remaining_bytes / rate : 0.0);
+    log_progress(l->log, text, progress_fields(l, rate, s));
+}
+
+void *monitor_thread(void *arg)
+{
+    struct leecher *l = arg;
+    uint64_t last_us = leecher_now_us(), last_bytes = 0, last_report = 0;
+    double rate = 0;
+    for (;;) {
+        pthread_mutex_lock(&l->lock);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100000000;
+        if (until.tv_nsec >= 1000000000)
+            until.tv_sec++, until.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&l->changed, &l->lock, &until);
+        bool stopping = l->stopping,
+             complete = l->state == POSTCOPY && chunk_map_local(l->map) == l->geo.chunks;
+        if (complete)
+            l->state = COMPLETE;
+        struct snapshot snap = {l->state, l->dirty_rate, l->source_dirty};
+        enum leecher_state state = l->state;
+        pthread_mutex_unlock(&l->lock);
+        uint64_t now = leecher_now_us(), bytes = atomic_load(&l->bytes_pulled);
+        if (now - last_us >= 1000000 || complete) {
+            rate = (double)(bytes - last_bytes) / ((double)(now - last_us) / 1e6);
+            last_us = now, last_bytes = bytes;
+        }
+        if (complete) {
+            state_file_save(l);
+            log_event(l->log, "complete", progress_fields(l, rate, &snap));
+            tell_complete(l);
+        } else if (now - last_report >= 1000000 && state != FAILED) {
+            report_progress(l, rate, &snap);
+            last_report = now;
+        }
+        if (stopping || complete || state == FAILED)
+            return NULL;
+    }
+}

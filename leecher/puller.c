@@ -1,0 +1,288 @@
+/* Pulling chunks: background workers take, in order, on-demand requests,
+ * the chunks the freeze reported, then the next remote chunks of a
+ * sequential scan (batched into one ReadAt up to batch_bytes); a read of a
+ * missing chunk pulls it at once in the reader's own thread, so its
+ * latency is about one round trip. */
+#include "leecher.h"
+
+#include "godwit/v1/seeder.pb-c.h"
+#include "log.h"
+#include "rpc-client.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { MAX_BACKOFF_MS = 2000, RPC_TIMEOUT_MS = 30000 };
+
+void chunk_queue_push(struct chunk_queue *q, uint64_t chunk)
+{
+    if (q->count == q->room) {
+        size_t room = q->room ? 2 * q->room : 64;
+        uint64_t *items = malloc(room * sizeof *items);
+        for (size_t i = 0; i < q->count; i++)
+            items[i] = q->items[(q->head + i) % q->room];
+        free(q->items);
+        q->items = items, q->head = 0, q->room = room;
+    }
+    q->items[(q->head + q->count++) % q->room] = chunk;
+}
+
+bool chunk_queue_pop(struct chunk_queue *q, uint64_t *chunk)
+{
+    if (q->count == 0)
+        return false;
+    *chunk = q->items[q->head];
+    q->head = (q->head + 1) % q->room;
+    q->count--;
+    return true;
+}
+
+uint64_t leecher_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* What one pull stores: a chunk's part of a ReadAt reply. */
+struct store_arg {
+    struct leecher *l;
+    const uint8_t *data;
+    uint32_t len;
+    uint64_t offset;
+};
+
+static int store_chunk(void *arg)
+{
+    struct store_arg *a = arg;
+    return image_pwrite(&a->l->image, a->data, a->len, a->offset);
+}
+
+/* Skips ReadAtResponse's header (tag 0x0a, varint length) in REPLY. */
+static const uint8_t *reply_data(grpc_slice reply, uint32_t expected)
+{
+    const uint8_t *p = GRPC_SLICE_START_PTR(reply), *end = p + GRPC_SLICE_LENGTH(reply);
+    if (p == end || *p++ != 0x0a)
+        return NULL;
+    uint64_t len = 0;
+    for (unsigned shift = 0; p < end && shift < 35; shift += 7) {
+        len |= (uint64_t)(*p & 0x7f) << shift;
+        if (!(*p++ & 0x80))
+            break;
+    }
+    return len == expected && (uint64_t)(end - p) == len ? p : NULL;
+}
+
+/* Pulls COUNT claimed chunks from FIRST with one ReadAt; commits each
+ * whose claim still holds. Returns 0, or -1 with the gRPC status in *STATUS. */
+static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_t *tickets,
+                struct rpc_channel *channel, grpc_status_code *status, char *why, size_t whylen)
+{
+    uint64_t offset = chunk_offset(&l->geo, first);
+    uint64_t end =
+        chunk_offset(&l->geo, first + count - 1) + chunk_length(&l->geo, first + count - 1);
+    Godwit__V1__ReadAtRequest request = GODWIT__V1__READ_AT_REQUEST__INIT;
+    request.offset = offset;
+    request.length = (uint32_t)(end - offset);
+    request.image_id = l->image_id;
+    grpc_slice reply;
+    struct rpc_result result;
+    *status = rpc_call_raw(channel, "/godwit.v1.Seeder/ReadAt", &request.base, &reply,
+                           RPC_TIMEOUT_MS, &result);
+    if (*status != GRPC_STATUS_OK) {
+        snprintf(why, whylen, "%s", result.message);
+        return -1;
+    }
+    const uint8_t *data = reply_data(reply, request.length);
+    int r = data ? 0 : -1;
+    for (unsigned i = 0; data && i < count; i++) {
+        uint64_t chunk = first + i;
+        struct store_arg arg = {l, data + (chunk_offset(&l->geo, chunk) - offset),
+                                chunk_length(&l->geo, chunk), chunk_offset(&l->geo, chunk)};
+        int stored = chunk_map_commit(l->map, chunk, tickets[i], store_chunk, &arg);
+        if (stored < 0)
+            r = -1;
+        else if (stored == 0 && tickets[i] >> 2 == 0)
+            atomic_fetch_add(&l->pulled_once, 1);
+    }
+    if (!data) {
+        *status = GRPC_STATUS_INTERNAL;
+        snprintf(why, whylen, "a ReadAt reply of the wrong shape");
+    }
+    atomic_fetch_add(&l->bytes_pulled, GRPC_SLICE_LENGTH(reply));
+    grpc_slice_unref(reply);
+    return r;
+}
+
+/* Claims up to MAX consecutive remote chunks starting at the scan cursor.
+ * Caller holds the lock. */
+static unsigned claim_scan(struct leecher *l, unsigned max, uint64_t *first, uint32_t *tickets)
+{
+    uint64_t n = l->geo.chunks;
+    for (uint64_t step = 0; step < n; step++) {
+        uint64_t c = (l->cursor + step) % n;
+        if (!chunk_map_claim(l->map, c, &tickets[0]))
+            continue;
+        unsigned count = 1;
+        while (count < max && c + count < n && chunk_map_claim(l->map, c + count, &tickets[count]))
+            count++;
+        *first = c;
+        l->cursor = (c + count) % n;
+        return count;
+    }
+    return 0;
+}
+
+/* Picks the next work: a queued chunk first, else a scan batch. */
+static unsigned claim_next(struct leecher *l, unsigned max, uint64_t *first, uint32_t *tickets)
+{
+    uint64_t c;
+    while (chunk_queue_pop(&l->urgent, &c) || chunk_queue_pop(&l->dirty, &c))
+        if (chunk_map_claim(l->map, c, &tickets[0])) {
+            *first = c;
+            return 1;
+        }
+    return claim_scan(l, max, first, tickets);
+}
+
+struct worker_arg {
+    struct leecher *l;
+    unsigned index;
+};
+
+static void *worker(void *arg)
+{
+    struct worker_arg *w = arg;
+    struct leecher *l = w->l;
+    struct rpc_channel *channel = l->channels[w->index % l->n_channels];
+    unsigned max = l->batch_bytes / l->geo.chunk_size;
+    max = max ? max : 1;
+    uint32_t *tickets = calloc(max, sizeof *tickets);
+    int backoff = 0;
+    for (;;) {
+        uint64_t first = 0;
+        pthread_mutex_lock(&l->lock);
+        unsigned count = 0;
+        while (!l->stopping && l->state != FAILED &&
+               !(count = claim_next(l, max, &first, tickets))) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 200000000;
+            if (until.tv_nsec >= 1000000000)
+                until.tv_sec++, until.tv_nsec -= 1000000000;
+            pthread_cond_timedwait(&l->changed, &l->lock, &until);
+        }
+        bool stop = l->stopping || l->state == FAILED;
+        pthread_mutex_unlock(&l->lock);
+        if (stop && !count)
+            break;
+        grpc_status_code status;
+        char why[256];
+        if (pull(l, first, count, tickets, channel, &status, why, sizeof why) == 0) {
+            backoff = 0;
+            pthread_mutex_lock(&l->lock);
+            pthread_cond_broadcast(&l->changed);
+            pthread_mutex_unlock(&l->lock);
+            continue;
+        }
+        for (unsigned i = 0; i < count; i++)
+            chunk_map_release(l->map, first + i, tickets[i]);
+        if (status == GRPC_STATUS_FAILED_PRECONDITION) {
+            leecher_fail(l, "the seeder refused to serve image %s: %s", l->image_id, why);
+            break;
+        }
+        backoff = backoff ? (backoff * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : backoff * 2) : 50;
+        if (backoff == 50)
+            log_warn(l->log, "pulling chunk %llu failed (%s); retrying with backoff",
+                     (unsigned long long)first, why);
+        sleep_ms(backoff);
+    }
+    free(tickets);
+    free(w);
+    return NULL;
+}
+
+int pullers_start(struct leecher *l, pthread_t **threads)
+{
+    *threads = calloc(l->n_workers, sizeof **threads);
+    for (unsigned i = 0; i < l->n_workers; i++) {
+        struct worker_arg *w = malloc(sizeof *w);
+        *w = (struct worker_arg){l, i};
+        if (pthread_create(&(*threads)[i], NULL, worker, w) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+void pullers_join(struct leecher *l, pthread_t *threads)
+{
+    for (unsigned i = 0; i < l->n_workers; i++)
+        pthread_join(threads[i], NULL);
+    free(threads);
+}
+
+/* Waits on the condition until DEADLINE_US; false once it has passed. */
+static bool wait_until(struct leecher *l, uint64_t deadline_us)
+{
+    uint64_t now = leecher_now_us();
+    if (now >= deadline_us)
+        return false;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    uint64_t wait = deadline_us - now < 100000 ? deadline_us - now : 100000;
+    until.tv_nsec += (long)(wait * 1000);
+    while (until.tv_nsec >= 1000000000)
+        until.tv_sec++, until.tv_nsec -= 1000000000;
+    pthread_cond_timedwait(&l->changed, &l->lock, &until);
+    return true;
+}
+
+int leecher_ensure_local(struct leecher *l, uint64_t chunk)
+{
+    uint64_t deadline = leecher_now_us() + (uint64_t)l->pull_timeout_ms * 1000;
+    struct rpc_channel *channel = l->channels[chunk % l->n_channels];
+    for (;;) {
+        enum chunk_state state = chunk_map_state(l->map, chunk);
+        if (chunk_state_is_local(state))
+            return 0;
+        uint32_t ticket;
+        if (state == CHUNK_REMOTE && chunk_map_claim(l->map, chunk, &ticket)) {
+            grpc_status_code status;
+            char why[256];
+            if (pull(l, chunk, 1, &ticket, channel, &status, why, sizeof why) == 0) {
+                /* Reads tend to go on where they stopped: the next chunks
+                 * jump the background queue. */
+                pthread_mutex_lock(&l->lock);
+                for (uint64_t next = chunk + 1; next < l->geo.chunks && next <= chunk + 4; next++)
+                    chunk_queue_push(&l->urgent, next);
+                pthread_cond_broadcast(&l->changed);
+                pthread_mutex_unlock(&l->lock);
+                continue;
+            }
+            chunk_map_release(l->map, chunk, ticket);
+            if (leecher_now_us() >= deadline) {
+                log_error(l->log, "chunk %llu is not local and cannot be pulled: %s",
+                          (unsigned long long)chunk, why);
+                errno = EIO;
+                return -1;
+            }
+            sleep_ms(50);
+            continue;
+        }
+        pthread_mutex_lock(&l->lock); /* being pulled by someone else: wait for it */
+        bool stopping = l->stopping, waited = !stopping && wait_until(l, deadline);
+        pthread_mutex_unlock(&l->lock);
+        if (stopping || !waited) {
+            errno = stopping ? ESHUTDOWN : EIO;
+            return -1;
+        }
+    }
+}
