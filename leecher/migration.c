@@ -9,6 +9,8 @@
 #include "rpc-client.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +37,7 @@ void leecher_fail(struct leecher *l, const char *fmt, ...)
     pthread_mutex_unlock(&l->lock);
     if (first) {
         log_event(l->log, "error", json_pack("{s:s}", "error", message));
-        log_error(l->log, "%s", message);
+        kill(getpid(), SIGTERM); /* main stops everything and exits non-zero */
     }
 }
 

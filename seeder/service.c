@@ -150,7 +150,9 @@ static void handle_finalize(void *opaque, const ProtobufCMessage *message, struc
     struct seeder *seeder = opaque;
     const Godwit__V1__FinalizeRequest *request = (const void *)message;
     struct dirty_list list;
-    if (!same_image(seeder, request->image_id, reply))
+    /* Flush while the app still runs, so the flush after the freeze only
+     * has the last few writes to push: downtime stays small. */
+    if (!same_image(seeder, request->image_id, reply) || !flushed(seeder, reply))
         return;
     if (tracker_finalize(seeder->tracker, &list) < 0) {
         reply_tracker_error(reply, "Finalize needs Track first");

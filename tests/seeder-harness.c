@@ -4,6 +4,24 @@
 #include "testlib.h"
 
 #include <string.h>
+#include <unistd.h>
+
+/* Spawns the seeder with the arguments recorded in S and waits for it. */
+static void spawn(struct seeder_proc *s)
+{
+    char *seeder = test_program("seeder/godwit-seeder");
+    const char *argv[40] = {seeder,        "--image",      s->image,  "--listen",
+                            s->target,     "--nbd-socket", s->socket, "--chunk-size",
+                            s->chunk_size, "--log-format", "json"};
+    size_t argc = 11;
+    for (size_t i = 0; i < s->n_extra && argc < 39; i++)
+        argv[argc++] = s->extra[i];
+    s->pid = test_spawn((char *const *)argv, s->log);
+    free(seeder);
+    CHECK(test_wait_for_port(s->port, 10000), "seeder did not listen on %s (see %s)", s->target,
+          s->log);
+    CHECK(test_wait_for_path(s->socket, 5000), "seeder made no NBD socket (see %s)", s->log);
+}
 
 void seeder_start(struct seeder_proc *s, const char *name, uint64_t size, uint64_t chunk_size,
                   const char *const *extra)
@@ -16,24 +34,20 @@ void seeder_start(struct seeder_proc *s, const char *name, uint64_t size, uint64
     test_write_random_file(s->image, size, 42);
     s->port = test_free_port();
     snprintf(s->target, sizeof s->target, "127.0.0.1:%d", s->port);
-    char chunk[32];
-    snprintf(chunk, sizeof chunk, "%llu", (unsigned long long)chunk_size);
-    char *seeder = test_program("seeder/godwit-seeder");
-    const char *argv[32] = {seeder,    "--image",      s->image,  "--listen",
-                            s->target, "--nbd-socket", s->socket, "--chunk-size",
-                            chunk,     "--log-format", "json"};
-    size_t argc = 11;
-    for (size_t i = 0; extra && extra[i] && argc < 31; i++)
-        argv[argc++] = extra[i];
-    s->pid = test_spawn((char *const *)argv, s->log);
-    free(seeder);
-    CHECK(test_wait_for_port(s->port, 10000), "seeder did not listen on %s (see %s)", s->target,
-          s->log);
-    CHECK(test_wait_for_path(s->socket, 5000), "seeder made no NBD socket (see %s)", s->log);
+    snprintf(s->chunk_size, sizeof s->chunk_size, "%llu", (unsigned long long)chunk_size);
+    for (s->n_extra = 0; extra && extra[s->n_extra] && s->n_extra < 16; s->n_extra++)
+        s->extra[s->n_extra] = extra[s->n_extra];
+    spawn(s);
     char err[256];
     struct rpc_channel_config config = {.target = s->target, .max_message = 32 << 20};
     s->channel = rpc_channel_open(&config, err, sizeof err);
     CHECK(s->channel, "rpc_channel_open: %s", err);
+}
+
+void seeder_restart(struct seeder_proc *s)
+{
+    unlink(s->socket);
+    spawn(s);
 }
 
 int seeder_stop(struct seeder_proc *s)

@@ -16,6 +16,9 @@ struct seeder_proc {
     char log[512];    /* the seeder's stdout+stderr */
     char target[64];  /* "127.0.0.1:PORT" */
     int port;
+    char chunk_size[32];
+    const char *extra[16]; /* extra flags, kept for seeder_restart */
+    size_t n_extra;
     pid_t pid;
     struct rpc_channel *channel;
 };
@@ -24,6 +27,10 @@ struct seeder_proc {
  * CHUNK_SIZE and EXTRA flags (NULL-terminated, may be NULL). */
 void seeder_start(struct seeder_proc *s, const char *name, uint64_t size, uint64_t chunk_size,
                   const char *const *extra);
+
+/* Starts the seeder again on the same image, port and socket (a new
+ * image identity), after seeder_stop or a kill. */
+void seeder_restart(struct seeder_proc *s);
 
 /* Stops it with SIGTERM; returns its exit status. Keeps the temp dir. */
 int seeder_stop(struct seeder_proc *s);

@@ -1,0 +1,305 @@
+/* End-to-end migrations with real processes over loopback: a seeder on a
+ * random image, a source app writing through the seeder's export during
+ * pre-copy, Finalize, a destination app reading and writing through the
+ * leecher's export while chunks are still missing, and at COMPLETE a
+ * destination image equal to source writes + destination writes. Also the
+ * faults: a seeder restart (identity change), a leecher restart (resume),
+ * the seeder dying in post-copy (an error, never zeros), and downtime that
+ * does not grow with the image.
+ *
+ *   leecher-e2e migrate W C | early | restart-leecher | restart-seeder |
+ *               seeder-dies | downtime */
+#include "leecher-harness.h"
+#include "testlib.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { CHUNK = 64 << 10 };
+
+struct migration {
+    struct seeder_proc seeder;
+    struct leecher_proc leecher;
+    unsigned char *model; /* what the destination image must end as */
+    uint64_t size;
+    pid_t linkem;
+    char relay[64]; /* the address the leecher dials when a link emulator is used */
+};
+
+static void read_file(const char *path, unsigned char *buf, uint64_t size)
+{
+    FILE *f = fopen(path, "rb");
+    CHECK(f && fread(buf, 1, size, f) == size, "read %s", path);
+    fclose(f);
+}
+
+static void start_seeder(struct migration *m, const char *name, uint64_t size)
+{
+    m->size = size;
+    seeder_start(&m->seeder, name, size, CHUNK, NULL);
+    m->model = malloc(size);
+    read_file(m->seeder.image, m->model, size);
+}
+
+/* Puts godwit-linkem (RATE MB/s) between leecher and seeder. */
+static void start_link(struct migration *m, const char *rate)
+{
+    int port = test_free_port();
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    snprintf(m->relay, sizeof m->relay, "%s", listen);
+    char *linkem = test_program("bench/godwit-linkem");
+    char *argv[] = {linkem,           "--listen",    listen,       "--target",
+                    m->seeder.target, "--rate-mbps", (char *)rate, NULL};
+    m->linkem = test_spawn(argv, NULL);
+    free(linkem);
+    CHECK(test_wait_for_port(port, 5000), "linkem did not start");
+}
+
+/* Starts the leecher, through the link emulator if there is one. */
+static void start_leecher(struct migration *m, const char *const *extra)
+{
+    char saved[64];
+    snprintf(saved, sizeof saved, "%s", m->seeder.target);
+    if (m->linkem)
+        snprintf(m->seeder.target, sizeof m->seeder.target, "%s", m->relay);
+    leecher_start(&m->leecher, &m->seeder, extra);
+    snprintf(m->seeder.target, sizeof m->seeder.target, "%s", saved);
+}
+
+static void write_through(struct nbd_handle *nbd, unsigned char *model, uint64_t offset, size_t len,
+                          uint64_t seed)
+{
+    unsigned char *buf = malloc(len);
+    test_fill_random(buf, len, seed);
+    CHECK(nbd_pwrite(nbd, buf, len, offset, 0) == 0, "write %llu+%zu: %s",
+          (unsigned long long)offset, len, nbd_get_error());
+    memcpy(model + offset, buf, len);
+    free(buf);
+}
+
+/* The source app: aligned, unaligned, spanning and repeated writes. */
+static void source_writes(struct migration *m, struct nbd_handle *nbd, uint64_t seed)
+{
+    uint64_t chunks = m->size / CHUNK;
+    write_through(nbd, m->model, (seed % chunks) * CHUNK, CHUNK, seed);
+    write_through(nbd, m->model, ((seed * 7) % chunks) * CHUNK + 123, 4000, seed + 1);
+    write_through(nbd, m->model, ((seed * 13) % (chunks - 1) + 1) * CHUNK - 10, 20, seed + 2);
+    for (int i = 0; i < 3; i++)
+        write_through(nbd, m->model, ((seed * 3) % chunks) * CHUNK + 512 * i, 512, seed + 3 + i);
+}
+
+/* Waits for COMPLETE, stops everything and compares the images. */
+static void finish(struct migration *m)
+{
+    Godwit__V1__StatusResponse *s =
+        leecher_wait_state(&m->leecher, GODWIT__V1__STATE__COMPLETE, 60000);
+    CHECK(s->state == GODWIT__V1__STATE__COMPLETE, "state %d: %s", s->state, s->error);
+    CHECK(s->chunks_local == s->chunks_total, "COMPLETE with chunks missing");
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    CHECK(leecher_stop(&m->leecher) == 0, "leecher exit status (see %s)", m->leecher.log);
+    unsigned char *dest = malloc(m->size);
+    read_file(m->leecher.image, dest, m->size);
+    for (uint64_t i = 0; i < m->size; i++)
+        CHECK(dest[i] == m->model[i], "destination differs at byte %llu (chunk %llu)",
+              (unsigned long long)i, (unsigned long long)(i / CHUNK));
+    free(dest);
+    if (m->linkem)
+        test_stop(m->linkem, 5000);
+    seeder_cleanup(&m->seeder);
+    free(m->model);
+}
+
+/* The destination app, while chunks are missing: reads check the model,
+ * writes (partial and whole chunks) update it. */
+static void destination_app(struct migration *m)
+{
+    struct nbd_handle *nbd = leecher_nbd(&m->leecher);
+    uint64_t chunks = m->size / CHUNK;
+    unsigned char buf[3 * CHUNK];
+    for (uint64_t c = chunks - 1; c > chunks - 40; c -= 7) {
+        CHECK(nbd_pread(nbd, buf, 1000, c * CHUNK + 77, 0) == 0, "read: %s", nbd_get_error());
+        CHECK(memcmp(buf, m->model + c * CHUNK + 77, 1000) == 0, "read of chunk %llu differs",
+              (unsigned long long)c);
+    }
+    write_through(nbd, m->model, (chunks - 3) * CHUNK + 100, 200, 901);  /* partial */
+    write_through(nbd, m->model, (chunks - 10) * CHUNK, 2 * CHUNK, 902); /* whole chunks */
+    write_through(nbd, m->model, (chunks / 2) * CHUNK - 5, 10, 903);     /* spans two */
+    CHECK(nbd_pread(nbd, buf, 2 * CHUNK, (chunks - 10) * CHUNK, 0) == 0 &&
+              memcmp(buf, m->model + (chunks - 10) * CHUNK, 2 * CHUNK) == 0,
+          "read back a destination write");
+    nbd_close(nbd);
+}
+
+static void test_migrate(const char *workers, const char *channels, bool early)
+{
+    struct migration m = {0};
+    start_seeder(&m, "e2e-migrate", 64 << 20);
+    if (early)
+        start_link(&m, "40"); /* slow enough that Finalize comes long before the end */
+    const char *extra[] = {"--workers", workers,   "--channels", channels, "--sync-interval",
+                           "200",       "--batch", "256K",       NULL};
+    start_leecher(&m, extra);
+    struct nbd_handle *src = seeder_nbd(&m.seeder);
+    for (uint64_t round = 1; round <= 5; round++) {
+        source_writes(&m, src, round * 1000);
+        usleep(150000);
+    }
+    if (!early)
+        leecher_wait_local(&m.leecher, m.size / CHUNK, 60000);
+    source_writes(&m, src, 77777); /* dirty at the freeze */
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&m.leecher, &downtime) == GRPC_STATUS_OK, "Finalize");
+    CHECK(downtime > 0, "downtime reported");
+    char byte = 1;
+    CHECK(nbd_pwrite(src, &byte, 1, 0, 0) == -1 && nbd_get_errno() == EPERM,
+          "the source must be frozen after Finalize");
+    nbd_close(src);
+    Godwit__V1__StatusResponse *s = leecher_status(&m.leecher);
+    CHECK(s && s->state >= GODWIT__V1__STATE__POSTCOPY, "state after Finalize");
+    if (early)
+        CHECK(s->chunks_local < s->chunks_total, "early Finalize should leave chunks missing");
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    destination_app(&m);
+    uint64_t again;
+    CHECK(leecher_finalize_call(&m.leecher, &again) == GRPC_STATUS_OK && again == downtime,
+          "a second Finalize answers the same");
+    finish(&m);
+}
+
+static void test_restart_leecher(void)
+{
+    struct migration m = {0};
+    start_seeder(&m, "e2e-resume", 64 << 20);
+    start_link(&m, "20");
+    const char *extra[] = {"--workers", "2", "--sync-interval", "200", NULL};
+    start_leecher(&m, extra);
+    struct nbd_handle *src = seeder_nbd(&m.seeder);
+    source_writes(&m, src, 5000);
+    leecher_wait_local(&m.leecher, 200, 30000);
+    usleep(300000); /* a Sync records the state file */
+    CHECK(leecher_stop(&m.leecher) == 0, "leecher stops cleanly");
+    source_writes(&m, src, 6000); /* written while no leecher runs */
+    start_leecher(&m, extra);
+    Godwit__V1__StatusResponse *s = leecher_status(&m.leecher);
+    CHECK(s && s->chunks_local >= 150, "resumed with %llu chunks local",
+          s ? (unsigned long long)s->chunks_local : 0ull);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    test_stop(m.linkem, 5000);
+    m.linkem = 0; /* the rest at full speed */
+    leecher_stop(&m.leecher);
+    start_leecher(&m, extra);
+    leecher_wait_local(&m.leecher, m.size / CHUNK, 60000);
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&m.leecher, &downtime) == GRPC_STATUS_OK, "Finalize");
+    nbd_close(src);
+    s = leecher_status(&m.leecher);
+    CHECK(s->bytes_pulled < m.size, "the last run pulled %llu bytes: it did not resume",
+          (unsigned long long)s->bytes_pulled);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    finish(&m);
+}
+
+static void test_restart_seeder(void)
+{
+    struct migration m = {0};
+    start_seeder(&m, "e2e-identity", 64 << 20);
+    start_link(&m, "10");
+    const char *extra[] = {"--workers", "2", "--sync-interval", "200", NULL};
+    start_leecher(&m, extra);
+    leecher_wait_local(&m.leecher, 20, 30000);
+    test_kill(m.seeder.pid);
+    seeder_restart(&m.seeder); /* same address, new identity */
+    int status = leecher_wait_exit(&m.leecher, 30000);
+    CHECK(status > 0 && status < 128, "leecher must exit non-zero on an identity change, got %d",
+          status);
+    FILE *log = fopen(m.leecher.log, "r");
+    char line[2048];
+    bool said = false;
+    while (fgets(line, sizeof line, log))
+        said |= strstr(line, "refus") != NULL;
+    fclose(log);
+    CHECK(said, "no sentence about refusing to mix images in %s", m.leecher.log);
+    test_stop(m.linkem, 5000);
+    seeder_cleanup(&m.seeder);
+    free(m.model);
+}
+
+static void test_seeder_dies(void)
+{
+    struct migration m = {0};
+    start_seeder(&m, "e2e-dies", 64 << 20);
+    start_link(&m, "10");
+    const char *extra[] = {"--workers", "1", "--pull-timeout", "1500", NULL};
+    start_leecher(&m, extra);
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&m.leecher, &downtime) == GRPC_STATUS_OK, "Finalize");
+    test_kill(m.seeder.pid);
+    m.seeder.pid = 0;
+    test_stop(m.linkem, 5000);
+    struct nbd_handle *nbd = leecher_nbd(&m.leecher);
+    unsigned char buf[4096];
+    memset(buf, 0xaa, sizeof buf);
+    uint64_t last = m.size - CHUNK; /* far from what one slow worker pulled */
+    CHECK(nbd_pread(nbd, buf, sizeof buf, last, 0) == -1, "a missing chunk was served");
+    CHECK(nbd_get_errno() == EIO, "errno %d, expected EIO", nbd_get_errno());
+    nbd_close(nbd);
+    leecher_stop(&m.leecher);
+    seeder_cleanup(&m.seeder);
+    free(m.model);
+}
+
+/* Downtime of a migration of SIZE with DIRTY chunks written at the end. */
+static uint64_t downtime_for(uint64_t size, int dirty)
+{
+    struct migration m = {0};
+    start_seeder(&m, "e2e-downtime", size);
+    const char *extra[] = {"--sync-interval", "600000", NULL};
+    start_leecher(&m, extra);
+    leecher_wait_local(&m.leecher, size / CHUNK, 60000);
+    struct nbd_handle *src = seeder_nbd(&m.seeder);
+    for (int i = 0; i < dirty; i++)
+        write_through(src, m.model, (uint64_t)i * 3 * CHUNK, CHUNK, 500 + (uint64_t)i);
+    nbd_close(src);
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&m.leecher, &downtime) == GRPC_STATUS_OK, "Finalize");
+    finish(&m);
+    return downtime;
+}
+
+static void test_downtime(void)
+{
+    uint64_t small = UINT64_MAX, large = UINT64_MAX;
+    for (int i = 0; i < 2; i++) {
+        uint64_t a = downtime_for(16 << 20, 8), b = downtime_for(256 << 20, 8);
+        small = a < small ? a : small;
+        large = b < large ? b : large;
+    }
+    printf("downtime: 16 MiB %llu us, 256 MiB %llu us (8 dirty chunks each), ratio %.2f\n",
+           (unsigned long long)small, (unsigned long long)large, (double)large / (double)small);
+    CHECK(large < 5 * small + 2000, "downtime grew with the image: %llu us vs %llu us",
+          (unsigned long long)large, (unsigned long long)small);
+}
+
+int main(int argc, char **argv)
+{
+    const char *which = argc > 1 ? argv[1] : "migrate";
+    if (strcmp(which, "migrate") == 0)
+        test_migrate(argc > 2 ? argv[2] : "4", argc > 3 ? argv[3] : "2", false);
+    else if (strcmp(which, "early") == 0)
+        test_migrate("4", "2", true);
+    else if (strcmp(which, "restart-leecher") == 0)
+        test_restart_leecher();
+    else if (strcmp(which, "restart-seeder") == 0)
+        test_restart_seeder();
+    else if (strcmp(which, "seeder-dies") == 0)
+        test_seeder_dies();
+    else if (strcmp(which, "downtime") == 0)
+        test_downtime();
+    else
+        CHECK(false, "unknown test %s", which);
+    printf("leecher-e2e %s: ok\n", which);
+    return 0;
+}
