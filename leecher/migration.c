@@ -158,6 +158,9 @@ static Godwit__V1__FinalizeResponse *seeder_finalize(struct leecher *l, char *er
 {
     Godwit__V1__FinalizeRequest request = GODWIT__V1__FINALIZE_REQUEST__INIT;
     request.image_id = l->image_id;
+    pthread_mutex_lock(&l->lock);
+    request.ack_generation = l->ack_generation; /* recorded: need not come back */
+    pthread_mutex_unlock(&l->lock);
     ProtobufCMessage *response;
     struct rpc_result result;
     if (rpc_call(l->channels[0], "/godwit.v1.Seeder/Finalize", &request.base,

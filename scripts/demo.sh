@@ -50,11 +50,11 @@ control_port=$(free_port)
 pids+=($!)
 wait_for 10 test -S "$dir/source.sock" || die "seeder did not start: $(cat "$dir/seeder.log")"
 
-"$bin/bench/godwit-writer" --socket "$dir/source.sock" --rate-mbps 20 --block 4K \
+"$bin/bench/godwit-writer" --socket "$dir/source.sock" --rate-mbps 10 --block 4K --hot-percent 95 \
   >"$dir/writer.out" 2>&1 &
 writer=$!
 pids+=($writer)
-echo "demo: source app writing 20 MB/s through the seeder's NBD export"
+echo "demo: source app writing 10 MB/s (95% to a hot region) through the seeder's NBD export"
 
 start=$(date +%s%N)
 "$bin/leecher/godwit-leecher" --seeder "127.0.0.1:$seeder_port" --image "$dir/dest.img" \
@@ -63,23 +63,30 @@ start=$(date +%s%N)
 leecher=$!
 pids+=($leecher)
 
-caught_up() {
+first_pass_done() {
   local p
   p=$(event progress) || return 1
-  [ -n "$p" ] && [ "$(echo "$p" | field chunks_local)" = "$(echo "$p" | field chunks_total)" ]
+  [ -n "$p" ] && [ "$(echo "$p" | field pulled_once)" = "$(echo "$p" | field chunks_total)" ]
 }
-wait_for 300 caught_up || die "pre-copy did not catch up: $(tail -3 "$dir/leecher.log")"
+wait_for 300 first_pass_done || die "pre-copy did not finish its first pass: $(tail -3 "$dir/leecher.log")"
 precopy_ns=$(($(date +%s%N) - start))
-echo "demo: pre-copy caught up in $((precopy_ns / 1000000)) ms; stopping the source app"
+echo "demo: first pre-copy pass done in $((precopy_ns / 1000000)) ms; re-pulling what the app re-dirtied"
+sleep 3
+p=$(event progress)
+echo "demo: dirty rate $(echo "$p" | field dirty_rate) chunks/s, re-dirtied $(echo "$p" | field chunks_redirtied) chunks so far;" \
+  "Finalize now would transfer $(echo "$p" | field finalize_dirty_chunks) chunks"
+echo "demo: pausing the source app"
 kill -TERM "$writer"
 wait "$writer" 2>/dev/null || true
 
 echo "demo: Finalize (SIGUSR1 to the leecher)"
 kill -USR1 "$leecher"
-wait_for 30 test -n "$(event finalized)" || die "Finalize failed: $(tail -3 "$dir/leecher.log")"
-wait_for 300 test -n "$(event complete)" || die "post-copy did not complete"
+has_event() { [ -n "$(event "$1")" ]; }
+wait_for 30 has_event finalized || die "Finalize failed: $(tail -3 "$dir/leecher.log")"
+wait_for 300 has_event complete || die "post-copy did not complete: $(tail -3 "$dir/leecher.log")"
 downtime=$(event finalized | field downtime_us)
 pulled=$(event complete | field bytes_pulled)
+dirty=$(event finalized | field dirty_chunks)
 kill -TERM "$leecher"
 wait "$leecher" 2>/dev/null || true
 
@@ -87,9 +94,9 @@ src=$(sha256sum <"$dir/source.img" | cut -d' ' -f1)
 dst=$(sha256sum <"$dir/dest.img" | cut -d' ' -f1)
 echo
 echo "  image            ${size_mb} MiB, $(cat "$dir/writer.out" | field writes) writes by the source app"
-echo "  downtime         ${downtime} us (Finalize to export ready)"
-awk -v b="${pulled:-0}" -v ns="$precopy_ns" \
-  'BEGIN { printf "  pulled           %.1f MB in total; pre-copy pass %.1f MB/s\n", b / 1e6, b / 1e6 / (ns / 1e9) }'
+echo "  downtime         ${downtime} us (Finalize to export ready; ${dirty} dirty chunks at the freeze)"
+awk -v b="${pulled:-0}" -v ns="$precopy_ns" -v mb="$size_mb" \
+  'BEGIN { printf "  throughput       first pass %.1f MB/s; %.1f MB pulled in total (re-pulls included)\n", mb * 1.048576 / (ns / 1e9), b / 1e6 }'
 echo "  source sha256    $src"
 echo "  dest   sha256    $dst"
 [ "$src" = "$dst" ] || die "checksums differ"

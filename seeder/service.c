@@ -154,7 +154,7 @@ static void handle_finalize(void *opaque, const ProtobufCMessage *message, struc
      * has the last few writes to push: downtime stays small. */
     if (!same_image(seeder, request->image_id, reply) || !flushed(seeder, reply))
         return;
-    if (tracker_finalize(seeder->tracker, &list) < 0) {
+    if (tracker_finalize(seeder->tracker, request->ack_generation, &list) < 0) {
         reply_tracker_error(reply, "Finalize needs Track first");
         return;
     }

@@ -164,7 +164,7 @@ static int freeze(struct tracker *tracker)
     return state;
 }
 
-int tracker_finalize(struct tracker *tracker, struct dirty_list *out)
+int tracker_finalize(struct tracker *tracker, uint64_t ack_generation, struct dirty_list *out)
 {
     LOCK_FOR_SCOPE(&tracker->sync_lock);
     int before = freeze(tracker);
@@ -175,6 +175,8 @@ int tracker_finalize(struct tracker *tracker, struct dirty_list *out)
     if (!tracker->frozen_ready) {
         /* pending keeps everything until the list exists, so a retry after
          * a failure here still reports every chunk. */
+        if (ack_generation != 0 && ack_generation == tracker->generation)
+            dirty_set_clear(tracker->pending);
         dirty_set_take(tracker->dirty, tracker->pending);
         if (list_offsets(tracker, tracker->pending, &tracker->frozen) < 0)
             return -1;

@@ -38,7 +38,7 @@ struct dirty_list {
  * errno: EAGAIN before Track or after Finalize (FAILED_PRECONDITION),
  * ENOMEM. */
 int tracker_sync(struct tracker *tracker, uint64_t ack_generation, struct dirty_list *out);
-int tracker_finalize(struct tracker *tracker, struct dirty_list *out);
+int tracker_finalize(struct tracker *tracker, uint64_t ack_generation, struct dirty_list *out);
 
 /* Complete: -1 (EAGAIN) before Finalize. */
 int tracker_complete(struct tracker *tracker);
