@@ -137,7 +137,8 @@ static void watch_sent(struct rpc_tag *tag, bool ok)
 {
     struct health_watch *w =
         (struct health_watch *)((char *)tag - offsetof(struct health_watch, sent));
-    pthread_mutex_lock(&w->server->lock);
+    struct rpc_server *server = w->server; /* w may be freed below */
+    pthread_mutex_lock(&server->lock);
     w->sending = false;
     if (w->out)
         grpc_byte_buffer_destroy(w->out);
@@ -146,18 +147,19 @@ static void watch_sent(struct rpc_tag *tag, bool ok)
         w->closed = true;
     watch_pump(w);
     watch_release(w);
-    pthread_mutex_unlock(&w->server->lock);
+    pthread_mutex_unlock(&server->lock);
 }
 
 static void watch_closed(struct rpc_tag *tag, bool ok)
 {
     struct health_watch *w =
         (struct health_watch *)((char *)tag - offsetof(struct health_watch, closed_tag));
+    struct rpc_server *server = w->server; /* w may be freed below */
     (void)ok;
-    pthread_mutex_lock(&w->server->lock);
+    pthread_mutex_lock(&server->lock);
     w->closed = true;
     watch_release(w);
-    pthread_mutex_unlock(&w->server->lock);
+    pthread_mutex_unlock(&server->lock);
 }
 
 static void watch_arrived(struct rpc_tag *tag, bool ok)
