@@ -21,6 +21,7 @@ struct writer_options {
     unsigned seconds;
     unsigned seed;
     unsigned hot_percent; /* share of writes that go to a small hot set */
+    unsigned count;       /* stop after this many writes; 0: no limit */
 };
 
 static uint64_t now_us(void)
@@ -66,6 +67,7 @@ int main(int argc, char **argv)
         {"seconds", OPTION_UINT, &o.seconds, "S", "stop after S seconds (default: at SIGTERM)"},
         {"seed", OPTION_UINT, &o.seed, "N", "random seed (default 1)"},
         {"hot-percent", OPTION_UINT, &o.hot_percent, "P", "share of writes to a hot 1/64 (50)"},
+        {"count", OPTION_UINT, &o.count, "N", "stop after N writes (default: no limit)"},
     };
     size_t n = sizeof specs / sizeof specs[0];
     char err[256];
@@ -93,7 +95,7 @@ int main(int argc, char **argv)
     char *buf = malloc(o.block);
     uint64_t start = now_us(), deadline = o.seconds ? start + o.seconds * 1000000ull : 0;
     int status = 0;
-    while (!stop && (!deadline || now_us() < deadline)) {
+    while (!stop && (!deadline || now_us() < deadline) && (!o.count || writes < o.count)) {
         for (size_t i = 0; i < o.block; i += 8) {
             uint64_t word = next_random(&rng);
             memcpy(buf + i, &word, o.block - i < 8 ? o.block - i : 8);

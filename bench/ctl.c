@@ -1,0 +1,135 @@
+/* godwit-ctl: a small client for the leecher's control API, for scripts and
+ * hosts without grpcurl. Prints one JSON object.
+ *
+ *   godwit-ctl --control 127.0.0.1:1338 status
+ *   godwit-ctl --control 127.0.0.1:1338 finalize
+ *   godwit-ctl --control 127.0.0.1:1338 wait-local [--timeout S]   (pre-copy caught up)
+ *   godwit-ctl --control 127.0.0.1:1338 wait-complete [--timeout S]
+ */
+#include "godwit/v1/leecher.pb-c.h"
+#include "options.h"
+#include "rpc-client.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *state_names[] = {"UNSPECIFIED", "PRECOPY",  "FINALIZING",
+                                    "POSTCOPY",    "COMPLETE", "FAILED"};
+
+static Godwit__V1__StatusResponse *status(struct rpc_channel *ch, struct rpc_result *result)
+{
+    Godwit__V1__StatusRequest request = GODWIT__V1__STATUS_REQUEST__INIT;
+    ProtobufCMessage *response;
+    if (rpc_call(ch, "/godwit.v1.Leecher/Status", &request.base,
+                 &godwit__v1__status_response__descriptor, &response, 5000,
+                 result) != GRPC_STATUS_OK)
+        return NULL;
+    return (Godwit__V1__StatusResponse *)response;
+}
+
+static void print_status(const Godwit__V1__StatusResponse *s, double elapsed)
+{
+    printf("{\"state\":\"%s\",\"size\":%llu,\"chunks_total\":%llu,\"chunks_local\":%llu,"
+           "\"bytes_pulled\":%llu,\"dirty_rate\":%.1f,\"downtime_us\":%llu,"
+           "\"finalize_dirty_chunks\":%llu,\"waited_s\":%.3f,\"error\":\"%s\"}\n",
+           state_names[s->state <= 5 ? s->state : 0], (unsigned long long)s->size,
+           (unsigned long long)s->chunks_total, (unsigned long long)s->chunks_local,
+           (unsigned long long)s->bytes_pulled, s->dirty_rate, (unsigned long long)s->downtime_us,
+           (unsigned long long)s->finalize_dirty_chunks, elapsed, s->error);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Polls Status every 5 ms until DONE(s) or the timeout; prints the last. */
+static int wait_for(struct rpc_channel *ch, bool complete, unsigned timeout)
+{
+    double start = now_s();
+    for (;;) {
+        struct rpc_result result;
+        Godwit__V1__StatusResponse *s = status(ch, &result);
+        bool done = s && (complete ? s->state == GODWIT__V1__STATE__COMPLETE
+                                   : s->chunks_local == s->chunks_total);
+        bool failed = s && s->state == GODWIT__V1__STATE__FAILED;
+        if (done || failed || now_s() - start > timeout) {
+            if (s)
+                print_status(s, now_s() - start);
+            else
+                fprintf(stderr, "godwit-ctl: Status failed: %s\n", result.message);
+            if (s)
+                protobuf_c_message_free_unpacked(&s->base, NULL);
+            return done ? 0 : 1;
+        }
+        protobuf_c_message_free_unpacked(&s->base, NULL);
+        usleep(5000);
+    }
+}
+
+static int finalize(struct rpc_channel *ch)
+{
+    Godwit__V1__LeecherFinalizeRequest request = GODWIT__V1__LEECHER_FINALIZE_REQUEST__INIT;
+    ProtobufCMessage *response;
+    struct rpc_result result;
+    if (rpc_call(ch, "/godwit.v1.Leecher/Finalize", &request.base,
+                 &godwit__v1__leecher_finalize_response__descriptor, &response, 60000,
+                 &result) != GRPC_STATUS_OK) {
+        fprintf(stderr, "godwit-ctl: Finalize failed: %s\n", result.message);
+        return 1;
+    }
+    Godwit__V1__LeecherFinalizeResponse *r = (void *)response;
+    printf("{\"downtime_us\":%llu,\"dirty_chunks\":%llu}\n", (unsigned long long)r->downtime_us,
+           (unsigned long long)r->dirty_chunks);
+    protobuf_c_message_free_unpacked(response, NULL);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char *control = NULL;
+    unsigned timeout = 600;
+    const char *command = argc > 1 && argv[argc - 1][0] != '-' ? argv[argc - 1] : NULL;
+    struct option_spec specs[] = {
+        {"control", OPTION_STRING, &control, "ADDR:PORT", "the leecher's control address"},
+        {"timeout", OPTION_UINT, &timeout, "S", "for wait-*: give up after S seconds (600)"},
+    };
+    char err[256];
+    const struct program_info info = {"godwit-ctl", "drive a godwit-leecher",
+                                      "--control ADDR:PORT status|finalize|wait-local|"
+                                      "wait-complete"};
+    int r = options_parse(&info, specs, 2, command ? argc - 1 : argc, argv, err, sizeof err);
+    if (r == 0 && (!control || !command)) {
+        snprintf(err, sizeof err, "give --control ADDR:PORT and a command (see --help)");
+        r = -1;
+    }
+    if (r != 0) {
+        if (r < 0)
+            fprintf(stderr, "godwit-ctl: %s\n", err);
+        options_free(specs, 2);
+        return r < 0 ? 2 : 0;
+    }
+    struct rpc_channel_config config = {.target = control};
+    struct rpc_channel *ch = rpc_channel_open(&config, err, sizeof err);
+    if (!ch) {
+        fprintf(stderr, "godwit-ctl: %s\n", err);
+        r = 1;
+    } else if (strcmp(command, "finalize") == 0)
+        r = finalize(ch);
+    else if (strcmp(command, "wait-local") == 0 || strcmp(command, "wait-complete") == 0)
+        r = wait_for(ch, strcmp(command, "wait-complete") == 0, timeout);
+    else if (strcmp(command, "status") == 0)
+        wait_for(ch, false, 0); /* prints once: the timeout is 0 */
+    else {
+        fprintf(stderr, "godwit-ctl: unknown command \"%s\"\n", command);
+        r = 2;
+    }
+    if (ch)
+        rpc_channel_close(ch);
+    options_free(specs, 2);
+    return r;
+}

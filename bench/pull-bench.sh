@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Pull throughput and downtime of a full migration on loopback.
+#   bench/pull-bench.sh [BUILD_DIR] [SIZE_MB] [RUNS] [GRID]
+# GRID is "WORKERSxCHANNELS ..." (default "1x1 4x1 4x4 16x4 64x8"). For each
+# cell: a seeder on an idle SIZE_MB image (page-cached), a leecher pulling
+# it; prints the median MB/s of RUNS pre-copies (min, max), the leecher's
+# peak RSS, then Finalize with 1% of the chunks dirty and its downtime.
+# One JSON line per cell, plus the loopback TCP baseline of the same run.
+set -euo pipefail
+build=${1:-build-release}
+size_mb=${2:-1024}
+runs=${3:-3}
+grid=${4:-"1x1 4x1 4x4 16x4 64x8"}
+chunk=$((256 << 10))
+for b in seeder/godwit-seeder leecher/godwit-leecher bench/godwit-ctl bench/godwit-writer bench/godwit-tcp-baseline; do
+  [ -x "$build/$b" ] || { echo "pull-bench: build $build/$b first (cmake --build $build)" >&2; exit 1; }
+done
+dir=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"; }
+trap cleanup EXIT
+head -c $((size_mb << 20)) /dev/urandom >"$dir/source.img"
+cat "$dir/source.img" >/dev/null
+
+port() { local p; for p in $(shuf -i 20000-60000 -n 20); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }; done; }
+field() { sed -n "s/.*\"$1\":\\([^,}]*\\).*/\\1/p" | tr -d '"'; }
+median() { sort -n | awk '{a[NR]=$1} END {printf "{\"median\":%.1f,\"min\":%.1f,\"max\":%.1f}", a[int((NR+1)/2)], a[1], a[NR]}'; }
+
+baseline=$("$build/bench/godwit-tcp-baseline" --seconds 3 | field mb_per_s)
+echo "{\"baseline\":\"loopback TCP, one stream\",\"mb_per_s\":$baseline}"
+
+# one_run W C FINALIZE: prints "MB/s RSS_KB [downtime_us dirty]"
+one_run() {
+  local sp cp seeder leecher rss
+  sp=$(port); cp=$(port)
+  rm -f "$dir/dest.img" "$dir/dest.img.godwit-state"
+  "$build/seeder/godwit-seeder" --image "$dir/source.img" --listen "127.0.0.1:$sp" \
+    --nbd-socket "$dir/s.sock" 2>"$dir/seeder.log" &
+  seeder=$!; pids+=($seeder)
+  for _ in $(seq 100); do [ -S "$dir/s.sock" ] && break; sleep 0.05; done
+  local start=$(date +%s%N)
+  "$build/leecher/godwit-leecher" --seeder "127.0.0.1:$sp" --image "$dir/dest.img" \
+    --workers "$1" --channels "$2" --control "127.0.0.1:$cp" --sync-interval 600000 \
+    2>"$dir/leecher.log" &
+  leecher=$!; pids+=($leecher)
+  "$build/bench/godwit-ctl" --control "127.0.0.1:$cp" --timeout 600 wait-local >"$dir/ctl.out"
+  local end=$(date +%s%N)
+  rss=$(awk '/VmHWM/ {print $2}' /proc/$leecher/status)
+  local out="$(awk -v mb="$size_mb" -v ns=$((end - start)) 'BEGIN {printf "%.1f", mb * 1.048576 / (ns / 1e9)}') $rss"
+  if [ "$3" = finalize ]; then
+    "$build/bench/godwit-writer" --socket "$dir/s.sock" --count $(((size_mb << 20) / chunk / 100)) \
+      --block 4K --hot-percent 0 --rate-mbps 0 >/dev/null
+    local fin=$("$build/bench/godwit-ctl" --control "127.0.0.1:$cp" finalize)
+    out="$out $(echo "$fin" | field downtime_us) $(echo "$fin" | field dirty_chunks)"
+    "$build/bench/godwit-ctl" --control "127.0.0.1:$cp" wait-complete >/dev/null
+    cmp -s "$dir/source.img" "$dir/dest.img" || { echo "pull-bench: images differ" >&2; exit 1; }
+  fi
+  kill $leecher $seeder; wait $leecher $seeder 2>/dev/null || true
+  echo "$out"
+}
+
+for cell in $grid; do
+  w=${cell%x*}; c=${cell#*x}
+  : >"$dir/results"
+  for r in $(seq "$runs"); do one_run "$w" "$c" $([ "$r" = 1 ] && echo finalize || echo no) >>"$dir/results"; done
+  mbs=$(awk '{print $1}' "$dir/results" | median)
+  rss=$(awk '{print $2}' "$dir/results" | sort -n | tail -1)
+  read -r _ _ downtime dirty <"$dir/results"
+  ratio=$(awk -v b="$baseline" -v r="$(echo "$mbs" | field median)" 'BEGIN {printf "%.2f", r / b}')
+  echo "{\"workers\":$w,\"channels\":$c,\"size_mb\":$size_mb,\"runs\":$runs,\"mb_per_s\":$mbs,\"ratio_to_tcp\":$ratio,\"leecher_peak_rss_kb\":$rss,\"downtime_us_1pct\":$downtime,\"dirty_chunks\":$dirty}"
+done
