@@ -4,6 +4,7 @@
  * this connection only. */
 #include "internal.h"
 
+#include "cleanup.h"
 #include "log.h"
 #include "protocol.h"
 
@@ -48,14 +49,14 @@ static int send_info_block_size(struct nbd_connection *conn, uint32_t option)
 static int send_info_text(struct nbd_connection *conn, uint32_t option, uint16_t type,
                           const char *text)
 {
-    size_t len = strlen(text);
-    char *buf = malloc(2 + len);
+    size_t len = strnlen(text, 4096);
+    CLEANUP_FREE char *buf = malloc(2 + len);
+    if (!buf)
+        return -1;
     uint16_t be = htobe16(type);
     memcpy(buf, &be, 2);
     memcpy(buf + 2, text, len);
-    int r = send_reply(conn->fd, option, NBD_REP_INFO, buf, (uint32_t)(2 + len));
-    free(buf);
-    return r;
+    return send_reply(conn->fd, option, NBD_REP_INFO, buf, (uint32_t)(2 + len));
 }
 
 static bool export_known(const struct nbd_server *server, const char *name)
@@ -80,6 +81,8 @@ static int parse_info_request(const char *data, uint32_t len, char **name, uint1
         return -1;
     *name = strndup(data + 4, name_len);
     *requests = malloc(2u * *n_requests + 2);
+    if (!*name || !*requests)
+        return -1;
     for (uint16_t i = 0; i < *n_requests; i++) {
         memcpy(&(*requests)[i], data + 6 + name_len + 2 * i, 2);
         (*requests)[i] = be16toh((*requests)[i]);
@@ -90,8 +93,9 @@ static int parse_info_request(const char *data, uint32_t len, char **name, uint1
 /* Answers INFO or GO; returns 1 to start transmission, 0 to go on, -1 to close. */
 static int option_info(struct nbd_connection *conn, uint32_t option, const char *data, uint32_t len)
 {
-    char *name = NULL;
-    uint16_t *requests = NULL, n = 0;
+    CLEANUP_FREE char *name = NULL;
+    CLEANUP_FREE uint16_t *requests = NULL;
+    uint16_t n = 0;
     int r;
     if (parse_info_request(data, len, &name, &requests, &n) < 0)
         return send_reply(conn->fd, option, NBD_REP_ERR_INVALID, NULL, 0);
@@ -112,8 +116,6 @@ static int option_info(struct nbd_connection *conn, uint32_t option, const char 
         if (r == 0 && option == NBD_OPT_GO)
             r = 1;
     }
-    free(name);
-    free(requests);
     return r;
 }
 
@@ -123,11 +125,12 @@ static int option_list(struct nbd_connection *conn, uint32_t len)
         return send_reply(conn->fd, NBD_OPT_LIST, NBD_REP_ERR_INVALID, NULL, 0);
     const char *name = conn->server->export_name ? conn->server->export_name : "";
     uint32_t name_len = (uint32_t)strlen(name), be = htobe32(name_len);
-    char *buf = malloc(4 + name_len);
+    CLEANUP_FREE char *buf = malloc(4 + name_len);
+    if (!buf)
+        return -1;
     memcpy(buf, &be, 4);
     memcpy(buf + 4, name, name_len);
     int r = send_reply(conn->fd, NBD_OPT_LIST, NBD_REP_SERVER, buf, 4 + name_len);
-    free(buf);
     return r == 0 ? send_reply(conn->fd, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0) : -1;
 }
 
@@ -135,10 +138,8 @@ static int option_list(struct nbd_connection *conn, uint32_t len)
  * export closes the connection. */
 static int option_export_name(struct nbd_connection *conn, const char *data, uint32_t len)
 {
-    char *name = strndup(data, len);
-    bool known = export_known(conn->server, name);
-    free(name);
-    if (!known) {
+    CLEANUP_FREE char *name = strndup(data, len);
+    if (!name || !export_known(conn->server, name)) {
         nbd_log(conn->server, LOG_WARN, "NBD client asked for an unknown export; closing");
         return -1;
     }
@@ -159,19 +160,22 @@ static int negotiate_option(struct nbd_connection *conn)
         uint64_t magic;
         uint32_t option, len;
     } __attribute__((packed)) header;
-    if (nbd_read_full(conn->fd, &header, sizeof header) < 0 ||
-        be64toh(header.magic) != NBD_IHAVEOPT)
+    if (nbd_read_full(conn->fd, &header, sizeof header) < 0)
         return -1;
+    if (be64toh(header.magic) != NBD_IHAVEOPT) {
+        nbd_log(conn->server, LOG_WARN, "NBD option with a bad magic; closing the connection");
+        return -1;
+    }
     uint32_t option = be32toh(header.option), len = be32toh(header.len);
+    /* No option we know is this long, and skipping gigabytes to answer
+     * "unsupported" is not worth it: the spec lets us close instead. */
     if (len > MAX_OPTION_LENGTH) {
         nbd_log(conn->server, LOG_WARN, "NBD option of %u bytes is too long; closing", len);
         return -1;
     }
-    char *data = malloc(len + 1);
-    if (nbd_read_full(conn->fd, data, len) < 0) {
-        free(data);
+    CLEANUP_FREE char *data = malloc(len + 1);
+    if (!data || nbd_read_full(conn->fd, data, len) < 0)
         return -1;
-    }
     int r;
     switch (option) {
     case NBD_OPT_EXPORT_NAME:
@@ -192,7 +196,6 @@ static int negotiate_option(struct nbd_connection *conn)
         r = send_reply(conn->fd, option, NBD_REP_ERR_UNSUP, NULL, 0);
         break;
     }
-    free(data);
     return r;
 }
 

@@ -12,18 +12,21 @@
 
 struct logger;
 
+/* One client. server and fd are set before the thread starts and never
+ * change; fd is closed only after every thread using it is joined. */
 struct nbd_connection {
     struct nbd_server *server;
     int fd;
     pthread_t thread; /* the reader: handshake, then requests */
     bool no_zeroes;   /* set during the handshake, read by the reader only */
 
-    /* Held while a reply (header + data) is written. */
+    /* Held while a reply (header + data) is written: replies never mix. */
     pthread_mutex_t write_lock;
 
     /* lock owns the queue, inflight, closing and the worker threads. */
     pthread_mutex_t lock;
-    pthread_cond_t changed;
+    pthread_cond_t work; /* signalled when a job is queued or closing is set */
+    pthread_cond_t room; /* signalled when inflight drops */
     struct nbd_job *queue_head, *queue_tail;
     unsigned inflight; /* queued or running */
     bool closing;      /* workers exit once the queue is empty */
@@ -35,15 +38,18 @@ struct nbd_connection {
     bool finished; /* the thread has ended; join it */
 };
 
+/* The server. Everything above lock is set in nbd_server_start before any
+ * thread starts and is read-only afterwards. */
 struct nbd_server {
-    struct nbd_backend backend; /* copied at start; read-only */
-    struct nbd_server_config config;
+    struct nbd_backend backend;      /* copied at start */
+    struct nbd_server_config config; /* copied, defaults applied */
     char *unix_path, *export_name, *description;
     int listeners[2];
     int n_listeners;
     pthread_t acceptor;
     bool has_acceptor;
-    int wake[2]; /* self-pipe that wakes the acceptor at stop */
+    int wake[2]; /* self-pipe (non-blocking) that wakes the acceptor: at stop,
+                    and when a connection ends so that it is reaped */
 
     /* lock owns connections, n_connections and stopping. */
     pthread_mutex_t lock;
@@ -63,6 +69,12 @@ int nbd_write_full(int fd, const void *buf, size_t len);
 int nbd_write_more(int fd, const void *buf, size_t len);
 /* Reads and drops LEN bytes. */
 int nbd_discard(int fd, uint64_t len);
+
+/* Joins and frees the connections whose thread has ended. */
+void nbd_reap_connections(struct nbd_server *server);
+
+/* True once nbd_server_stop has begun. */
+bool nbd_server_stopping(struct nbd_server *server);
 
 /* Wakes every connection's reader (in-flight replies still go out), joins
  * every connection thread and frees the connections. */

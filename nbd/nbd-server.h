@@ -1,7 +1,16 @@
 /* An NBD server (fixed-newstyle handshake, simple replies) that serves any
  * backend through one small callbacks interface. Requests on a connection
  * are served concurrently and answered out of order; several connections at
- * once; a unix socket, a TCP address, or a connected fd (tests). */
+ * once; a unix socket, a TCP address, or a connected fd (tests).
+ *
+ * Bad clients: an out-of-range request gets EINVAL (reads) or ENOSPC
+ * (writes), a READ/WRITE larger than max_request or an unknown command
+ * EINVAL, and the connection lives on. A refused WRITE's payload is read
+ * and dropped when it is at most 4 x max_request; a larger one is answered
+ * EINVAL and the connection closed (skipping gigabytes is not worth it).
+ * Options longer than 64 KiB, a bad magic, or a handshake not finished in
+ * 30 s close that connection only; a reply the client does not read for
+ * 60 s ends its connection. */
 #ifndef GODWIT_NBD_SERVER_H
 #define GODWIT_NBD_SERVER_H
 

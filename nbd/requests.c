@@ -15,12 +15,20 @@
 #include <string.h>
 #include <sys/socket.h>
 
+/* One request. The reader builds it, then it belongs to conn->queue (under
+ * conn->lock) until a worker takes it, then to that worker alone. */
 struct nbd_job {
     struct nbd_job *next;
     struct nbd_request request; /* host byte order */
-    void *data;                 /* READ: filled by the worker; WRITE: the payload */
+    void *data;                 /* WRITE: the payload (READs use the worker's buffer) */
     int error;                  /* set by validation: reply with this errno, run nothing */
 };
+
+static void free_job(struct nbd_job *job)
+{
+    free(job->data);
+    free(job);
+}
 
 uint32_t nbd_errno_to_wire(int err)
 {
@@ -60,7 +68,9 @@ uint16_t nbd_transmission_flags(const struct nbd_server *server)
     return flags;
 }
 
-static int send_reply(struct nbd_connection *conn, const struct nbd_job *job, int error)
+/* Sends the reply to JOB; a successful READ carries DATA. */
+static int send_reply(struct nbd_connection *conn, const struct nbd_job *job, int error,
+                      const void *data)
 {
     struct nbd_simple_reply reply = {htobe32(NBD_SIMPLE_REPLY_MAGIC),
                                      htobe32(nbd_errno_to_wire(error)),
@@ -71,7 +81,7 @@ static int send_reply(struct nbd_connection *conn, const struct nbd_job *job, in
         return nbd_write_full(conn->fd, &reply, sizeof reply);
     if (nbd_write_more(conn->fd, &reply, sizeof reply) < 0)
         return -1;
-    return nbd_write_full(conn->fd, job->data, job->request.count);
+    return nbd_write_full(conn->fd, data, job->request.count);
 }
 
 static int write_zeroes(const struct nbd_backend *b, uint32_t count, uint64_t offset, bool fua)
@@ -80,18 +90,21 @@ static int write_zeroes(const struct nbd_backend *b, uint32_t count, uint64_t of
         return b->zero(b->opaque, count, offset, fua);
     size_t block = count < (1u << 20) ? count : (1u << 20);
     char *zeroes = calloc(1, block ? block : 1);
+    if (!zeroes)
+        return errno = ENOMEM, -1;
     int r = 0;
     while (r == 0 && count > 0) {
         uint32_t n = count < block ? count : (uint32_t)block;
-        r = b->pwrite(b->opaque, zeroes, n, offset, fua && n == count);
+        r = b->pwrite(b->opaque, zeroes, n, offset, false);
         count -= n, offset += n;
     }
     free(zeroes);
-    return r;
+    /* FUA covers every chunk: one flush after them all. */
+    return r == 0 && fua && b->flush ? b->flush(b->opaque) : r;
 }
 
 /* Runs one request against the backend; returns the errno to report. */
-static int execute(struct nbd_connection *conn, struct nbd_job *job)
+static int execute(struct nbd_connection *conn, struct nbd_job *job, void *read_buf)
 {
     const struct nbd_backend *b = &conn->server->backend;
     const struct nbd_request *req = &job->request;
@@ -100,7 +113,7 @@ static int execute(struct nbd_connection *conn, struct nbd_job *job)
     errno = 0;
     switch (req->type) {
     case NBD_CMD_READ:
-        r = b->pread(b->opaque, job->data, req->count, req->offset);
+        r = b->pread(b->opaque, read_buf, req->count, req->offset);
         break;
     case NBD_CMD_WRITE:
         r = b->pwrite(b->opaque, job->data, req->count, req->offset, fua);
@@ -121,13 +134,46 @@ static int execute(struct nbd_connection *conn, struct nbd_job *job)
     return r == 0 ? 0 : (errno ? errno : EIO);
 }
 
+/* A worker's own buffer for READ data, grown to the largest read seen
+ * (at most max_request) and reused: no allocation per request. */
+struct read_buffer {
+    void *data;
+    size_t size;
+};
+
+static void *read_buffer_get(struct read_buffer *rb, size_t count)
+{
+    if (count > rb->size) {
+        void *bigger = realloc(rb->data, count);
+        if (!bigger)
+            return NULL;
+        rb->data = bigger, rb->size = count;
+    }
+    return rb->data;
+}
+
+/* Runs JOB (or just reports its validation error) and replies. */
+static void serve_job(struct nbd_connection *conn, struct nbd_job *job, struct read_buffer *rb)
+{
+    void *read_buf = NULL;
+    int error = job->error;
+    if (!error && job->request.type == NBD_CMD_READ &&
+        !(read_buf = read_buffer_get(rb, job->request.count ? job->request.count : 1)))
+        error = ENOMEM;
+    if (!error)
+        error = execute(conn, job, read_buf);
+    if (send_reply(conn, job, error, read_buf) < 0)
+        shutdown(conn->fd, SHUT_RDWR); /* the client is gone: wake the reader */
+}
+
 static void *worker(void *arg)
 {
     struct nbd_connection *conn = arg;
+    struct read_buffer rb = {NULL, 0};
     for (;;) {
         pthread_mutex_lock(&conn->lock);
         while (!conn->queue_head && !conn->closing)
-            pthread_cond_wait(&conn->changed, &conn->lock);
+            pthread_cond_wait(&conn->work, &conn->lock);
         struct nbd_job *job = conn->queue_head;
         if (job) {
             conn->queue_head = job->next;
@@ -136,17 +182,16 @@ static void *worker(void *arg)
         }
         pthread_mutex_unlock(&conn->lock);
         if (!job)
-            return NULL;
-        int error = job->error ? job->error : execute(conn, job);
-        if (send_reply(conn, job, error) < 0)
-            shutdown(conn->fd, SHUT_RDWR); /* the client is gone: wake the reader */
-        free(job->data);
-        free(job);
+            break;
+        serve_job(conn, job, &rb);
+        free_job(job);
         pthread_mutex_lock(&conn->lock);
         conn->inflight--;
-        pthread_cond_broadcast(&conn->changed);
+        pthread_cond_signal(&conn->room);
         pthread_mutex_unlock(&conn->lock);
     }
+    free(rb.data);
+    return NULL;
 }
 
 static const char *command_name(uint16_t type)
@@ -186,7 +231,8 @@ static int validate(struct nbd_server *server, const struct nbd_request *req)
     const char *why = NULL;
     int err = check_request(server, req, &why);
     if (err)
-        nbd_log(server, LOG_DEBUG, "invalid NBD request: %s offset %" PRIu64 " count %" PRIu32 ": %s",
+        nbd_log(server, LOG_DEBUG,
+                "invalid NBD request: %s offset %" PRIu64 " count %" PRIu32 ": %s",
                 command_name(req->type), req->offset, req->count, why);
     return err;
 }
@@ -195,11 +241,11 @@ static void enqueue(struct nbd_connection *conn, struct nbd_job *job)
 {
     pthread_mutex_lock(&conn->lock);
     while (conn->inflight >= conn->server->config.max_inflight)
-        pthread_cond_wait(&conn->changed, &conn->lock);
+        pthread_cond_wait(&conn->room, &conn->lock);
     conn->inflight++;
     *(conn->queue_tail ? &conn->queue_tail->next : &conn->queue_head) = job;
     conn->queue_tail = job;
-    pthread_cond_signal(&conn->changed);
+    pthread_cond_signal(&conn->work);
     pthread_mutex_unlock(&conn->lock);
 }
 
@@ -243,20 +289,20 @@ static int read_request(struct nbd_connection *conn, struct nbd_job **out)
     *out = job;
     if (job->request.type == NBD_CMD_WRITE)
         return read_payload(conn, job);
-    if (job->request.type == NBD_CMD_READ && !job->error) {
-        job->data = malloc(job->request.count ? job->request.count : 1);
-        if (!job->data)
-            job->error = ENOMEM;
-    }
     return 0;
 }
 
-static void start_workers(struct nbd_connection *conn)
+/* Starts the workers; false if not even one could start. */
+static bool start_workers(struct nbd_connection *conn)
 {
-    conn->n_workers = conn->server->config.threads_per_connection;
-    conn->workers = calloc(conn->n_workers, sizeof *conn->workers);
-    for (unsigned i = 0; i < conn->n_workers; i++)
-        pthread_create(&conn->workers[i], NULL, worker, conn);
+    unsigned wanted = conn->server->config.threads_per_connection;
+    conn->workers = calloc(wanted, sizeof *conn->workers);
+    if (!conn->workers)
+        return false;
+    while (conn->n_workers < wanted &&
+           pthread_create(&conn->workers[conn->n_workers], NULL, worker, conn) == 0)
+        conn->n_workers++;
+    return conn->n_workers > 0;
 }
 
 /* Waits for in-flight requests, then ends the workers. */
@@ -264,9 +310,9 @@ static void stop_workers(struct nbd_connection *conn)
 {
     pthread_mutex_lock(&conn->lock);
     while (conn->inflight > 0)
-        pthread_cond_wait(&conn->changed, &conn->lock);
+        pthread_cond_wait(&conn->room, &conn->lock);
     conn->closing = true;
-    pthread_cond_broadcast(&conn->changed);
+    pthread_cond_broadcast(&conn->work);
     pthread_mutex_unlock(&conn->lock);
     for (unsigned i = 0; i < conn->n_workers; i++)
         pthread_join(conn->workers[i], NULL);
@@ -275,17 +321,22 @@ static void stop_workers(struct nbd_connection *conn)
 
 void nbd_serve_requests(struct nbd_connection *conn)
 {
-    start_workers(conn);
+    if (!start_workers(conn)) {
+        nbd_log(conn->server, LOG_WARN, "NBD connection closed: cannot start its workers");
+        stop_workers(conn);
+        return;
+    }
     for (;;) {
         struct nbd_job *job = NULL;
         int r = read_request(conn, &job);
-        if (job && job->request.type == NBD_CMD_DISC && !job->error) {
-            free(job);
-            break;
-        }
-        if (job)
+        bool disconnect = job && job->request.type == NBD_CMD_DISC && !job->error;
+        /* A request cut short runs nothing; one already refused still gets
+         * its error reply before the connection closes. */
+        if (job && (disconnect || (r < 0 && !job->error)))
+            free_job(job);
+        else if (job)
             enqueue(conn, job);
-        if (r < 0)
+        if (r < 0 || disconnect)
             break;
     }
     stop_workers(conn);

@@ -27,14 +27,22 @@ static void *accept_loop(void *arg)
     for (;;) {
         if (poll(fds, (nfds_t)server->n_listeners + 1, -1) < 0 && errno != EINTR)
             break;
-        if (fds[server->n_listeners].revents)
-            break; /* stop */
+        if (fds[server->n_listeners].revents) {
+            char drain[64];
+            while (read(server->wake[0], drain, sizeof drain) > 0)
+                ;
+            if (nbd_server_stopping(server))
+                break;
+            nbd_reap_connections(server); /* a connection ended */
+        }
         for (int i = 0; i < server->n_listeners; i++) {
             if (!(fds[i].revents & POLLIN))
                 continue;
             int fd = accept4(fds[i].fd, NULL, NULL, SOCK_CLOEXEC);
             if (fd >= 0)
                 nbd_server_add_fd(server, fd);
+            else if (errno == EMFILE || errno == ENFILE || errno == ENOMEM)
+                poll(NULL, 0, 100); /* out of descriptors: do not spin */
         }
     }
     return NULL;
@@ -50,12 +58,18 @@ static int listen_unix(const char *path, char *err, size_t errlen)
     }
     strcpy(addr.sun_path, path);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create a unix socket: %s", strerror(errno));
+        return -1;
+    }
     if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) {
         snprintf(err, errlen, "NBD socket %s is in use by another server", path);
         close(fd);
         return -1;
     }
-    unlink(path);
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path); /* a stale socket: nobody answers on it */
     if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || chmod(path, 0600) < 0 ||
         listen(fd, 64) < 0) {
         snprintf(err, errlen, "cannot listen on NBD socket %s: %s", path, strerror(errno));
@@ -80,12 +94,14 @@ static int listen_tcp(const char *address, char *err, size_t errlen)
         return -1;
     }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    int r = bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? listen(fd, 64) : -1;
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int r = fd < 0 ? -1 : bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? listen(fd, 64) : -1;
     freeaddrinfo(ai);
     if (r < 0) {
         snprintf(err, errlen, "cannot listen on NBD address %s: %s", address, strerror(errno));
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         return -1;
     }
     return fd;
@@ -102,7 +118,16 @@ static void apply_defaults(struct nbd_server_config *c)
 struct nbd_server *nbd_server_start(const struct nbd_server_config *config,
                                     const struct nbd_backend *backend, char *err, size_t errlen)
 {
+    if (!backend->pread || (!backend->pwrite && !backend->read_only)) {
+        snprintf(err, errlen, "the NBD backend lacks a %s callback",
+                 backend->pread ? "pwrite" : "pread");
+        return NULL;
+    }
     struct nbd_server *server = calloc(1, sizeof *server);
+    if (!server) {
+        snprintf(err, errlen, "out of memory starting the NBD server");
+        return NULL;
+    }
     server->backend = *backend;
     server->config = *config;
     apply_defaults(&server->config);
@@ -116,14 +141,19 @@ struct nbd_server *nbd_server_start(const struct nbd_server_config *config,
         server->listeners[server->n_listeners++] = fd;
     if (fd >= 0 && config->tcp_address && (fd = listen_tcp(config->tcp_address, err, errlen)) >= 0)
         server->listeners[server->n_listeners++] = fd;
-    if (fd < 0 || pipe2(server->wake, O_CLOEXEC) < 0) {
+    if (fd < 0 || pipe2(server->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
         if (fd >= 0)
             snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
         nbd_server_stop(server);
         return NULL;
     }
     if (server->n_listeners > 0) {
-        pthread_create(&server->acceptor, NULL, accept_loop, server);
+        int e = pthread_create(&server->acceptor, NULL, accept_loop, server);
+        if (e) {
+            snprintf(err, errlen, "cannot start the NBD accept thread: %s", strerror(e));
+            nbd_server_stop(server);
+            return NULL;
+        }
         server->has_acceptor = true;
     }
     return server;

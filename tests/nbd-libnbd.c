@@ -9,6 +9,9 @@
 #include <errno.h>
 #include <libnbd.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -18,11 +21,12 @@
 enum { DISK_SIZE = 4 << 20 };
 
 static struct nbd_server *start(struct memory_disk *disk, bool read_only, const char *unix_path,
-                                const char *export_name)
+                                const char *export_name, const char *tcp_address)
 {
     struct nbd_backend b;
     memory_backend(disk, &b, read_only);
     struct nbd_server_config config = {.unix_path = unix_path,
+                                       .tcp_address = tcp_address,
                                        .export_name = export_name,
                                        .description = "a test disk",
                                        .max_request = 1 << 20};
@@ -56,6 +60,7 @@ static struct nbd_handle *connect_pair(struct nbd_server *server)
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
     CHECK(nbd_server_add_fd(server, sv[0]) == 0, "nbd_server_add_fd");
     struct nbd_handle *nbd = handle();
+    CHECK(nbd_set_export_name(nbd, "disk") == 0, "%s", nbd_get_error());
     CHECK(nbd_connect_socket(nbd, sv[1]) == 0, "connect_socket: %s", nbd_get_error());
     return nbd;
 }
@@ -86,8 +91,7 @@ static void test_round_trips(struct nbd_handle *nbd, struct memory_disk *disk)
           nbd_get_error());
     CHECK(disk->fua_writes == fua + 1, "FUA did not reach the backend");
     CHECK(nbd_flush(nbd, 0) == 0 && disk->flushes >= 1, "flush: %s", nbd_get_error());
-    CHECK(nbd_trim(nbd, 1000, 12345 + 1, 0) == 0 && disk->trims == 1, "trim: %s",
-          nbd_get_error());
+    CHECK(nbd_trim(nbd, 1000, 12345 + 1, 0) == 0 && disk->trims == 1, "trim: %s", nbd_get_error());
     CHECK(nbd_zero(nbd, 3001, 12345 + 5000, LIBNBD_CMD_FLAG_NO_HOLE) == 0 && disk->zeroes == 1,
           "zero: %s", nbd_get_error());
     CHECK(nbd_pread(nbd, in, 10000, 12345, 0) == 0, "pread: %s", nbd_get_error());
@@ -140,12 +144,10 @@ static void test_concurrent(struct nbd_handle *nbd, struct memory_disk *disk)
                                    NBD_NULL_COMPLETION, 0);
         CHECK(cookies[i] > 0, "aio_pread: %s", nbd_get_error());
     }
-    for (int done = 0; done < 4;) {
+    while (nbd_aio_in_flight(nbd) > 0)
         CHECK(nbd_poll(nbd, -1) >= 0, "poll: %s", nbd_get_error());
-        done = 0;
-        for (int i = 0; i < 4; i++)
-            done += nbd_aio_command_completed(nbd, cookies[i]) == 1 || cookies[i] == 0;
-    }
+    for (int i = 0; i < 4; i++)
+        CHECK(nbd_aio_command_completed(nbd, cookies[i]) == 1, "aio %d: %s", i, nbd_get_error());
     disk->gate_width = 0;
     CHECK(disk->gate_met, "the four reads never ran at the same time");
     for (int i = 0; i < 4; i++)
@@ -222,14 +224,12 @@ static void test_many_connections(const char *path, struct nbd_server *server,
     for (int i = 0; i < 5; i++) {
         char buf[1000];
         memset(buf, 'a' + i, sizeof buf);
-        CHECK(nbd_pwrite(h[i], buf, sizeof buf, (uint64_t)i * 1000, 0) == 0, "%s",
-              nbd_get_error());
+        CHECK(nbd_pwrite(h[i], buf, sizeof buf, (uint64_t)i * 1000, 0) == 0, "%s", nbd_get_error());
     }
     for (int i = 0; i < 5; i++) {
         char buf[5000];
         CHECK(nbd_pread(h[(i + 1) % 5], buf, sizeof buf, 0, 0) == 0, "%s", nbd_get_error());
-        CHECK(memcmp(buf, disk->data, sizeof buf) == 0 && buf[i * 1000] == 'a' + i, "view %d",
-              i);
+        CHECK(memcmp(buf, disk->data, sizeof buf) == 0 && buf[i * 1000] == 'a' + i, "view %d", i);
     }
     for (int i = 0; i < 5; i++)
         close_handle(h[i]);
@@ -243,8 +243,15 @@ static void test_read_only(const char *dir)
     disk.data[0] = 42;
     char *path = NULL;
     CHECK(asprintf(&path, "%s/ro.sock", dir) > 0, "asprintf");
-    struct nbd_server *server = start(&disk, true, path, NULL);
-    struct nbd_handle *nbd = connect_unix(path, "anything");
+    /* Served over TCP as well; any export name is accepted. */
+    int port = test_free_port();
+    char address[64], port_text[16];
+    snprintf(address, sizeof address, "127.0.0.1:%d", port);
+    snprintf(port_text, sizeof port_text, "%d", port);
+    struct nbd_server *server = start(&disk, true, path, NULL, address);
+    struct nbd_handle *nbd = handle();
+    nbd_set_export_name(nbd, "anything");
+    CHECK(nbd_connect_tcp(nbd, "127.0.0.1", port_text) == 0, "tcp: %s", nbd_get_error());
     CHECK(nbd_is_read_only(nbd) == 1, "not read-only");
     char buf[512];
     CHECK(nbd_pwrite(nbd, buf, sizeof buf, 0, 0) == -1 && nbd_get_errno() == EPERM, "write: %d",
@@ -252,10 +259,67 @@ static void test_read_only(const char *dir)
     CHECK(nbd_zero(nbd, 512, 0, 0) == -1 && nbd_trim(nbd, 512, 0, 0) == -1, "zero/trim worked");
     CHECK(nbd_pread(nbd, buf, sizeof buf, 0, 0) == 0 && buf[0] == 42, "read");
     close_handle(nbd);
+    nbd = connect_unix(path, "other");
+    CHECK(nbd_is_read_only(nbd) == 1, "not read-only over unix");
+    close_handle(nbd);
     nbd_server_stop(server);
     CHECK(access(path, F_OK) != 0, "socket left behind");
     free(path);
     memory_disk_free(&disk);
+}
+
+/* Start-up failures are one sentence, and the running server is untouched. */
+static void test_start_errors(const char *path)
+{
+    struct memory_disk disk;
+    memory_disk_init(&disk, 4096);
+    struct nbd_backend b;
+    memory_backend(&disk, &b, false);
+    char err[256] = "";
+    struct nbd_server_config in_use = {.unix_path = path};
+    CHECK(!nbd_server_start(&in_use, &b, err, sizeof err), "socket in use accepted");
+    CHECK(strstr(err, "in use"), "error: %s", err);
+    struct nbd_server_config bad_tcp = {.tcp_address = "no-port-here"};
+    CHECK(!nbd_server_start(&bad_tcp, &b, err, sizeof err), "bad address accepted");
+    CHECK(strstr(err, "no-port-here"), "error: %s", err);
+    b.pread = NULL;
+    struct nbd_server_config none = {0};
+    CHECK(!nbd_server_start(&none, &b, err, sizeof err), "no pread accepted");
+    CHECK(access(path, F_OK) == 0, "the running server's socket was removed");
+    memory_disk_free(&disk);
+}
+
+static void *stop_thread(void *server)
+{
+    nbd_server_stop(server);
+    return NULL;
+}
+
+/* Stop while a read is inside the backend: the read still completes, then
+ * the connection is closed, the socket removed, nothing leaks. */
+static void test_stop_in_flight(const char *path, struct nbd_server *server,
+                                struct memory_disk *disk)
+{
+    struct nbd_handle *nbd = connect_unix(path, "disk");
+    static char buf[65536];
+    atomic_store(&disk->hold, true);
+    int64_t cookie = nbd_aio_pread(nbd, buf, sizeof buf, 65536, NBD_NULL_COMPLETION, 0);
+    CHECK(cookie > 0, "aio_pread: %s", nbd_get_error());
+    while (atomic_load(&disk->held) == 0)
+        CHECK(nbd_poll(nbd, 10) >= 0, "poll: %s", nbd_get_error());
+    pthread_t stopper;
+    CHECK(pthread_create(&stopper, NULL, stop_thread, server) == 0, "pthread_create");
+    while (access(path, F_OK) == 0) /* the stop has begun */
+        poll(NULL, 0, 1);
+    atomic_store(&disk->hold, false);
+    while (nbd_aio_in_flight(nbd) > 0)
+        CHECK(nbd_poll(nbd, -1) >= 0, "poll: %s", nbd_get_error());
+    CHECK(nbd_aio_command_completed(nbd, cookie) == 1, "in-flight read failed: %s",
+          nbd_get_error());
+    CHECK(memcmp(buf, disk->data + 65536, sizeof buf) == 0, "in-flight read differs");
+    pthread_join(stopper, NULL);
+    CHECK(nbd_pread(nbd, buf, 512, 0, 0) == -1, "read after stop worked");
+    nbd_close(nbd);
 }
 
 int main(void)
@@ -265,7 +329,7 @@ int main(void)
     CHECK(asprintf(&path, "%s/nbd.sock", dir) > 0, "asprintf");
     struct memory_disk disk;
     memory_disk_init(&disk, DISK_SIZE);
-    struct nbd_server *server = start(&disk, false, path, "disk");
+    struct nbd_server *server = start(&disk, false, path, "disk", NULL);
 
     struct nbd_handle *nbd = connect_unix(path, "disk");
     test_round_trips(nbd, &disk);
@@ -280,15 +344,10 @@ int main(void)
     close_handle(nbd);
 
     test_options(path);
+    test_start_errors(path);
     test_many_connections(path, server, &disk);
 
-    /* Stop with a connection still open: it is closed, nothing leaks. */
-    nbd = connect_unix(path, "disk");
-    nbd_server_stop(server);
-    char buf[512];
-    CHECK(nbd_pread(nbd, buf, sizeof buf, 0, 0) == -1, "read after stop worked");
-    nbd_close(nbd);
-    CHECK(access(path, F_OK) != 0, "socket left behind");
+    test_stop_in_flight(path, server, &disk);
     memory_disk_free(&disk);
 
     test_read_only(dir);

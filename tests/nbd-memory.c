@@ -38,6 +38,11 @@ static int memory_pread(void *opaque, void *buf, uint32_t count, uint64_t offset
     struct memory_disk *disk = opaque;
     if (disk->gate_width > 1)
         pass_gate(disk);
+    if (atomic_load(&disk->hold)) {
+        atomic_fetch_add(&disk->held, 1);
+        for (int i = 0; i < 10000 && atomic_load(&disk->hold); i++)
+            nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
     if (disk->eio_length && offset < disk->eio_offset + disk->eio_length &&
         offset + count > disk->eio_offset)
         return errno = EIO, -1;

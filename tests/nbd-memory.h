@@ -22,6 +22,9 @@ struct memory_disk {
     unsigned gate_width;
     atomic_uint inside;
     atomic_bool gate_met;
+    /* While hold is set, reads wait (up to 10 s); held counts them. */
+    atomic_bool hold;
+    atomic_uint held;
 };
 
 /* A zeroed disk of SIZE bytes; memory_backend fills B to serve it. */

@@ -6,6 +6,7 @@
  * transmission phase, so requests are fuzzed too. */
 #include "nbd-server.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,10 @@ static void converse(int fd, const uint8_t *data, size_t size)
     bool shut = false;
     for (;;) {
         struct pollfd pfd = {fd, POLLIN | (sent < size ? POLLOUT : 0), 0};
-        if (poll(&pfd, 1, 5000) <= 0)
+        int ready = poll(&pfd, 1, 5000);
+        if (ready < 0 && errno == EINTR)
+            continue; /* libFuzzer's timer signal */
+        if (ready <= 0)
             break;
         if (pfd.revents & POLLIN) {
             if (recv(fd, sink, sizeof sink, 0) <= 0)
@@ -89,7 +93,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (nbd_server_add_fd(server, sv[0]) < 0)
         abort();
     char greeting[18];
-    if (recv(sv[1], greeting, sizeof greeting, MSG_WAITALL) != sizeof greeting)
+    ssize_t got;
+    while ((got = recv(sv[1], greeting, sizeof greeting, MSG_WAITALL)) < 0 && errno == EINTR)
+        ;
+    if (got != sizeof greeting)
         abort();
     converse(sv[1], data, size);
     close(sv[1]);
