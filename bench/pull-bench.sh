@@ -20,6 +20,7 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
 head -c $((size_mb << 20)) /dev/urandom >"$dir/source.img"
+sync "$dir/source.img"   # on disk: the seeder's flushes must not pay for our writes
 cat "$dir/source.img" >/dev/null
 
 port() { local p; for p in $(shuf -i 20000-60000 -n 20); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }; done; }

@@ -134,7 +134,8 @@ static bool sync_once(struct leecher *l, uint64_t *last_us)
     if (state_file_save(l) == 0) {
         pthread_mutex_lock(&l->lock);
         l->ack_generation = sync->generation;
-        l->dirty_rate = 0.5 * l->dirty_rate + 0.5 * (double)sync->n_dirty_offsets / seconds;
+        if (seconds >= 0.1) /* the Sync at Finalize comes at any moment: no rate from it */
+            l->dirty_rate = 0.5 * l->dirty_rate + 0.5 * (double)sync->n_dirty_offsets / seconds;
         pthread_mutex_unlock(&l->lock);
     } else {
         log_warn(l->log, "cannot write %s: %s", l->state_path, strerror(errno));
@@ -202,6 +203,15 @@ int leecher_finalize(struct leecher *l, char *err, size_t errlen)
 
 static int finalize_locked(struct leecher *l, char *err, size_t errlen)
 {
+    /* One last Sync while the source still runs: it flushes the source and
+     * takes what was rewritten since the previous one, so the freeze below
+     * has less to flush and to transfer. Not part of the downtime. */
+    pthread_mutex_lock(&l->lock);
+    bool precopy = l->state == PRECOPY;
+    pthread_mutex_unlock(&l->lock);
+    uint64_t last = leecher_now_us() - 1;
+    if (precopy)
+        sync_once(l, &last);
     int begun = begin_finalize(l, err, errlen);
     if (begun != 0) {
         errno = EPERM;
