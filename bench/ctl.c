@@ -66,7 +66,8 @@ static int wait_for(struct rpc_channel *ch, bool complete, unsigned timeout)
                 protobuf_c_message_free_unpacked(&s->base, NULL);
             return done ? 0 : 1;
         }
-        protobuf_c_message_free_unpacked(&s->base, NULL);
+        if (s)
+            protobuf_c_message_free_unpacked(&s->base, NULL);
         usleep(5000);
     }
 }

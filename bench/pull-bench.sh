@@ -44,6 +44,7 @@ one_run() {
     --workers "$1" --channels "$2" --control "127.0.0.1:$cp" --sync-interval 600000 \
     2>"$dir/leecher.log" &
   leecher=$!; pids+=($leecher)
+  for _ in $(seq 1000); do (exec 3<>/dev/tcp/127.0.0.1/$cp) 2>/dev/null && break; sleep 0.005; done
   "$build/bench/godwit-ctl" --control "127.0.0.1:$cp" --timeout 600 wait-local >"$dir/ctl.out"
   local end=$(date +%s%N)
   rss=$(awk '/VmHWM/ {print $2}' /proc/$leecher/status)

@@ -50,7 +50,7 @@ struct rpc_channel *rpc_channel_open(const struct rpc_channel_config *config, ch
     }
     struct rpc_channel *ch = calloc(1, sizeof *ch);
     ch->max_message = config->max_message ? config->max_message : 4u << 20;
-    grpc_arg args[4] = {
+    grpc_arg args[6] = {
         {.type = GRPC_ARG_INTEGER,
          .key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
          .value.integer = 1},
@@ -64,8 +64,14 @@ struct rpc_channel *rpc_channel_open(const struct rpc_channel_config *config, ch
         {.type = GRPC_ARG_INTEGER,
          .key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
          .value.integer = 1000},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+         .value.integer = 100},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+         .value.integer = 100},
     };
-    grpc_channel_args channel_args = {4, args};
+    grpc_channel_args channel_args = {6, args};
     ch->channel = grpc_channel_create(config->target, creds, &channel_args);
     grpc_channel_credentials_release(creds);
     return ch;
