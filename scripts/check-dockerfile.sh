@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Checks the Dockerfile without a Docker engine: base images pinned to
+# debian:bookworm-slim, no :latest, apt used with --no-install-recommends
+# and its lists removed, every COPY source present, a non-root USER and a
+# HEALTHCHECK in the final stage, every apt package known to Debian, and
+# every shared library the built binaries need provided by the runtime
+# packages, what they depend on, or the base image's required packages.
+#   scripts/check-dockerfile.sh [BUILD_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+file=${DOCKERFILE:-Dockerfile}
+fail() { echo "check-dockerfile: $*" >&2; exit 1; }
+command -v apt-cache >/dev/null || { echo "check-dockerfile: no apt-cache here" >&2; exit 77; }
+
+grep -E '^FROM ' "$file" | while read -r _ image _; do
+  [ "$image" = debian:bookworm-slim ] || fail "base image $image is not debian:bookworm-slim"
+done
+! grep -qE ':latest' "$file" || fail "an image uses the :latest tag"
+while read -r line; do
+  case $line in *"apt-get install"*)
+    case $line in *--no-install-recommends*) ;; *) fail "apt-get install without --no-install-recommends" ;; esac ;;
+  esac
+done < <(tr -d '\\' <"$file" | tr '\n' ' ' | sed 's/RUN /\nRUN /g')
+grep -q 'rm -rf /var/lib/apt/lists' "$file" || fail "apt lists are not removed in the runtime stage"
+
+final=$(awk '/^FROM /{stage=""} {stage = stage $0 "\n"} END {printf "%s", stage}' "$file")
+echo "$final" | grep -qE '^USER +([1-9][0-9]*|[a-z]+)' || fail "the final stage has no USER"
+echo "$final" | grep -E '^USER ' | grep -qvE 'USER +(0|root)$' || fail "the final stage runs as root"
+echo "$final" | grep -q '^HEALTHCHECK' || fail "the final stage has no HEALTHCHECK"
+
+grep -E '^COPY ' "$file" | grep -v -- '--from=' | while read -r _ src _; do
+  [ -e "$src" ] || fail "COPY source $src does not exist"
+done
+grep -q 'scripts/install-deps.sh' "$file" || fail "the build stage does not use scripts/install-deps.sh"
+
+runtime=$(echo "$final" | tr -d '\\' | tr '\n' ' ' | sed -n 's/.*--no-install-recommends \(.*\) && rm -rf.*/\1/p')
+[ -n "$runtime" ] || fail "cannot find the runtime package list"
+for pkg in $runtime; do
+  apt-cache show "$pkg" >/dev/null 2>&1 || fail "package $pkg is not known to apt (run apt-get update?)"
+done
+
+if [ -x "$build/seeder/godwit-seeder" ] && [ -x "$build/leecher/godwit-leecher" ]; then
+  closure=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+    --no-replaces --no-enhances $runtime 2>/dev/null | grep -v '^ ' | sort -u)
+  for bin in "$build/seeder/godwit-seeder" "$build/leecher/godwit-leecher" "$build/bench/godwit-ctl"; do
+    for lib in $(ldd "$bin" | awk '/=> \// {print $3}'); do
+      pkg=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -1 | cut -d: -f1) || true
+      [ -n "$pkg" ] || pkg=$(dpkg -S "$lib" 2>/dev/null | head -1 | cut -d: -f1) || true
+      [ -n "$pkg" ] || fail "no package owns $lib (needed by $bin)"
+      # In the closure of what the stage installs, or part of every Debian
+      # base image (priority "required", as debian:bookworm-slim has it).
+      echo "$closure" | grep -qx "$pkg" ||
+        apt-cache show "$pkg" 2>/dev/null | grep -q '^Priority: required' ||
+        fail "$bin needs $lib from $pkg, which the runtime stage does not install"
+    done
+  done
+  echo "check-dockerfile: runtime packages cover every library of the binaries"
+fi
+echo "check-dockerfile: ok"

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The Dockerfile check passes on ours and fails on broken copies (root user,
+# a missing runtime library, an unpinned base image).
+source "$(dirname "$0")/functions.sh"
+requires apt-cache
+cd "$GODWIT_SOURCE"
+bash scripts/check-dockerfile.sh "$GODWIT_BIN" || fail "check-dockerfile rejects our Dockerfile"
+broken() { # broken NAME SED-EXPRESSION: the check must reject that change
+  sed "$2" Dockerfile >"$TEST_DIR/$1"
+  if DOCKERFILE="$TEST_DIR/$1" bash scripts/check-dockerfile.sh "$GODWIT_BIN" 2>/dev/null; then
+    fail "check-dockerfile accepted a Dockerfile with $1"
+  fi
+}
+broken root-user 's/^USER 10001/USER root/'
+broken missing-grpc 's/libgrpc29 //'
+broken latest-base 's/^FROM debian:bookworm-slim$/FROM debian:latest/'
+broken no-healthcheck '/^HEALTHCHECK/,+1d'
+echo "ship-dockerfile: ok"
