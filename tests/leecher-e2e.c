@@ -8,11 +8,13 @@
  * does not grow with the image.
  *
  *   leecher-e2e migrate W C | early | restart-leecher | restart-seeder |
- *               seeder-dies | downtime */
+ *               seeder-dies | downtime | mount */
 #include "leecher-harness.h"
 #include "testlib.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -283,6 +285,35 @@ static void test_downtime(void)
           (unsigned long long)large, (unsigned long long)small);
 }
 
+/* The leecher's --mount file: mmap-able once Finalize opened the export,
+ * and it holds the source's bytes. */
+static void test_mount(void)
+{
+    if (access("/dev/fuse", R_OK | W_OK) != 0 || system("command -v nbdfuse >/dev/null") != 0)
+        test_skip("FUSE or nbdfuse is not available");
+    struct migration m = {0};
+    start_seeder(&m, "e2e-mount", 16 << 20);
+    char dir[700], file[720];
+    snprintf(dir, sizeof dir, "%s/mnt", m.seeder.dir);
+    snprintf(file, sizeof file, "%s/image", dir);
+    const char *extra[] = {"--mount", dir, NULL};
+    start_leecher(&m, extra);
+    CHECK(test_wait_for_path(file, 10000), "no %s", file);
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&m.leecher, &downtime) == GRPC_STATUS_OK, "Finalize");
+    int fd = open(file, O_RDWR);
+    CHECK(fd >= 0, "open %s", file);
+    unsigned char *map = mmap(NULL, m.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    CHECK(map != MAP_FAILED, "mmap the leecher's file");
+    CHECK(memcmp(map, m.model, m.size) == 0, "the mounted file differs from the source");
+    memcpy(map + 4096, "via mmap", 8);
+    memcpy(m.model + 4096, "via mmap", 8);
+    CHECK(msync(map, m.size, MS_SYNC) == 0, "msync");
+    munmap(map, m.size);
+    close(fd);
+    finish(&m);
+}
+
 int main(int argc, char **argv)
 {
     const char *which = argc > 1 ? argv[1] : "migrate";
@@ -298,6 +329,8 @@ int main(int argc, char **argv)
         test_seeder_dies();
     else if (strcmp(which, "downtime") == 0)
         test_downtime();
+    else if (strcmp(which, "mount") == 0)
+        test_mount();
     else
         CHECK(false, "unknown test %s", which);
     printf("leecher-e2e %s: ok\n", which);
