@@ -14,6 +14,7 @@
 
 struct logger;
 struct nbd_backend;
+struct pull_order;
 struct rpc_channel;
 struct rpc_service;
 
@@ -37,7 +38,8 @@ struct leecher {
     struct rpc_channel **channels;
     unsigned n_channels;
     unsigned n_workers;
-    uint32_t batch_bytes; /* largest ReadAt a background pull makes */
+    uint32_t batch_bytes;           /* largest ReadAt a background pull makes */
+    const struct pull_order *order; /* background pull heuristic */
     int sync_interval_ms;
     int pull_timeout_ms; /* post-copy: how long a read waits for a missing chunk */
     char *state_path;    /* IMAGE.godwit-state */
@@ -60,9 +62,9 @@ struct leecher {
     uint64_t downtime_us;
     uint64_t finalize_dirty;   /* chunks the freeze reported */
     uint64_t ack_generation;   /* last Sync set recorded in the state file */
-    struct chunk_queue urgent; /* on-demand pulls */
+    struct chunk_queue urgent; /* chunks the pull order put first (read-ahead) */
     struct chunk_queue dirty;  /* chunks the freeze reported, pulled first */
-    uint64_t cursor;           /* next chunk the sequential scan looks at */
+    uint64_t cursor;           /* the pull order's position */
     double dirty_rate;         /* chunks/s re-dirtied, recent Syncs */
     uint64_t source_dirty;     /* what Finalize would transfer now (Seeder.Info) */
 

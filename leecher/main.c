@@ -9,6 +9,7 @@
 #include "log.h"
 #include "nbd-server.h"
 #include "options.h"
+#include "pull-order.h"
 #include "rpc-client.h"
 #include "rpc-server.h"
 
@@ -285,6 +286,7 @@ int main(int argc, char **argv)
                         .batch_bytes = (uint32_t)(o.batch > (16u << 20) ? 16u << 20 : o.batch),
                         .sync_interval_ms = (int)o.sync_interval,
                         .pull_timeout_ms = (int)o.pull_timeout,
+                        .order = &pull_order_sequential,
                         .state = PRECOPY,
                         .started_us = leecher_now_us()};
     pthread_mutex_init(&l.lock, NULL);

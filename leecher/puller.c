@@ -1,9 +1,11 @@
-/* Pulling chunks: background workers take, in order, on-demand requests,
- * the chunks the freeze reported, then the next remote chunks of a
- * sequential scan (batched into one ReadAt up to batch_bytes); a read of a
- * missing chunk pulls it at once in the reader's own thread, so its
- * latency is about one round trip. */
+/* Pulling chunks: background workers take, in order, queued chunks
+ * (read-ahead after on-demand reads), the chunks the freeze reported, then
+ * whatever the pull order picks (batched into one ReadAt up to
+ * batch_bytes); a read of a missing chunk pulls it at once in the reader's
+ * own thread, so its latency is about one round trip. */
 #include "leecher.h"
+
+#include "pull-order.h"
 
 #include "godwit/v1/seeder.pb-c.h"
 #include "log.h"
@@ -122,26 +124,7 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
     return r;
 }
 
-/* Claims up to MAX consecutive remote chunks starting at the scan cursor.
- * Caller holds the lock. */
-static unsigned claim_scan(struct leecher *l, unsigned max, uint64_t *first, uint32_t *tickets)
-{
-    uint64_t n = l->geo.chunks;
-    for (uint64_t step = 0; step < n; step++) {
-        uint64_t c = (l->cursor + step) % n;
-        if (!chunk_map_claim(l->map, c, &tickets[0]))
-            continue;
-        unsigned count = 1;
-        while (count < max && c + count < n && chunk_map_claim(l->map, c + count, &tickets[count]))
-            count++;
-        *first = c;
-        l->cursor = (c + count) % n;
-        return count;
-    }
-    return 0;
-}
-
-/* Picks the next work: a queued chunk first, else a scan batch. */
+/* Picks the next work: a queued chunk first, else what the pull order says. */
 static unsigned claim_next(struct leecher *l, unsigned max, uint64_t *first, uint32_t *tickets)
 {
     uint64_t c;
@@ -150,7 +133,7 @@ static unsigned claim_next(struct leecher *l, unsigned max, uint64_t *first, uin
             *first = c;
             return 1;
         }
-    return claim_scan(l, max, first, tickets);
+    return l->order->claim(l, max, first, tickets);
 }
 
 struct worker_arg {
@@ -261,8 +244,7 @@ int leecher_ensure_local(struct leecher *l, uint64_t chunk)
                 /* Reads tend to go on where they stopped: the next chunks
                  * jump the background queue. */
                 pthread_mutex_lock(&l->lock);
-                for (uint64_t next = chunk + 1; next < l->geo.chunks && next <= chunk + 4; next++)
-                    chunk_queue_push(&l->urgent, next);
+                l->order->on_demand(l, chunk);
                 pthread_cond_broadcast(&l->changed);
                 pthread_mutex_unlock(&l->lock);
                 continue;
