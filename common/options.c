@@ -272,6 +272,22 @@ int options_parse(const struct program_info *info, const struct option_spec *spe
     return 0;
 }
 
+int options_parse_main(const struct program_info *info, const struct option_spec *specs, size_t n,
+                       int argc, char **argv,
+                       int (*check)(const void *ctx, char *err, size_t errlen), const void *ctx)
+{
+    char err[512] = "";
+    int r = options_parse(info, specs, n, argc, argv, err, sizeof err);
+    if (r == 0 && check)
+        r = check(ctx, err, sizeof err);
+    if (r == 0)
+        return -1;
+    options_free(specs, n);
+    if (r < 0)
+        fprintf(stderr, "%s: %s\n", info->name, err);
+    return r < 0 ? 2 : 0;
+}
+
 void options_free(const struct option_spec *specs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

@@ -34,6 +34,15 @@ struct program_info {
 int options_parse(const struct program_info *info, const struct option_spec *specs, size_t n,
                   int argc, char **argv, char *err, size_t errlen);
 
+/* options_parse for a program's main: also runs CHECK (may be NULL; one
+ * sentence in ERR on failure) and prints "NAME: sentence" to stderr for
+ * bad input. Returns -1 to go on, or the exit status main should return
+ * at once: 0 after --help or --version, 2 for a bad flag or config (the
+ * strings are freed then). */
+int options_parse_main(const struct program_info *info, const struct option_spec *specs, size_t n,
+                       int argc, char **argv,
+                       int (*check)(const void *ctx, char *err, size_t errlen), const void *ctx);
+
 /* Frees the strings options_parse stored. */
 void options_free(const struct option_spec *specs, size_t n);
 

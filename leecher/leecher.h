@@ -91,6 +91,8 @@ void *monitor_thread(void *arg);
 int leecher_finalize(struct leecher *l, char *err, size_t errlen);
 void leecher_fail(struct leecher *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 uint64_t leecher_now_us(void);
+/* Waits on leecher->changed (lock held) for at most US microseconds. */
+void leecher_wait(struct leecher *l, uint64_t us);
 
 /* state-file.c: crash-safe record of which chunks are local. */
 int state_file_load(struct leecher *l, char *err, size_t errlen);

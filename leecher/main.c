@@ -52,12 +52,13 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
     return sizeof table / sizeof table[0];
 }
 
-static int check_options(const struct leecher_options *o, enum log_format *format, char *err,
-                         size_t errlen)
+static int check_options(const void *ctx, char *err, size_t errlen)
 {
+    const struct leecher_options *o = ctx;
+    enum log_format format;
     if (!o->seeder || !o->image)
         snprintf(err, errlen, "--seeder and --image are required (see --help)");
-    else if (log_format_parse(o->log_format, format) < 0)
+    else if (log_format_parse(o->log_format, &format) < 0)
         snprintf(err, errlen, "--log-format must be text or json, not \"%s\"", o->log_format);
     else if (!o->workers || !o->channels || !o->sync_interval)
         snprintf(err, errlen, "--workers, --channels and --sync-interval must be at least 1");
@@ -262,21 +263,16 @@ int main(int argc, char **argv)
                                 .batch = 1 << 20};
     struct option_spec specs[MAX_SPECS];
     size_t n = option_specs(&o, specs);
+    const struct program_info info = {"godwit-leecher",
+                                      "pull a live image from a seeder and serve it",
+                                      "--seeder ADDR:PORT --image PATH "
+                                      "[--nbd-socket PATH] [options]"};
+    int status = options_parse_main(&info, specs, n, argc, argv, check_options, &o);
+    if (status >= 0)
+        return status;
     char err[512] = "";
     enum log_format format = LOG_TEXT;
-    int r = options_parse(&(struct program_info){"godwit-leecher",
-                                                 "pull a live image from a seeder and serve it",
-                                                 "--seeder ADDR:PORT --image PATH "
-                                                 "[--nbd-socket PATH] [options]"},
-                          specs, n, argc, argv, err, sizeof err);
-    if (r == 0)
-        r = check_options(&o, &format, err, sizeof err);
-    if (r != 0) {
-        options_free(specs, n);
-        if (r < 0)
-            fprintf(stderr, "godwit-leecher: %s\n", err);
-        return r < 0 ? 2 : 0;
-    }
+    log_format_parse(o.log_format, &format);
     struct logger log;
     logger_init(&log, "godwit-leecher", format);
     daemon_block_signals();
@@ -293,7 +289,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&l.finalize_lock, NULL);
     pthread_mutex_init(&l.save_lock, NULL);
     pthread_cond_init(&l.changed, NULL);
-    r = run_leecher(&l, &o, err, sizeof err);
+    int r = run_leecher(&l, &o, err, sizeof err);
     if (r < 0)
         log_error(&log, "%s", err);
     options_free(specs, n);

@@ -46,14 +46,8 @@ static bool precopy_wait(struct leecher *l, int ms)
 {
     uint64_t deadline = leecher_now_us() + (uint64_t)ms * 1000;
     pthread_mutex_lock(&l->lock);
-    while (l->state == PRECOPY && !l->stopping && leecher_now_us() < deadline) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 50000000;
-        if (until.tv_nsec >= 1000000000)
-            until.tv_sec++, until.tv_nsec -= 1000000000;
-        pthread_cond_timedwait(&l->changed, &l->lock, &until);
-    }
+    while (l->state == PRECOPY && !l->stopping && leecher_now_us() < deadline)
+        leecher_wait(l, 50000);
     bool go_on = l->state == PRECOPY && !l->stopping;
     pthread_mutex_unlock(&l->lock);
     return go_on;
@@ -304,12 +298,7 @@ void *monitor_thread(void *arg)
     double rate = 0;
     for (;;) {
         pthread_mutex_lock(&l->lock);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100000000;
-        if (until.tv_nsec >= 1000000000)
-            until.tv_sec++, until.tv_nsec -= 1000000000;
-        pthread_cond_timedwait(&l->changed, &l->lock, &until);
+        leecher_wait(l, 100000);
         bool stopping = l->stopping,
              complete = l->state == POSTCOPY && chunk_map_local(l->map) == l->geo.chunks;
         if (complete)

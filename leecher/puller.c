@@ -48,6 +48,17 @@ uint64_t leecher_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+void leecher_wait(struct leecher *l, uint64_t us)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(us / 1000000);
+    until.tv_nsec += (long)(us % 1000000) * 1000;
+    if (until.tv_nsec >= 1000000000)
+        until.tv_sec++, until.tv_nsec -= 1000000000;
+    pthread_cond_timedwait(&l->changed, &l->lock, &until);
+}
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
@@ -154,15 +165,8 @@ static void *worker(void *arg)
         uint64_t first = 0;
         pthread_mutex_lock(&l->lock);
         unsigned count = 0;
-        while (!l->stopping && l->state != FAILED &&
-               !(count = claim_next(l, max, &first, tickets))) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += 200000000;
-            if (until.tv_nsec >= 1000000000)
-                until.tv_sec++, until.tv_nsec -= 1000000000;
-            pthread_cond_timedwait(&l->changed, &l->lock, &until);
-        }
+        while (!l->stopping && l->state != FAILED && !(count = claim_next(l, max, &first, tickets)))
+            leecher_wait(l, 200000);
         bool stop = l->stopping || l->state == FAILED;
         pthread_mutex_unlock(&l->lock);
         if (stop && !count)
@@ -218,13 +222,7 @@ static bool wait_until(struct leecher *l, uint64_t deadline_us)
     uint64_t now = leecher_now_us();
     if (now >= deadline_us)
         return false;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    uint64_t wait = deadline_us - now < 100000 ? deadline_us - now : 100000;
-    until.tv_nsec += (long)(wait * 1000);
-    while (until.tv_nsec >= 1000000000)
-        until.tv_sec++, until.tv_nsec -= 1000000000;
-    pthread_cond_timedwait(&l->changed, &l->lock, &until);
+    leecher_wait(l, deadline_us - now < 100000 ? deadline_us - now : 100000);
     return true;
 }
 

@@ -68,12 +68,13 @@ static size_t option_specs(struct seeder_options *o, struct option_spec *specs)
 }
 
 /* Checks what the table cannot; one sentence in ERR. */
-static int check_options(const struct seeder_options *o, enum log_format *format, char *err,
-                         size_t errlen)
+static int check_options(const void *ctx, char *err, size_t errlen)
 {
+    const struct seeder_options *o = ctx;
+    enum log_format format;
     if (!o->image)
         snprintf(err, errlen, "--image is required (see --help)");
-    else if (log_format_parse(o->log_format, format) < 0)
+    else if (log_format_parse(o->log_format, &format) < 0)
         snprintf(err, errlen, "--log-format must be text or json, not \"%s\"", o->log_format);
     else if (!!o->tls_cert != !!o->tls_key)
         snprintf(err, errlen, "--tls-cert and --tls-key go together");
@@ -205,28 +206,23 @@ int main(int argc, char **argv)
     };
     struct option_spec specs[MAX_SPECS];
     size_t n = option_specs(&o, specs);
+    const struct program_info info = {"godwit-seeder",
+                                      "serve an image for live migration and track "
+                                      "its writes",
+                                      "--image PATH [--listen ADDR:PORT] "
+                                      "[--nbd-socket PATH] [options]"};
+    int status = options_parse_main(&info, specs, n, argc, argv, check_options, &o);
+    if (status >= 0)
+        return status;
     char err[512] = "";
     enum log_format format = LOG_TEXT;
-    int r = options_parse(&(struct program_info){"godwit-seeder",
-                                                 "serve an image for live migration and track "
-                                                 "its writes",
-                                                 "--image PATH [--listen ADDR:PORT] "
-                                                 "[--nbd-socket PATH] [options]"},
-                          specs, n, argc, argv, err, sizeof err);
-    if (r == 0)
-        r = check_options(&o, &format, err, sizeof err);
-    if (r != 0) {
-        options_free(specs, n);
-        if (r < 0)
-            fprintf(stderr, "godwit-seeder: %s\n", err);
-        return r < 0 ? 2 : 0;
-    }
+    log_format_parse(o.log_format, &format);
 
     struct logger log;
     logger_init(&log, "godwit-seeder", format);
     daemon_block_signals();
     struct seeder seeder = {.image.fd = -1};
-    r = seeder_init(&seeder, &o, &log, err, sizeof err);
+    int r = seeder_init(&seeder, &o, &log, err, sizeof err);
     if (r == 0)
         r = serve(&seeder, &o, err, sizeof err);
     else

@@ -1,5 +1,4 @@
 # Tests: the NBD server library (in-process, libnbd) and real clients.
-godwit_add_test(nbd-test SOURCES nbd-test.c LIBS godwit_nbd PkgConfig::LIBNBD)
 godwit_add_script_test(nbd-clients nbd-clients.sh)
 
 # The memory backend shared by the C tests below, and the libnbd-driven
