@@ -6,6 +6,7 @@
 # it; prints the median MB/s of RUNS pre-copies (min, max), the leecher's
 # peak RSS, then Finalize with 1% of the chunks dirty and its downtime.
 # One JSON line per cell, plus the loopback TCP baseline of the same run.
+# RTT_MS=N puts godwit-linkem with that round-trip time between them.
 set -euo pipefail
 build=${1:-build-release}
 size_mb=${2:-1024}
@@ -39,8 +40,15 @@ one_run() {
     --nbd-socket "$dir/s.sock" 2>"$dir/seeder.log" &
   seeder=$!; pids+=($seeder)
   for _ in $(seq 100); do [ -S "$dir/s.sock" ] && break; sleep 0.05; done
+  local target="127.0.0.1:$sp"
+  if [ "${RTT_MS:-0}" -gt 0 ]; then
+    local lp; lp=$(port)
+    "$build/bench/godwit-linkem" --listen "127.0.0.1:$lp" --target "$target" --rtt-ms "$RTT_MS" 2>/dev/null &
+    pids+=($!); linkem=$!
+    target="127.0.0.1:$lp"
+  fi
   local start=$(date +%s%N)
-  "$build/leecher/godwit-leecher" --seeder "127.0.0.1:$sp" --image "$dir/dest.img" \
+  "$build/leecher/godwit-leecher" --seeder "$target" --image "$dir/dest.img" \
     --workers "$1" --channels "$2" --control "127.0.0.1:$cp" --sync-interval 600000 \
     2>"$dir/leecher.log" &
   leecher=$!; pids+=($leecher)
@@ -57,7 +65,8 @@ one_run() {
     "$build/bench/godwit-ctl" --control "127.0.0.1:$cp" wait-complete >/dev/null
     cmp -s "$dir/source.img" "$dir/dest.img" || { echo "pull-bench: images differ" >&2; exit 1; }
   fi
-  kill $leecher $seeder; wait $leecher $seeder 2>/dev/null || true
+  kill $leecher $seeder ${linkem:-}; wait $leecher $seeder ${linkem:-} 2>/dev/null || true
+  linkem=
   echo "$out"
 }
 
@@ -69,5 +78,5 @@ for cell in $grid; do
   rss=$(awk '{print $2}' "$dir/results" | sort -n | tail -1)
   read -r _ _ downtime dirty <"$dir/results"
   ratio=$(awk -v b="$baseline" -v r="$(echo "$mbs" | field median)" 'BEGIN {printf "%.2f", r / b}')
-  echo "{\"workers\":$w,\"channels\":$c,\"size_mb\":$size_mb,\"runs\":$runs,\"mb_per_s\":$mbs,\"ratio_to_tcp\":$ratio,\"leecher_peak_rss_kb\":$rss,\"downtime_us_1pct\":$downtime,\"dirty_chunks\":$dirty}"
+  echo "{\"rtt_ms\":${RTT_MS:-0},\"workers\":$w,\"channels\":$c,\"size_mb\":$size_mb,\"runs\":$runs,\"mb_per_s\":$mbs,\"ratio_to_tcp\":$ratio,\"leecher_peak_rss_kb\":$rss,\"downtime_us_1pct\":$downtime,\"dirty_chunks\":$dirty}"
 done

@@ -1,0 +1,92 @@
+/* godwit-first-chunk: first-byte latency of reads through an NBD export,
+ * e.g. the leecher's right after Finalize, when most chunks are remote.
+ * Reads 4 KiB at COUNT chunk offsets spread over the image (each a chunk
+ * not read before), then the same offsets again (now local); prints p50
+ * and p99 of both as JSON.
+ *
+ *   godwit-first-chunk --socket /run/dest.sock --chunk-size 256K [--count 50]
+ */
+#include "options.h"
+
+#include <libnbd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int compare(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Times a 4 KiB read at each offset; fills SAMPLES. -1 on a read error. */
+static int time_reads(struct nbd_handle *nbd, const uint64_t *offsets, unsigned n, double *samples)
+{
+    char buf[4096];
+    for (unsigned i = 0; i < n; i++) {
+        double start = now_us();
+        if (nbd_pread(nbd, buf, sizeof buf, offsets[i], 0) < 0) {
+            fprintf(stderr, "godwit-first-chunk: read at %llu: %s\n",
+                    (unsigned long long)offsets[i], nbd_get_error());
+            return -1;
+        }
+        samples[i] = now_us() - start;
+    }
+    qsort(samples, n, sizeof *samples, compare);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char *socket = NULL;
+    uint64_t chunk = 256 << 10;
+    unsigned count = 50;
+    struct option_spec specs[] = {
+        {"socket", OPTION_STRING, &socket, "PATH", "the NBD export to read (required)"},
+        {"chunk-size", OPTION_SIZE, &chunk, "BYTES", "the chunk size (default 256K)"},
+        {"count", OPTION_UINT, &count, "N", "reads (default 50)"},
+    };
+    char err[256];
+    const struct program_info info = {"godwit-first-chunk", "first-byte latency of NBD reads",
+                                      "--socket PATH [--chunk-size BYTES] [--count N]"};
+    int r = options_parse(&info, specs, 3, argc, argv, err, sizeof err);
+    if (r == 0 && (!socket || !count || !chunk)) {
+        snprintf(err, sizeof err, "--socket is required; --count and --chunk-size >= 1");
+        r = -1;
+    }
+    if (r != 0) {
+        if (r < 0)
+            fprintf(stderr, "godwit-first-chunk: %s\n", err);
+        return r < 0 ? 2 : 0;
+    }
+    struct nbd_handle *nbd = nbd_create();
+    if (!nbd || nbd_connect_unix(nbd, socket) < 0) {
+        fprintf(stderr, "godwit-first-chunk: cannot connect to %s: %s\n", socket, nbd_get_error());
+        return 1;
+    }
+    uint64_t chunks = (uint64_t)nbd_get_size(nbd) / chunk;
+    count = count > chunks ? (unsigned)chunks : count;
+    uint64_t *offsets = malloc(count * sizeof *offsets);
+    for (unsigned i = 0; i < count; i++) /* from the end backwards: far from the pullers */
+        offsets[i] = (chunks - 1 - (uint64_t)i * (chunks / count)) * chunk;
+    double *remote = malloc(count * sizeof *remote), *local = malloc(count * sizeof *local);
+    r = time_reads(nbd, offsets, count, remote) || time_reads(nbd, offsets, count, local);
+    if (r == 0)
+        printf("{\"count\":%u,\"first_read_us\":{\"p50\":%.0f,\"p99\":%.0f},"
+               "\"local_read_us\":{\"p50\":%.0f,\"p99\":%.0f}}\n",
+               count, remote[count / 2], remote[(count * 99) / 100], local[count / 2],
+               local[(count * 99) / 100]);
+    nbd_close(nbd);
+    free(offsets);
+    free(remote);
+    free(local);
+    options_free(specs, 3);
+    return r ? 1 : 0;
+}
