@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# TLS and mTLS: a throwaway CA, server and client certificates made with the
+# openssl CLI; a migration over mTLS ends byte-exact; a plaintext client, a
+# client without a certificate and a client with another CA's certificate
+# are refused, and the seeder keeps serving.
+source "$(dirname "$0")/functions.sh"
+requires openssl
+CTL=$GODWIT_BIN/bench/godwit-ctl
+cd "$TEST_DIR"
+
+make_ca() { # make_ca NAME
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$1" \
+    -keyout "$1.key" -out "$1.crt" 2>/dev/null
+}
+make_cert() { # make_cert NAME CA
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=$1" -keyout "$1.key" -out "$1.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$1.ext"
+  openssl x509 -req -in "$1.csr" -CA "$2.crt" -CAkey "$2.key" -CAcreateserial -days 2 \
+    -extfile "$1.ext" -out "$1.crt" 2>/dev/null
+}
+make_ca ca
+make_ca otherca
+make_cert server ca
+make_cert client ca
+make_cert intruder otherca
+
+head -c $((16 << 20)) /dev/urandom >source.img
+sport=$(free_port)
+"$SEEDER" --image source.img --listen "127.0.0.1:$sport" --nbd-socket s.sock \
+  --tls-cert server.crt --tls-key server.key --tls-ca ca.crt 2>seeder.log &
+cleanup_pids+=($!)
+wait_port "$sport" || fail "seeder did not start: $(cat seeder.log)"
+
+# leecher_try NAME FLAGS...: starts a leecher with FLAGS; it must fail to start.
+refused() {
+  local name=$1 status=0
+  shift
+  timeout 30 "$LEECHER" --seeder "127.0.0.1:$sport" --image "$name.img" --control "127.0.0.1:$(free_port)" \
+    "$@" >"$name.out" 2>&1 || status=$?
+  [ "$status" -eq 1 ] || fail "$name: leecher exited $status, expected 1: $(cat "$name.out")"
+  grep -q "cannot reach the seeder" "$name.out" || fail "$name: no clear sentence: $(cat "$name.out")"
+}
+refused plaintext
+refused no-client-cert --tls-ca ca.crt
+refused other-ca --tls-ca ca.crt --tls-cert intruder.crt --tls-key intruder.key
+
+cport=$(free_port)
+"$LEECHER" --seeder "127.0.0.1:$sport" --image dest.img --nbd-socket d.sock \
+  --control "127.0.0.1:$cport" --tls-ca ca.crt --tls-cert client.crt --tls-key client.key \
+  2>leecher.log &
+leecher=$!
+cleanup_pids+=($leecher)
+wait_port "$cport" || fail "mTLS leecher did not start: $(cat leecher.log)"
+"$CTL" --control "127.0.0.1:$cport" --timeout 60 wait-local >/dev/null || fail "pre-copy over mTLS"
+"$CTL" --control "127.0.0.1:$cport" finalize >/dev/null || fail "Finalize over mTLS"
+"$CTL" --control "127.0.0.1:$cport" --timeout 60 wait-complete >/dev/null || fail "COMPLETE over mTLS"
+kill -TERM "$leecher"
+wait "$leecher" || fail "leecher exit status"
+cmp source.img dest.img || fail "the image differs after a migration over mTLS"
+kill -0 "${cleanup_pids[0]}" || fail "the seeder died"
+echo "tls: ok"
