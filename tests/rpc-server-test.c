@@ -131,8 +131,8 @@ static int connections_to(int port)
         char line[512];
         while (f && fgets(line, sizeof line, f)) {
             unsigned remote_port, state;
-            if (sscanf(line, " %*d: %*[0-9A-Fa-f]:%*x %*[0-9A-Fa-f]:%x %x", &remote_port,
-                       &state) == 2 &&
+            if (sscanf(line, " %*d: %*[0-9A-Fa-f]:%*x %*[0-9A-Fa-f]:%x %x", &remote_port, &state) ==
+                    2 &&
                 state == 1 && (int)remote_port == port)
                 count++;
         }

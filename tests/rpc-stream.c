@@ -26,8 +26,8 @@ void test_stream_open(struct test_stream *s, const char *target, const char *met
     grpc_channel_credentials_release(creds);
     s->cq = grpc_completion_queue_create_for_pluck(NULL);
     grpc_slice path = grpc_slice_from_copied_string(method);
-    s->call = grpc_channel_create_call(s->channel, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq, path,
-                                       NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    s->call = grpc_channel_create_call(s->channel, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq, path, NULL,
+                                       gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     grpc_slice_unref(path); /* the call holds its own reference */
     grpc_metadata_array_init(&s->initial);
     grpc_metadata_array_init(&s->trailing);
