@@ -157,8 +157,10 @@ static int start(struct leecher *l, struct running *run, const struct leecher_op
     if (o->nbd_socket) {
         struct nbd_backend backend;
         leecher_backend(l, &backend);
-        const struct nbd_server_config config = {
-            .unix_path = o->nbd_socket, .description = "godwit-leecher image", .log = l->log};
+        const struct nbd_server_config config = {.unix_path = o->nbd_socket,
+                                                 .description = "godwit-leecher image",
+                                                 .max_connections = 256,
+                                                 .log = l->log};
         if (!(run->nbd = nbd_server_start(&config, &backend, err, errlen)))
             return -1;
         if (o->mount &&

@@ -117,6 +117,7 @@ static int start_nbd(struct running *run, struct seeder *seeder, const struct se
         .unix_path = o->nbd_socket,
         .tcp_address = o->nbd_tcp,
         .description = "godwit-seeder image",
+        .max_connections = 256, /* documented in README: Limits */
         .log = seeder->log,
     };
     run->nbd = nbd_server_start(&config, &backend, err, errlen);

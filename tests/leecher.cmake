@@ -20,3 +20,12 @@ godwit_add_e2e(e2e-restart-seeder restart-seeder)
 godwit_add_e2e(e2e-seeder-dies seeder-dies)
 godwit_add_e2e(e2e-downtime-flat downtime)
 godwit_add_e2e(e2e-mount mount)
+
+# The fault-injection soak: a short version here (4 randomized runs, a new
+# seed each time, printed so a failure can be replayed: soak RUNS SEED).
+add_executable(soak soak.c)
+target_link_libraries(soak PRIVATE godwit_leecher_harness)
+add_dependencies(soak godwit-seeder godwit-leecher godwit-linkem godwit-writer)
+add_test(NAME soak COMMAND soak 4)
+set_tests_properties(soak PROPERTIES TIMEOUT 600
+  ENVIRONMENT "GODWIT_BIN=${CMAKE_BINARY_DIR};GODWIT_SOURCE=${CMAKE_SOURCE_DIR}")

@@ -1,0 +1,257 @@
+/* Fault-injection soak: N randomized migrations on loopback, each with a
+ * random image size, chunk size, workers and channels, a source writer
+ * (godwit-writer through the seeder's export) and destination writes after
+ * Finalize, and one random fault: the seeder killed and restarted during
+ * pre-copy, the link cut and restored (godwit-linkem), the leecher killed
+ * and restarted (resume), Finalize failing and retried, a slow link, or 64
+ * NBD clients loading the seeder. Every run ends either byte-exact
+ * (destination == final source + destination writes) or failed loudly
+ * with the source intact and its writes refused only after a Finalize.
+ *
+ *   soak [RUNS] [SEED]      (ctest runs a handful; see docs/fuzzing.md)
+ */
+#include "leecher-harness.h"
+#include "testlib.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+enum fault { SEEDER_RESTART, LINK_CUT, LEECHER_RESTART, FINALIZE_RETRY, SLOW_LINK, LOAD, FAULTS };
+static const char *fault_names[] = {"seeder-restart", "link-cut",  "leecher-restart",
+                                    "finalize-retry", "slow-link", "load-64-clients"};
+
+struct run {
+    uint64_t rng;
+    uint64_t size, chunk;
+    char workers[8], channels[8];
+    struct seeder_proc seeder;
+    struct leecher_proc leecher;
+    pid_t linkem, writer;
+    char relay[64];
+    uint64_t bytes_compared;
+};
+
+static uint64_t next(uint64_t *rng)
+{
+    *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+    return *rng >> 17;
+}
+
+static void start_link(struct run *r, const char *rate)
+{
+    int port = test_free_port();
+    snprintf(r->relay, sizeof r->relay, "127.0.0.1:%d", port);
+    char *linkem = test_program("bench/godwit-linkem");
+    char *argv[] = {linkem,           "--listen",    r->relay,     "--target",
+                    r->seeder.target, "--rate-mbps", (char *)rate, NULL};
+    r->linkem = test_spawn(argv, NULL);
+    free(linkem);
+    CHECK(test_wait_for_port(port, 5000), "linkem did not start");
+}
+
+static void start_leecher(struct run *r)
+{
+    char saved[64];
+    snprintf(saved, sizeof saved, "%s", r->seeder.target);
+    snprintf(r->seeder.target, sizeof r->seeder.target, "%s", r->relay);
+    const char *extra[] = {"--workers",      r->workers,        "--channels",
+                           r->channels,      "--sync-interval", "150",
+                           "--pull-timeout", "20000",           NULL};
+    leecher_start(&r->leecher, &r->seeder, extra);
+    snprintf(r->seeder.target, sizeof r->seeder.target, "%s", saved);
+}
+
+static void start_writer(struct run *r)
+{
+    char *writer = test_program("bench/godwit-writer");
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)(r->rng % 100000));
+    char *argv[] = {writer, "--socket", r->seeder.socket, "--rate-mbps", "4", "--seed", seed, NULL};
+    char log[700];
+    snprintf(log, sizeof log, "%s/writer.log", r->seeder.dir);
+    r->writer = test_spawn(argv, log);
+    free(writer);
+}
+
+/* 64 clients reading and writing the seeder's export at once for a while. */
+struct load {
+    struct run *r;
+    int index;
+};
+
+static void *load_client(void *arg)
+{
+    struct load *l = arg;
+    struct nbd_handle *nbd = seeder_nbd(&l->r->seeder);
+    uint64_t rng = (uint64_t)l->index * 977 + 1;
+    char buf[4096];
+    for (int i = 0; i < 100; i++) {
+        uint64_t offset = next(&rng) % (l->r->size - sizeof buf);
+        if (i % 2) {
+            test_fill_random(buf, sizeof buf, rng);
+            nbd_pwrite(nbd, buf, sizeof buf, offset, 0); /* EPERM after the freeze is fine */
+        } else {
+            CHECK(nbd_pread(nbd, buf, sizeof buf, offset, 0) == 0, "load read: %s",
+                  nbd_get_error());
+        }
+    }
+    nbd_close(nbd);
+    return NULL;
+}
+
+static void apply_load(struct run *r)
+{
+    pthread_t threads[64];
+    struct load args[64];
+    for (int i = 0; i < 64; i++) {
+        args[i] = (struct load){r, i};
+        pthread_create(&threads[i], NULL, load_client, &args[i]);
+    }
+    for (int i = 0; i < 64; i++)
+        pthread_join(threads[i], NULL);
+}
+
+/* Applies the fault during pre-copy; false if the run is expected to fail. */
+static bool inject(struct run *r, enum fault fault)
+{
+    leecher_wait_local(&r->leecher, 4, 30000);
+    switch (fault) {
+    case SEEDER_RESTART:
+        test_kill(r->seeder.pid);
+        seeder_restart(&r->seeder); /* new identity: the leecher must refuse it */
+        return false;
+    case LINK_CUT:
+        kill(r->linkem, SIGUSR1);
+        usleep(400000);
+        kill(r->linkem, SIGUSR2);
+        return true;
+    case LEECHER_RESTART:
+        test_kill(r->leecher.pid);
+        r->leecher.pid = 0;
+        leecher_stop(&r->leecher);
+        start_leecher(r);
+        return true;
+    case LOAD:
+        apply_load(r);
+        return true;
+    default:
+        return true;
+    }
+}
+
+/* Finalize; for FINALIZE_RETRY the first attempt runs on a cut link. */
+static void finalize(struct run *r, enum fault fault)
+{
+    uint64_t downtime;
+    if (fault == FINALIZE_RETRY) {
+        kill(r->linkem, SIGUSR1);
+        usleep(200000);
+        CHECK(leecher_finalize_call(&r->leecher, &downtime) != GRPC_STATUS_OK,
+              "Finalize over a cut link succeeded");
+        kill(r->linkem, SIGUSR2);
+    }
+    grpc_status_code status = GRPC_STATUS_UNAVAILABLE;
+    for (int i = 0; i < 20 && status != GRPC_STATUS_OK; i++) {
+        status = leecher_finalize_call(&r->leecher, &downtime);
+        if (status != GRPC_STATUS_OK)
+            usleep(250000);
+    }
+    CHECK(status == GRPC_STATUS_OK, "Finalize never succeeded (see %s)", r->leecher.log);
+}
+
+/* Destination writes after Finalize; applied to EXPECTED too. */
+static void destination_writes(struct run *r, unsigned char *expected)
+{
+    struct nbd_handle *nbd = leecher_nbd(&r->leecher);
+    for (int i = 0; i < 8; i++) {
+        uint64_t len = 1 + next(&r->rng) % 20000, offset = next(&r->rng) % (r->size - len);
+        unsigned char *buf = malloc(len);
+        test_fill_random(buf, len, r->rng);
+        CHECK(nbd_pwrite(nbd, buf, len, offset, 0) == 0, "destination write: %s", nbd_get_error());
+        memcpy(expected + offset, buf, len);
+        free(buf);
+    }
+    nbd_close(nbd);
+}
+
+static void read_file(const char *path, unsigned char *buf, uint64_t size)
+{
+    FILE *f = fopen(path, "rb");
+    CHECK(f && fread(buf, 1, size, f) == size, "read %s", path);
+    fclose(f);
+}
+
+static void finish_ok(struct run *r, enum fault fault)
+{
+    finalize(r, fault);
+    test_stop(r->writer, 10000); /* its writes fail with EPERM now: it stops */
+    unsigned char *expected = malloc(r->size), *dest = malloc(r->size);
+    read_file(r->seeder.image, expected, r->size); /* frozen: the final source */
+    destination_writes(r, expected);
+    Godwit__V1__StatusResponse *s =
+        leecher_wait_state(&r->leecher, GODWIT__V1__STATE__COMPLETE, 120000);
+    CHECK(s->state == GODWIT__V1__STATE__COMPLETE, "state %d: %s", s->state, s->error);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    CHECK(leecher_stop(&r->leecher) == 0, "leecher exit status");
+    read_file(r->leecher.image, dest, r->size);
+    CHECK(memcmp(dest, expected, r->size) == 0, "destination differs from source + writes");
+    r->bytes_compared += r->size;
+    free(expected);
+    free(dest);
+}
+
+static void finish_failed(struct run *r)
+{
+    int status = leecher_wait_exit(&r->leecher, 60000);
+    CHECK(status > 0 && status < 128, "the leecher must fail loudly, exit %d", status);
+    /* The source is intact and not frozen: its app can still write. */
+    struct nbd_handle *nbd = seeder_nbd(&r->seeder);
+    char byte = 7;
+    CHECK(nbd_pwrite(nbd, &byte, 1, 0, 0) == 0, "the restarted source refuses writes");
+    nbd_close(nbd);
+    test_stop(r->writer, 10000);
+}
+
+static void one_run(uint64_t seed, int index, uint64_t *compared)
+{
+    uint64_t z = seed + 0x9e3779b97f4a7c15ull; /* splitmix: spread nearby seeds apart */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    struct run r = {.rng = z ^ (z >> 31)};
+    r.size = (uint64_t)(4 + next(&r.rng) % 29) << 20; /* 4-32 MiB */
+    r.chunk = 65536u << (next(&r.rng) % 5);           /* 64K-1M */
+    snprintf(r.workers, sizeof r.workers, "%u", 1u << (next(&r.rng) % 6));
+    snprintf(r.channels, sizeof r.channels, "%u", 1u << (next(&r.rng) % 4));
+    enum fault fault = (enum fault)(next(&r.rng) % FAULTS);
+    printf("soak run %d: %llu MiB, chunk %llu K, %s workers, %s channels, fault %s\n", index,
+           (unsigned long long)(r.size >> 20), (unsigned long long)(r.chunk >> 10), r.workers,
+           r.channels, fault_names[fault]);
+    fflush(stdout);
+    seeder_start(&r.seeder, "soak", r.size, r.chunk, NULL);
+    start_link(&r, fault == SLOW_LINK ? "8" : "0");
+    start_writer(&r);
+    start_leecher(&r);
+    if (inject(&r, fault))
+        finish_ok(&r, fault);
+    else
+        finish_failed(&r);
+    test_stop(r.linkem, 5000);
+    seeder_cleanup(&r.seeder);
+    *compared += r.bytes_compared;
+}
+
+int main(int argc, char **argv)
+{
+    int runs = argc > 1 ? atoi(argv[1]) : 4;
+    uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 10) : (uint64_t)time(NULL);
+    printf("soak: %d runs, seed %llu\n", runs, (unsigned long long)seed);
+    uint64_t compared = 0;
+    for (int i = 0; i < runs; i++)
+        one_run(seed + (uint64_t)i * 7919, i, &compared);
+    printf("soak: %d runs, %d faults injected, %llu bytes compared: ok\n", runs, runs,
+           (unsigned long long)compared);
+    return 0;
+}
