@@ -72,6 +72,19 @@ static int wait_for(struct rpc_channel *ch, bool complete, unsigned timeout)
     }
 }
 
+static int print_once(struct rpc_channel *ch)
+{
+    struct rpc_result result;
+    Godwit__V1__StatusResponse *s = status(ch, &result);
+    if (!s) {
+        fprintf(stderr, "godwit-ctl: Status failed: %s\n", result.message);
+        return 1;
+    }
+    print_status(s, 0);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    return 0;
+}
+
 static int finalize(struct rpc_channel *ch)
 {
     Godwit__V1__LeecherFinalizeRequest request = GODWIT__V1__LEECHER_FINALIZE_REQUEST__INIT;
@@ -92,18 +105,22 @@ static int finalize(struct rpc_channel *ch)
 
 int main(int argc, char **argv)
 {
-    char *control = NULL;
+    char *control = NULL, *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
     unsigned timeout = 600;
     const char *command = argc > 1 && argv[argc - 1][0] != '-' ? argv[argc - 1] : NULL;
     struct option_spec specs[] = {
         {"control", OPTION_STRING, &control, "ADDR:PORT", "the leecher's control address"},
         {"timeout", OPTION_UINT, &timeout, "S", "for wait-*: give up after S seconds (600)"},
+        {"tls-ca", OPTION_STRING, &tls_ca, "FILE", "verify the leecher with this CA (TLS)"},
+        {"tls-cert", OPTION_STRING, &tls_cert, "FILE", "our client certificate (mTLS)"},
+        {"tls-key", OPTION_STRING, &tls_key, "FILE", "its private key"},
     };
+    enum { N_SPECS = sizeof specs / sizeof specs[0] };
     char err[256];
     const struct program_info info = {"godwit-ctl", "drive a godwit-leecher",
                                       "--control ADDR:PORT status|finalize|wait-local|"
                                       "wait-complete"};
-    int r = options_parse(&info, specs, 2, command ? argc - 1 : argc, argv, err, sizeof err);
+    int r = options_parse(&info, specs, N_SPECS, command ? argc - 1 : argc, argv, err, sizeof err);
     if (r == 0 && (!control || !command)) {
         snprintf(err, sizeof err, "give --control ADDR:PORT and a command (see --help)");
         r = -1;
@@ -111,10 +128,10 @@ int main(int argc, char **argv)
     if (r != 0) {
         if (r < 0)
             fprintf(stderr, "godwit-ctl: %s\n", err);
-        options_free(specs, 2);
+        options_free(specs, N_SPECS);
         return r < 0 ? 2 : 0;
     }
-    struct rpc_channel_config config = {.target = control};
+    struct rpc_channel_config config = {.target = control, .tls = {tls_cert, tls_key, tls_ca}};
     struct rpc_channel *ch = rpc_channel_open(&config, err, sizeof err);
     if (!ch) {
         fprintf(stderr, "godwit-ctl: %s\n", err);
@@ -124,13 +141,13 @@ int main(int argc, char **argv)
     else if (strcmp(command, "wait-local") == 0 || strcmp(command, "wait-complete") == 0)
         r = wait_for(ch, strcmp(command, "wait-complete") == 0, timeout);
     else if (strcmp(command, "status") == 0)
-        wait_for(ch, false, 0); /* prints once: the timeout is 0 */
+        r = print_once(ch);
     else {
         fprintf(stderr, "godwit-ctl: unknown command \"%s\"\n", command);
         r = 2;
     }
     if (ch)
         rpc_channel_close(ch);
-    options_free(specs, 2);
+    options_free(specs, N_SPECS);
     return r;
 }

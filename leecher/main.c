@@ -44,9 +44,11 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
          "post-copy: a read waits this long for a missing chunk, then fails (default 30000)"},
         {"batch", OPTION_SIZE, &o->batch, "BYTES", "largest background ReadAt (default 1M)"},
         {"log-format", OPTION_STRING, &o->log_format, "text|json", "log lines (default text)"},
-        {"tls-cert", OPTION_STRING, &o->tls_cert, "FILE", "client certificate for mTLS"},
+        {"tls-cert", OPTION_STRING, &o->tls_cert, "FILE",
+         "our certificate: to the seeder (mTLS) and on the control port"},
         {"tls-key", OPTION_STRING, &o->tls_key, "FILE", "its private key"},
-        {"tls-ca", OPTION_STRING, &o->tls_ca, "FILE", "verify the seeder with this CA (TLS)"},
+        {"tls-ca", OPTION_STRING, &o->tls_ca, "FILE",
+         "verify the seeder, and control clients, with this CA"},
     };
     memcpy(specs, table, sizeof table);
     return sizeof table / sizeof table[0];
@@ -168,7 +170,15 @@ static int start(struct leecher *l, struct running *run, const struct leecher_op
             return -1;
     }
     leecher_service(l, &run->service);
-    const struct rpc_server_config config = {.listen = o->control, .log = l->log};
+    /* The control port uses the same certificate (and client CA) as the
+     * connection to the seeder; without them it is plaintext. */
+    const struct rpc_server_config config = {
+        .listen = o->control, .tls = {o->tls_cert, o->tls_key, o->tls_ca}, .log = l->log};
+    if (!o->tls_cert && !daemon_address_is_local(o->control))
+        log_warn(l->log,
+                 "the control API on %s is plaintext and reachable from other hosts; anyone there "
+                 "can call Finalize (use --tls-cert/--tls-key, or a NetworkPolicy)",
+                 o->control);
     if (!(run->control = rpc_server_start(&config, &run->service, 1, NULL, err, errlen)))
         return -1;
     if (pullers_start(l, &run->workers) < 0 ||

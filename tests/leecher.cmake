@@ -27,5 +27,8 @@ add_executable(soak soak.c)
 target_link_libraries(soak PRIVATE godwit_leecher_harness)
 add_dependencies(soak godwit-seeder godwit-leecher godwit-linkem godwit-writer)
 add_test(NAME soak COMMAND soak 4)
-set_tests_properties(soak PROPERTIES TIMEOUT 600
+# The load test: 64 NBD clients reading and writing the seeder while a
+# leecher pulls; the migration must still end byte-exact.
+add_test(NAME load-64-clients COMMAND soak 2 1 load-64-clients)
+set_tests_properties(soak load-64-clients PROPERTIES TIMEOUT 600
   ENVIRONMENT "GODWIT_BIN=${CMAKE_BINARY_DIR};GODWIT_SOURCE=${CMAKE_SOURCE_DIR}")

@@ -8,7 +8,7 @@
  * (destination == final source + destination writes) or failed loudly
  * with the source intact and its writes refused only after a Finalize.
  *
- *   soak [RUNS] [SEED]      (ctest runs a handful; see docs/fuzzing.md)
+ *   soak [RUNS] [SEED] [FAULT]   (ctest runs a handful; FAULT forces one)
  */
 #include "leecher-harness.h"
 #include "testlib.h"
@@ -215,7 +215,7 @@ static void finish_failed(struct run *r)
     test_stop(r->writer, 10000);
 }
 
-static void one_run(uint64_t seed, int index, uint64_t *compared)
+static void one_run(uint64_t seed, int index, int forced, uint64_t *compared)
 {
     uint64_t z = seed + 0x9e3779b97f4a7c15ull; /* splitmix: spread nearby seeds apart */
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -226,6 +226,8 @@ static void one_run(uint64_t seed, int index, uint64_t *compared)
     snprintf(r.workers, sizeof r.workers, "%u", 1u << (next(&r.rng) % 6));
     snprintf(r.channels, sizeof r.channels, "%u", 1u << (next(&r.rng) % 4));
     enum fault fault = (enum fault)(next(&r.rng) % FAULTS);
+    if (forced >= 0)
+        fault = (enum fault)forced;
     printf("soak run %d: %llu MiB, chunk %llu K, %s workers, %s channels, fault %s\n", index,
            (unsigned long long)(r.size >> 20), (unsigned long long)(r.chunk >> 10), r.workers,
            r.channels, fault_names[fault]);
@@ -248,9 +250,14 @@ int main(int argc, char **argv)
     int runs = argc > 1 ? atoi(argv[1]) : 4;
     uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 10) : (uint64_t)time(NULL);
     printf("soak: %d runs, seed %llu\n", runs, (unsigned long long)seed);
+    int forced = -1;
+    for (int f = 0; argc > 3 && f < FAULTS; f++)
+        if (strcmp(argv[3], fault_names[f]) == 0)
+            forced = f;
+    CHECK(argc <= 3 || forced >= 0, "unknown fault %s", argv[3]);
     uint64_t compared = 0;
     for (int i = 0; i < runs; i++)
-        one_run(seed + (uint64_t)i * 7919, i, &compared);
+        one_run(seed + (uint64_t)i * 7919, i, forced, &compared);
     printf("soak: %d runs, %d faults injected, %llu bytes compared: ok\n", runs, runs,
            (unsigned long long)compared);
     return 0;

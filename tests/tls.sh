@@ -51,9 +51,13 @@ cport=$(free_port)
 leecher=$!
 cleanup_pids+=($leecher)
 wait_port "$cport" || fail "mTLS leecher did not start: $(cat leecher.log)"
-"$CTL" --control "127.0.0.1:$cport" --timeout 60 wait-local >/dev/null || fail "pre-copy over mTLS"
-"$CTL" --control "127.0.0.1:$cport" finalize >/dev/null || fail "Finalize over mTLS"
-"$CTL" --control "127.0.0.1:$cport" --timeout 60 wait-complete >/dev/null || fail "COMPLETE over mTLS"
+ctl=("$CTL" --control "127.0.0.1:$cport" --tls-ca ca.crt --tls-cert client.crt --tls-key client.key)
+if "$CTL" --control "127.0.0.1:$cport" --timeout 2 status >/dev/null 2>&1; then
+  fail "the control port answered a plaintext client"
+fi
+"${ctl[@]}" --timeout 60 wait-local >/dev/null || fail "pre-copy over mTLS"
+"${ctl[@]}" finalize >/dev/null || fail "Finalize over mTLS"
+"${ctl[@]}" --timeout 60 wait-complete >/dev/null || fail "COMPLETE over mTLS"
 kill -TERM "$leecher"
 wait "$leecher" || fail "leecher exit status"
 cmp source.img dest.img || fail "the image differs after a migration over mTLS"
