@@ -344,7 +344,7 @@ static grpc_server_credentials *server_credentials(const struct rpc_tls *tls, ch
 static int create_server(struct rpc_server *server, const struct rpc_server_config *config,
                          int *port, char *err, size_t errlen)
 {
-    grpc_arg args[3] = {
+    grpc_arg args[4] = {
         {.type = GRPC_ARG_INTEGER,
          .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
          .value.integer = (int)server->max_message},
@@ -354,8 +354,13 @@ static int create_server(struct rpc_server *server, const struct rpc_server_conf
         /* gRPC sets SO_REUSEPORT by default: a second daemon would share
          * the port silently instead of failing. */
         {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
+        /* At most this many calls at once per client connection (HTTP/2
+         * SETTINGS_MAX_CONCURRENT_STREAMS); more wait in the client. */
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_CONCURRENT_STREAMS,
+         .value.integer = RPC_MAX_CALLS_PER_CONNECTION},
     };
-    grpc_channel_args channel_args = {3, args};
+    grpc_channel_args channel_args = {4, args};
     server->server = grpc_server_create(&channel_args, NULL);
     server->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(server->server, server->cq, NULL);

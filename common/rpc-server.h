@@ -10,6 +10,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Calls one client connection may have open at once (documented in README). */
+#define RPC_MAX_CALLS_PER_CONNECTION 256
+
 struct logger;
 struct rpc_server;
 struct rpc_reply; /* what a handler answers; owned by the server */
