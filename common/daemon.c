@@ -1,6 +1,8 @@
 /* Signal handling, random ids and address checks for the daemons. */
 #include "daemon.h"
 
+#include "log.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +24,14 @@ void daemon_block_signals(void)
     stop_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+void daemon_start(struct logger *log, const char *program, const char *log_format)
+{
+    enum log_format format = LOG_TEXT;
+    log_format_parse(log_format, &format);
+    logger_init(log, program, format);
+    daemon_block_signals();
 }
 
 int daemon_wait_signal(void)

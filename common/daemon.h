@@ -11,6 +11,12 @@
  * before starting threads, so they inherit the mask) and ignores SIGPIPE. */
 void daemon_block_signals(void);
 
+struct logger;
+
+/* A daemon's start after its options: LOG set up for PROGRAM with the
+ * (already validated) log format name, and the signals blocked. */
+void daemon_start(struct logger *log, const char *program, const char *log_format);
+
 /* Waits for one of the blocked signals and returns its number. */
 int daemon_wait_signal(void);
 

@@ -283,11 +283,8 @@ int main(int argc, char **argv)
     if (status >= 0)
         return status;
     char err[512] = "";
-    enum log_format format = LOG_TEXT;
-    log_format_parse(o.log_format, &format);
     struct logger log;
-    logger_init(&log, "godwit-leecher", format);
-    daemon_block_signals();
+    daemon_start(&log, "godwit-leecher", o.log_format);
     struct leecher l = {.log = &log,
                         .image.fd = -1,
                         .n_workers = o.workers,

@@ -216,12 +216,9 @@ int main(int argc, char **argv)
     if (status >= 0)
         return status;
     char err[512] = "";
-    enum log_format format = LOG_TEXT;
-    log_format_parse(o.log_format, &format);
 
     struct logger log;
-    logger_init(&log, "godwit-seeder", format);
-    daemon_block_signals();
+    daemon_start(&log, "godwit-seeder", o.log_format);
     struct seeder seeder = {.image.fd = -1};
     int r = seeder_init(&seeder, &o, &log, err, sizeof err);
     if (r == 0)
