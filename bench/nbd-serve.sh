@@ -1,52 +1,65 @@
 #!/usr/bin/env bash
-# NBD serving throughput: nbdcopy reads (and writes) the same image served
-# by godwit-seeder and by `nbdkit file` in the same run; prints MB/s for
-# each (median of RUNS, with min and max) and the ratio to nbdkit.
+# NBD serving throughput: nbdcopy reads and writes the same image served by
+# godwit-seeder, by godwit-leecher (after a migration, every chunk local),
+# by `nbdkit file` and by `qemu-nbd`, in the same run. Prints MB/s for each
+# (median of RUNS, min, max) and the ratios to nbdkit and qemu-nbd.
 #   bench/nbd-serve.sh [BUILD_DIR] [SIZE_MB] [RUNS]
 set -euo pipefail
 build=${1:-build}
 size_mb=${2:-256}
 runs=${3:-5}
-seeder=$build/seeder/godwit-seeder
-command -v nbdcopy >/dev/null || { echo "nbd-serve: nbdcopy missing (libnbd-bin)" >&2; exit 1; }
-command -v nbdkit >/dev/null || { echo "nbd-serve: nbdkit missing" >&2; exit 1; }
-[ -x "$seeder" ] || { echo "nbd-serve: build $seeder first" >&2; exit 1; }
+for tool in nbdcopy nbdkit qemu-nbd; do
+  command -v $tool >/dev/null || { echo "nbd-serve: $tool is missing (scripts/install-deps.sh)" >&2; exit 1; }
+done
+for b in seeder/godwit-seeder leecher/godwit-leecher bench/godwit-ctl; do
+  [ -x "$build/$b" ] || { echo "nbd-serve: build $build/$b first" >&2; exit 1; }
+done
 
 dir=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
-head -c $((size_mb << 20)) /dev/urandom >"$dir/image"
-cp "$dir/image" "$dir/source"
+head -c $((size_mb << 20)) /dev/urandom >"$dir/source"
+for name in seeder leecher nbdkit qemu; do [ $name = leecher ] || cp "$dir/source" "$dir/$name.img"; done
+sync
+port() { local p; for p in $(shuf -i 20000-60000 -n 20); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }; done; }
 
-"$seeder" --image "$dir/image" --listen 127.0.0.1:0 --nbd-socket "$dir/seeder.sock" 2>"$dir/seeder.log" &
+sp=$(port); cp=$(port)
+"$build/seeder/godwit-seeder" --image "$dir/seeder.img" --listen "127.0.0.1:$sp" \
+  --nbd-socket "$dir/seeder.sock" 2>"$dir/seeder.log" &
 pids+=($!)
-nbdkit -U "$dir/nbdkit.sock" -f file "$dir/image" &
+nbdkit -U "$dir/nbdkit.sock" -f --threads 16 file "$dir/nbdkit.img" &
 pids+=($!)
-for s in seeder nbdkit; do
-  for _ in $(seq 100); do [ -S "$dir/$s.sock" ] && break; sleep 0.05; done
+qemu-nbd -k "$dir/qemu.sock" -f raw --persistent --shared 8 --cache=writeback "$dir/qemu.img" &
+pids+=($!)
+for s in seeder nbdkit qemu; do
+  for _ in $(seq 200); do [ -S "$dir/$s.sock" ] && break; sleep 0.05; done
 done
+# The leecher's export: migrate the seeder's image, then serve it.
+"$build/leecher/godwit-leecher" --seeder "127.0.0.1:$sp" --image "$dir/leecher.img" \
+  --nbd-socket "$dir/leecher.sock" --control "127.0.0.1:$cp" 2>"$dir/leecher.log" &
+pids+=($!)
+for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$cp) 2>/dev/null && break; sleep 0.05; done
+"$build/bench/godwit-ctl" --control "127.0.0.1:$cp" wait-local >/dev/null
+"$build/bench/godwit-ctl" --control "127.0.0.1:$cp" finalize >/dev/null
+"$build/bench/godwit-ctl" --control "127.0.0.1:$cp" wait-complete >/dev/null
 
-# median / min / max of MB/s figures on stdin
+# stats: median / min / max of the MB/s figures on stdin, as JSON
 stats() { sort -n | awk '{a[NR]=$1} END {printf "{\"median\":%.1f,\"min\":%.1f,\"max\":%.1f}", a[int((NR+1)/2)], a[1], a[NR]}'; }
+median() { sed 's/.*"median":\([0-9.]*\).*/\1/'; }
 
-measure() { # measure read|write SOCKET
-  local i start end
+measure() { # measure read|write NAME
+  local i start end uri="nbd+unix:///?socket=$dir/$2.sock"
   for i in $(seq "$runs"); do
     start=$(date +%s%N)
-    if [ "$1" = read ]; then
-      nbdcopy "nbd+unix:///?socket=$2" null:
-    else
-      nbdcopy "$dir/source" "nbd+unix:///?socket=$2"
-    fi
+    if [ "$1" = read ]; then nbdcopy "$uri" null:; else nbdcopy "$dir/source" "$uri"; fi
     end=$(date +%s%N)
-    echo "$size_mb $start $end" | awk '{printf "%.1f\n", $1 * 1048576 / 1e6 / (($3 - $2) / 1e9)}'
+    awk -v mb="$size_mb" -v ns=$((end - start)) 'BEGIN {printf "%.1f\n", mb * 1.048576 / (ns / 1e9)}'
   done | stats
 }
 
 for op in read write; do
-  ours=$(measure $op "$dir/seeder.sock")
-  theirs=$(measure $op "$dir/nbdkit.sock")
-  ratio=$(median() { sed 's/.*"median":\([0-9.]*\).*/\1/'; }
-    awk -v a="$(echo "$ours" | median)" -v b="$(echo "$theirs" | median)" 'BEGIN { printf "%.2f", a / b }')
-  echo "{\"op\":\"$op\",\"size_mb\":$size_mb,\"runs\":$runs,\"godwit_seeder\":$ours,\"nbdkit_file\":$theirs,\"ratio\":$ratio}"
+  declare -A result=()
+  for name in seeder leecher nbdkit qemu; do result[$name]=$(measure $op $name); done
+  ratio() { awk -v a="$(echo "${result[$1]}" | median)" -v b="$(echo "${result[$2]}" | median)" 'BEGIN {printf "%.2f", a / b}'; }
+  echo "{\"op\":\"$op\",\"size_mb\":$size_mb,\"runs\":$runs,\"godwit_seeder\":${result[seeder]},\"godwit_leecher\":${result[leecher]},\"nbdkit_file\":${result[nbdkit]},\"qemu_nbd\":${result[qemu]},\"seeder_vs_nbdkit\":$(ratio seeder nbdkit),\"leecher_vs_nbdkit\":$(ratio leecher nbdkit),\"seeder_vs_qemu\":$(ratio seeder qemu),\"leecher_vs_qemu\":$(ratio leecher qemu)}"
 done

@@ -41,6 +41,7 @@ struct leecher {
     uint32_t batch_bytes;           /* largest ReadAt a background pull makes */
     const struct pull_order *order; /* background pull heuristic */
     int sync_interval_ms;
+    bool final_sync;     /* Sync once more right before the freeze */
     int pull_timeout_ms; /* post-copy: how long a read waits for a missing chunk */
     char *state_path;    /* IMAGE.godwit-state */
     uint64_t started_us;

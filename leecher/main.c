@@ -22,6 +22,7 @@ struct leecher_options {
     char *seeder, *image, *nbd_socket, *mount, *control, *log_format;
     unsigned workers, channels, sync_interval, pull_timeout;
     uint64_t batch;
+    bool skip_final_sync;
     char *tls_cert, *tls_key, *tls_ca;
 };
 
@@ -43,6 +44,8 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
         {"pull-timeout", OPTION_UINT, &o->pull_timeout, "MS",
          "post-copy: a read waits this long for a missing chunk, then fails (default 30000)"},
         {"batch", OPTION_SIZE, &o->batch, "BYTES", "largest background ReadAt (default 1M)"},
+        {"skip-final-sync", OPTION_BOOL, &o->skip_final_sync, NULL,
+         "no last Sync before the freeze (measures Finalize with the whole dirty set)"},
         {"log-format", OPTION_STRING, &o->log_format, "text|json", "log lines (default text)"},
         {"tls-cert", OPTION_STRING, &o->tls_cert, "FILE",
          "our certificate: to the seeder (mTLS) and on the control port"},
@@ -292,6 +295,7 @@ int main(int argc, char **argv)
                         .sync_interval_ms = (int)o.sync_interval,
                         .pull_timeout_ms = (int)o.pull_timeout,
                         .order = &pull_order_sequential,
+                        .final_sync = !o.skip_final_sync,
                         .state = PRECOPY,
                         .started_us = leecher_now_us()};
     pthread_mutex_init(&l.lock, NULL);

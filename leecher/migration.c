@@ -204,7 +204,7 @@ static int finalize_locked(struct leecher *l, char *err, size_t errlen)
     bool precopy = l->state == PRECOPY;
     pthread_mutex_unlock(&l->lock);
     uint64_t last = leecher_now_us() - 1;
-    if (precopy)
+    if (precopy && l->final_sync)
         sync_once(l, &last);
     int begun = begin_finalize(l, err, errlen);
     if (begun != 0) {

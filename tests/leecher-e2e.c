@@ -258,7 +258,8 @@ static uint64_t downtime_for(uint64_t size, int dirty)
 {
     struct migration m = {0};
     start_seeder(&m, "e2e-downtime", size);
-    const char *extra[] = {"--sync-interval", "600000", NULL};
+    /* No last Sync: the freeze itself must transfer the DIRTY chunks. */
+    const char *extra[] = {"--sync-interval", "600000", "--skip-final-sync", NULL};
     start_leecher(&m, extra);
     leecher_wait_local(&m.leecher, size / CHUNK, 60000);
     struct nbd_handle *src = seeder_nbd(&m.seeder);
@@ -267,6 +268,11 @@ static uint64_t downtime_for(uint64_t size, int dirty)
     nbd_close(src);
     uint64_t downtime;
     CHECK(leecher_finalize_call(&m.leecher, &downtime) == GRPC_STATUS_OK, "Finalize");
+    Godwit__V1__StatusResponse *s = leecher_status(&m.leecher);
+    CHECK(s && s->finalize_dirty_chunks == (uint64_t)dirty,
+          "the freeze carried %llu chunks, not %d",
+          s ? (unsigned long long)s->finalize_dirty_chunks : 0ull, dirty);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
     finish(&m);
     return downtime;
 }
