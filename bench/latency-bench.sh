@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# First-chunk latency after Finalize: a seeder on an idle image, the link
+# emulator at RTT_MS, a leecher with one background worker; Finalize right
+# away, then godwit-first-chunk reads remote chunks (and again, local).
+#   bench/latency-bench.sh BUILD SIZE_MB RTT_MS [CHUNK]
+set -euo pipefail
+build=$1 size_mb=$2 rtt=$3 chunk=${4:-262144}
+dir=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+port() { local p; for p in $(shuf -i 20000-60000 -n 20); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }; done; }
+wait_port() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.02; done; }
+head -c $((size_mb << 20)) /dev/urandom >"$dir/s.img"
+sync "$dir/s.img"
+sp=$(port); lp=$(port); cp=$(port)
+"$build/seeder/godwit-seeder" --image "$dir/s.img" --listen "127.0.0.1:$sp" --chunk-size "$chunk" 2>/dev/null &
+pids+=($!)
+wait_port "$sp"
+"$build/bench/godwit-linkem" --listen "127.0.0.1:$lp" --target "127.0.0.1:$sp" --rtt-ms "$rtt" 2>/dev/null &
+pids+=($!)
+wait_port "$lp"
+"$build/leecher/godwit-leecher" --seeder "127.0.0.1:$lp" --image "$dir/d.img" --nbd-socket "$dir/d.sock" \
+  --control "127.0.0.1:$cp" --workers 1 --batch "$chunk" 2>/dev/null &
+pids+=($!)
+wait_port "$cp"
+"$build/bench/godwit-ctl" --control "127.0.0.1:$cp" finalize >/dev/null
+"$build/bench/godwit-first-chunk" --socket "$dir/d.sock" --chunk-size "$chunk" --count 50 |
+  sed "s/^{/{\"rtt_ms\":$rtt,\"chunk_size\":$chunk,/"
