@@ -66,7 +66,8 @@ one_run() {
   local cpu="$(cpu_per_gib $seeder) $(cpu_per_gib $leecher)"
   local out="$(awk -v mb="$size_mb" -v ns=$((end - start)) 'BEGIN {printf "%.1f", mb * 1.048576 / (ns / 1e9)}') $rss $cpu"
   if [ "$3" = finalize ]; then
-    "$build/bench/godwit-writer" --socket "$dir/s.sock" --count $(((size_mb << 20) / chunk * ${DIRTY_PCT:-1} / 100)) \
+    local writes=$(((size_mb << 20) / chunk * ${DIRTY_PCT:-1} / 100))
+    [ "$writes" -eq 0 ] || "$build/bench/godwit-writer" --socket "$dir/s.sock" --count "$writes" \
       --block 4K --hot-percent 0 --rate-mbps 0 >/dev/null
     local fin=$("$build/bench/godwit-ctl" --control "127.0.0.1:$cp" finalize)
     out="$out $(echo "$fin" | field downtime_us) $(echo "$fin" | field dirty_chunks)"
