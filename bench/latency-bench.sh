@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# First-chunk latency after Finalize: a seeder on an idle image, the link
+# First-chunk latency after Finalize: a seeder on an idle image (use 1 GiB
+# or more, so the reads reach chunks the one background worker has not), the link
 # emulator at RTT_MS, a leecher with one background worker; Finalize right
 # away, then godwit-first-chunk reads remote chunks (and again, local).
 #   bench/latency-bench.sh BUILD SIZE_MB RTT_MS [CHUNK]

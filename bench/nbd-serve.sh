@@ -19,11 +19,12 @@ dir=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
 head -c $((size_mb << 20)) /dev/urandom >"$dir/source"
-for name in seeder leecher nbdkit qemu; do [ $name = leecher ] || cp "$dir/source" "$dir/$name.img"; done
+for name in seeder origin nbdkit qemu; do cp "$dir/source" "$dir/$name.img"; done
 sync
 port() { local p; for p in $(shuf -i 20000-60000 -n 20); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }; done; }
 
 sp=$(port); cp=$(port)
+: >"$dir/failed"
 "$build/seeder/godwit-seeder" --image "$dir/seeder.img" --listen "127.0.0.1:$sp" \
   --nbd-socket "$dir/seeder.sock" 2>"$dir/seeder.log" &
 pids+=($!)
@@ -34,8 +35,13 @@ pids+=($!)
 for s in seeder nbdkit qemu; do
   for _ in $(seq 200); do [ -S "$dir/$s.sock" ] && break; sleep 0.05; done
 done
-# The leecher's export: migrate the seeder's image, then serve it.
-"$build/leecher/godwit-leecher" --seeder "127.0.0.1:$sp" --image "$dir/leecher.img" \
+# The leecher's export: migrate from a second seeder (Finalize freezes it),
+# then serve the migrated image.
+op=$(port)
+"$build/seeder/godwit-seeder" --image "$dir/origin.img" --listen "127.0.0.1:$op" 2>/dev/null &
+pids+=($!)
+for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$op) 2>/dev/null && break; sleep 0.05; done
+"$build/leecher/godwit-leecher" --seeder "127.0.0.1:$op" --image "$dir/leecher.img" \
   --nbd-socket "$dir/leecher.sock" --control "127.0.0.1:$cp" 2>"$dir/leecher.log" &
 pids+=($!)
 for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$cp) 2>/dev/null && break; sleep 0.05; done
@@ -51,7 +57,8 @@ measure() { # measure read|write NAME
   local i start end uri="nbd+unix:///?socket=$dir/$2.sock"
   for i in $(seq "$runs"); do
     start=$(date +%s%N)
-    if [ "$1" = read ]; then nbdcopy "$uri" null:; else nbdcopy "$dir/source" "$uri"; fi
+    if [ "$1" = read ]; then nbdcopy "$uri" null: || echo "$2 $1" >>"$dir/failed"
+    else nbdcopy "$dir/source" "$uri" || echo "$2 $1" >>"$dir/failed"; fi
     end=$(date +%s%N)
     awk -v mb="$size_mb" -v ns=$((end - start)) 'BEGIN {printf "%.1f\n", mb * 1.048576 / (ns / 1e9)}'
   done | stats
@@ -60,6 +67,7 @@ measure() { # measure read|write NAME
 for op in read write; do
   declare -A result=()
   for name in seeder leecher nbdkit qemu; do result[$name]=$(measure $op $name); done
+  [ ! -s "$dir/failed" ] || { echo "nbd-serve: nbdcopy failed: $(cat "$dir/failed")" >&2; exit 1; }
   ratio() { awk -v a="$(echo "${result[$1]}" | median)" -v b="$(echo "${result[$2]}" | median)" 'BEGIN {printf "%.2f", a / b}'; }
   echo "{\"op\":\"$op\",\"size_mb\":$size_mb,\"runs\":$runs,\"godwit_seeder\":${result[seeder]},\"godwit_leecher\":${result[leecher]},\"nbdkit_file\":${result[nbdkit]},\"qemu_nbd\":${result[qemu]},\"seeder_vs_nbdkit\":$(ratio seeder nbdkit),\"leecher_vs_nbdkit\":$(ratio leecher nbdkit),\"seeder_vs_qemu\":$(ratio seeder qemu),\"leecher_vs_qemu\":$(ratio leecher qemu)}"
 done

@@ -37,7 +37,7 @@ done
 
 echo "== first-chunk latency after Finalize, by RTT" >&2
 for rtt in $rtts; do
-  bash bench/latency-bench.sh "$build" "$rtt_size" "$rtt" | sed 's/^{/{"bench":"first_chunk",/' | emit
+  bash bench/latency-bench.sh "$build" 1024 "$rtt" | sed 's/^{/{"bench":"first_chunk",/' | emit
 done
 
 echo "== downtime by image size and dirty share (16x4, no last Sync)" >&2
@@ -52,7 +52,7 @@ echo "== chunk size: pull throughput, first-chunk latency, dirty amplification" 
 for chunk in 65536 262144 1048576 4194304; do
   CHUNK=$chunk bash bench/pull-bench.sh "$build" "$rtt_size" 1 "16x4" | grep workers |
     sed 's/^{/{"bench":"chunk_pull",/' | emit
-  bash bench/latency-bench.sh "$build" "$rtt_size" 0 "$chunk" | sed 's/^{/{"bench":"chunk_latency",/' | emit
+  bash bench/latency-bench.sh "$build" 1024 0 "$chunk" | sed 's/^{/{"bench":"chunk_latency",/' | emit
 done
 
 echo "== NBD serving against nbdkit file and qemu-nbd" >&2
