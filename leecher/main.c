@@ -53,6 +53,7 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
         {"tls-ca", OPTION_STRING, &o->tls_ca, "FILE",
          "verify the seeder, and control clients, with this CA"},
     };
+    _Static_assert(sizeof table / sizeof table[0] <= MAX_SPECS, "raise MAX_SPECS");
     memcpy(specs, table, sizeof table);
     return sizeof table / sizeof table[0];
 }

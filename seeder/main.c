@@ -63,6 +63,7 @@ static size_t option_specs(struct seeder_options *o, struct option_spec *specs)
         {"tls-ca", OPTION_STRING, &o->tls_ca, "FILE", "require client certs signed by this CA"},
     };
     size_t n = sizeof table / sizeof table[0];
+    _Static_assert(sizeof table / sizeof table[0] <= MAX_SPECS, "raise MAX_SPECS");
     memcpy(specs, table, sizeof table);
     return n;
 }
