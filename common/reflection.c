@@ -288,7 +288,6 @@ struct reflection_call {
     gpr_timespec deadline;
     grpc_metadata_array metadata;
     grpc_byte_buffer *in, *out;
-    int cancelled;
 };
 
 static void arm_stream(struct rpc_server *server, int version);

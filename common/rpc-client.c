@@ -169,26 +169,3 @@ grpc_status_code rpc_call(struct rpc_channel *channel, const char *method,
     return result->status;
 }
 
-int rpc_channel_wait_ready(struct rpc_channel *channel, int timeout_ms)
-{
-    grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
-    gpr_timespec deadline =
-        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
-    grpc_connectivity_state state;
-    int r = -1;
-    while ((state = grpc_channel_check_connectivity_state(channel->channel, 1)) !=
-           GRPC_CHANNEL_READY) {
-        grpc_channel_watch_connectivity_state(channel->channel, state, deadline, cq, NULL);
-        grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-        if (!ev.success)
-            break; /* deadline */
-    }
-    if (grpc_channel_check_connectivity_state(channel->channel, 0) == GRPC_CHANNEL_READY)
-        r = 0;
-    grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(cq);
-    return r;
-}

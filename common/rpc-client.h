@@ -49,7 +49,4 @@ grpc_status_code rpc_call_raw(struct rpc_channel *channel, const char *method,
                               const ProtobufCMessage *request, grpc_slice *reply, int timeout_ms,
                               struct rpc_result *result);
 
-/* Waits up to TIMEOUT_MS for the channel to be connected; 0 if it is. */
-int rpc_channel_wait_ready(struct rpc_channel *channel, int timeout_ms);
-
 #endif

@@ -42,7 +42,7 @@ struct rpc_server {
     const struct rpc_service *services;
     size_t n_services;
     struct rpc_service builtin[1]; /* health Check as an ordinary unary service */
-    void *watch_method, *reflection_methods[2], *unknown_probe;
+    void *watch_method, *reflection_methods[2];
     struct reflection_index *reflection;
 
     _Atomic bool stopping; /* no more re-arming */

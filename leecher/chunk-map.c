@@ -53,11 +53,6 @@ void chunk_map_free(struct chunk_map *map)
     free(map);
 }
 
-uint64_t chunk_map_chunks(const struct chunk_map *map)
-{
-    return map->chunks;
-}
-
 uint64_t chunk_map_local(const struct chunk_map *map)
 {
     return atomic_load(&map->local);

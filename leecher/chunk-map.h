@@ -22,7 +22,6 @@ struct chunk_map;
 struct chunk_map *chunk_map_new(uint64_t chunks);
 void chunk_map_free(struct chunk_map *map);
 
-uint64_t chunk_map_chunks(const struct chunk_map *map);
 /* Chunks LOCAL or WRITTEN. */
 uint64_t chunk_map_local(const struct chunk_map *map);
 enum chunk_state chunk_map_state(const struct chunk_map *map, uint64_t chunk);

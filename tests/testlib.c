@@ -186,34 +186,6 @@ void test_write_random_file(const char *path, uint64_t len, uint64_t seed)
     CHECK(fclose(f) == 0, "close %s", path);
 }
 
-bool test_files_equal(const char *a, const char *b)
-{
-    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
-    CHECK(fa && fb, "open %s / %s: %s", a, b, strerror(errno));
-    static const size_t block = 1 << 20;
-    unsigned char *ba = malloc(block), *bb = malloc(block);
-    bool equal = true;
-    for (uint64_t offset = 0;; offset += block) {
-        size_t na = fread(ba, 1, block, fa), nb = fread(bb, 1, block, fb);
-        if (na != nb || memcmp(ba, bb, na) != 0) {
-            size_t i = 0;
-            while (i < na && i < nb && ba[i] == bb[i])
-                i++;
-            fprintf(stderr, "%s and %s differ at byte %llu\n", a, b,
-                    (unsigned long long)(offset + i));
-            equal = false;
-            break;
-        }
-        if (na < block)
-            break;
-    }
-    free(ba);
-    free(bb);
-    fclose(fa);
-    fclose(fb);
-    return equal;
-}
-
 uint64_t test_now_us(void)
 {
     struct timespec ts;

@@ -59,10 +59,6 @@ void test_fill_random(void *buf, size_t len, uint64_t seed);
 /* Writes LEN pseudo-random bytes to a new file PATH. */
 void test_write_random_file(const char *path, uint64_t len, uint64_t seed);
 
-/* True if files A and B have the same contents; prints the first
- * difference otherwise. */
-bool test_files_equal(const char *a, const char *b);
-
 /* Monotonic time in microseconds. */
 uint64_t test_now_us(void);
 
