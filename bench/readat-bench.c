@@ -47,16 +47,16 @@ static void *run_caller(void *arg)
         Godwit__V1__ReadAtRequest request = GODWIT__V1__READ_AT_REQUEST__INIT;
         request.offset = atomic_fetch_add(&b->next_offset, b->length) % span;
         request.length = b->length;
-        grpc_slice reply;
+        struct rpc_reply reply;
         struct rpc_result result;
         if (rpc_call_raw(channel, "/godwit.v1.Seeder/ReadAt", &request.base, &reply, 30000,
                          &result) != GRPC_STATUS_OK) {
             atomic_fetch_add(&b->failures, 1);
             continue;
         }
-        atomic_fetch_add(&b->bytes, GRPC_SLICE_LENGTH(reply));
+        atomic_fetch_add(&b->bytes, reply.length);
         atomic_fetch_add(&b->calls, 1);
-        grpc_slice_unref(reply);
+        rpc_reply_free(&reply);
     }
     return NULL;
 }

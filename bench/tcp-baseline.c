@@ -1,13 +1,17 @@
-/* godwit-tcp-baseline: the physical limit the pull benchmarks are measured
+/* godwit-tcp-baseline: the physical limits the pull benchmarks are measured
  * against. Sends bytes over loopback TCP with STREAMS parallel connections
  * for SECONDS (optionally through a relay, e.g. godwit-linkem) and prints
- * MB/s as JSON; with --ping, measures round-trip latency instead.
+ * MB/s as JSON; with --ping, measures round-trip latency instead; with
+ * --copy SRC --to DST, moves a file over the streams with nothing but
+ * pread, send, recv and pwrite (what a pull costs with no protocol at all).
  *
- *   godwit-tcp-baseline [--streams 1] [--seconds 3] [--via 127.0.0.1:PORT --target-port PORT]
+ *   godwit-tcp-baseline [--streams 1] [--seconds 3] [--via-port PORT --listen-port PORT]
+ *   godwit-tcp-baseline --copy SRC --to DST [--streams N]
  */
 #include "options.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -19,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { BLOCK = 1 << 20 };
+enum { BLOCK = 1 << 20, COPY_BLOCK = 256 << 10 };
 
 struct baseline {
     int listener;
@@ -27,6 +31,8 @@ struct baseline {
     unsigned streams;
     uint64_t deadline_us;
     _Atomic uint64_t received;
+    int copy_from, copy_to; /* --copy: the files, else -1 */
+    uint64_t copy_size;
 };
 
 static uint64_t now_us(void)
@@ -89,6 +95,65 @@ static void *source(void *arg)
     return NULL;
 }
 
+/* --copy: stream INDEX of N sends its share of the file, a contiguous
+ * range, after an 8-byte header naming where the range starts. */
+static void range_of(const struct baseline *b, unsigned index, uint64_t *start, uint64_t *end)
+{
+    uint64_t share = (b->copy_size / b->streams + COPY_BLOCK - 1) / COPY_BLOCK * COPY_BLOCK;
+    *start = share * index < b->copy_size ? share * index : b->copy_size;
+    *end = *start + share < b->copy_size ? *start + share : b->copy_size;
+}
+
+static bool recv_full(int fd, void *buf, size_t len)
+{
+    for (size_t done = 0; done < len;) {
+        ssize_t n = recv(fd, (char *)buf + done, len - done, 0);
+        if (n <= 0)
+            return false;
+        done += (size_t)n;
+    }
+    return true;
+}
+
+static void *copy_sink(void *arg)
+{
+    struct baseline *b = arg;
+    int fd = accept(b->listener, NULL, NULL);
+    char *buf = malloc(COPY_BLOCK);
+    uint64_t offset;
+    ssize_t n = fd >= 0 && recv_full(fd, &offset, sizeof offset) ? 1 : 0;
+    while (n > 0 && (n = recv(fd, buf, COPY_BLOCK, MSG_WAITALL)) > 0 &&
+           pwrite(b->copy_to, buf, (size_t)n, (off_t)offset) == n) {
+        atomic_fetch_add(&b->received, (uint64_t)n);
+        offset += (uint64_t)n;
+    }
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+static void *copy_source(void *arg)
+{
+    struct baseline *b = arg;
+    static _Atomic unsigned next_index;
+    uint64_t offset, end;
+    range_of(b, atomic_fetch_add(&next_index, 1), &offset, &end);
+    int fd = connect_loopback(b->connect_port);
+    char *buf = malloc(COPY_BLOCK);
+    bool ok = fd >= 0 && send(fd, &offset, sizeof offset, MSG_NOSIGNAL) == sizeof offset;
+    while (ok && offset < end) {
+        ssize_t n = pread(b->copy_from, buf, end - offset < COPY_BLOCK ? end - offset : COPY_BLOCK,
+                          (off_t)offset);
+        ok = n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL) == n;
+        offset += ok ? (uint64_t)n : 0;
+    }
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
 /* Median round trip of 1-byte ping-pongs, microseconds. */
 static double ping(struct baseline *b, unsigned count)
 {
@@ -117,10 +182,26 @@ static double ping(struct baseline *b, unsigned count)
     return median;
 }
 
+/* --copy: opens SRC to read and DST to write at SRC's size; -1 with a sentence. */
+static int open_copy(struct baseline *b, const char *from, const char *to)
+{
+    b->copy_from = open(from, O_RDONLY);
+    b->copy_to = to ? open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
+    off_t size = b->copy_from >= 0 ? lseek(b->copy_from, 0, SEEK_END) : -1;
+    if (b->copy_from < 0 || b->copy_to < 0 || size < 0 || ftruncate(b->copy_to, size) < 0) {
+        fprintf(stderr,
+                "godwit-tcp-baseline: --copy needs a readable file and --to a writable one\n");
+        return -1;
+    }
+    b->copy_size = (uint64_t)size;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     unsigned streams = 1, seconds = 3, listen_port = 0, via_port = 0;
     bool do_ping = false;
+    const char *copy_from = NULL, *copy_to = NULL;
     struct option_spec specs[] = {
         {"streams", OPTION_UINT, &streams, "N", "parallel TCP connections (default 1)"},
         {"seconds", OPTION_UINT, &seconds, "S", "how long to send (default 3)"},
@@ -128,6 +209,8 @@ int main(int argc, char **argv)
         {"via-port", OPTION_UINT, &via_port, "PORT",
          "connect to this relay port (which forwards to --listen-port) instead of the sink"},
         {"ping", OPTION_BOOL, &do_ping, NULL, "measure the median round trip instead"},
+        {"copy", OPTION_STRING, &copy_from, "FILE", "move this file over the streams instead"},
+        {"to", OPTION_STRING, &copy_to, "FILE", "where --copy writes (created or truncated)"},
     };
     char err[256];
     const struct program_info info = {"godwit-tcp-baseline", "loopback TCP throughput baseline",
@@ -138,7 +221,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "godwit-tcp-baseline: %s\n", err);
         return r < 0 ? 2 : 0;
     }
-    struct baseline b = {.streams = streams ? streams : 1};
+    struct baseline b = {.streams = streams ? streams : 1, .copy_from = -1, .copy_to = -1};
+    if (copy_from && open_copy(&b, copy_from, copy_to) < 0)
+        return 1;
     int bound;
     b.listener = listen_loopback((int)listen_port, &bound);
     if (b.listener < 0) {
@@ -151,18 +236,26 @@ int main(int argc, char **argv)
         return 0;
     }
     pthread_t *threads = calloc(2 * b.streams, sizeof *threads);
+    bool copying = b.copy_from >= 0;
     uint64_t start = now_us();
-    b.deadline_us = start + seconds * 1000000ull;
+    b.deadline_us = copying ? UINT64_MAX : start + seconds * 1000000ull;
     for (unsigned i = 0; i < b.streams; i++) {
-        pthread_create(&threads[2 * i], NULL, sink, &b);
-        pthread_create(&threads[2 * i + 1], NULL, source, &b);
+        pthread_create(&threads[2 * i], NULL, copying ? copy_sink : sink, &b);
+        pthread_create(&threads[2 * i + 1], NULL, copying ? copy_source : source, &b);
     }
     for (unsigned i = 0; i < 2 * b.streams; i++)
         pthread_join(threads[i], NULL);
-    double elapsed = (double)(b.deadline_us - start) / 1e6;
-    printf("{\"streams\":%u,\"mb_per_s\":%.1f}\n", b.streams,
-           (double)atomic_load(&b.received) / elapsed / 1e6);
+    double elapsed = (double)((copying ? now_us() : b.deadline_us) - start) / 1e6;
+    uint64_t received = atomic_load(&b.received);
+    if (copying && received != b.copy_size) {
+        fprintf(stderr, "godwit-tcp-baseline: copied %llu of %llu bytes\n",
+                (unsigned long long)received, (unsigned long long)b.copy_size);
+        return 1;
+    }
+    printf("{\"streams\":%u,%s\"mb_per_s\":%.1f}\n", b.streams, copying ? "\"copy\":true," : "",
+           (double)received / elapsed / 1e6);
     free(threads);
     close(b.listener);
+    options_free(specs, sizeof specs / sizeof *specs);
     return 0;
 }

@@ -144,6 +144,31 @@ static int write_zeroes(const struct image_file *image, uint64_t count, uint64_t
     return r;
 }
 
+int image_pwritev(const struct image_file *image, struct iovec *iov, int iovcnt, uint64_t offset)
+{
+    while (iovcnt > 0) {
+        ssize_t r = pwritev(image->fd, iov, iovcnt, (off_t)offset);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = ENOSPC;
+            return -1;
+        }
+        offset += (uint64_t)r;
+        size_t done = (size_t)r; /* skip what was written; a short write ends inside *iov */
+        while (iovcnt > 0 && done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++, iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= done;
+        }
+    }
+    return 0;
+}
+
 int image_zero(const struct image_file *image, uint64_t count, uint64_t offset)
 {
     int mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 struct image_file {
     int fd;
@@ -22,6 +23,8 @@ void image_close(struct image_file *image);
 /* Whole-range I/O: 0, or -1 with errno (EIO on an unexpected end of file). */
 int image_pread(const struct image_file *image, void *buf, size_t count, uint64_t offset);
 int image_pwrite(const struct image_file *image, const void *buf, size_t count, uint64_t offset);
+/* Writes the IOVCNT buffers of IOV (which it may change) in order from OFFSET. */
+int image_pwritev(const struct image_file *image, struct iovec *iov, int iovcnt, uint64_t offset);
 int image_flush(const struct image_file *image);
 
 /* Makes [offset, offset+count) read as zeroes: punches a hole where the

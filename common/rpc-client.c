@@ -86,9 +86,9 @@ void rpc_channel_close(struct rpc_channel *channel)
     grpc_shutdown();
 }
 
-/* Runs one unary call; on OK stores the reply's bytes in *REPLY. */
+/* Runs one unary call; on OK hands over the reply message in *REPLY. */
 static grpc_status_code call_unary(struct rpc_channel *ch, const char *method,
-                                   const ProtobufCMessage *request, grpc_slice *reply,
+                                   const ProtobufCMessage *request, grpc_byte_buffer **reply,
                                    int timeout_ms, struct rpc_result *result)
 {
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
@@ -125,7 +125,7 @@ static grpc_status_code call_unary(struct rpc_channel *ch, const char *method,
         snprintf(result->message, sizeof result->message, "the server sent no reply message");
     }
     if (status == GRPC_STATUS_OK)
-        *reply = rpc_flatten(in);
+        *reply = in, in = NULL;
     result->status = status;
     if (in)
         grpc_byte_buffer_destroy(in);
@@ -143,10 +143,58 @@ static grpc_status_code call_unary(struct rpc_channel *ch, const char *method,
 }
 
 grpc_status_code rpc_call_raw(struct rpc_channel *channel, const char *method,
-                              const ProtobufCMessage *request, grpc_slice *reply, int timeout_ms,
-                              struct rpc_result *result)
+                              const ProtobufCMessage *request, struct rpc_reply *reply,
+                              int timeout_ms, struct rpc_result *result)
 {
-    return call_unary(channel, method, request, reply, timeout_ms, result);
+    grpc_byte_buffer *buffer;
+    *reply = (struct rpc_reply){NULL, 0, 0};
+    if (call_unary(channel, method, request, &buffer, timeout_ms, result) != GRPC_STATUS_OK)
+        return result->status;
+    grpc_byte_buffer_reader reader;
+    if (grpc_byte_buffer_reader_init(&reader, buffer)) {
+        size_t room = 0;
+        grpc_slice slice;
+        while (grpc_byte_buffer_reader_next(&reader, &slice)) {
+            if (reply->count == room) {
+                room = room ? 2 * room : 32;
+                reply->slices = realloc(reply->slices, room * sizeof *reply->slices);
+            }
+            reply->slices[reply->count++] = slice;
+            reply->length += GRPC_SLICE_LENGTH(slice);
+        }
+        grpc_byte_buffer_reader_destroy(&reader);
+    }
+    grpc_byte_buffer_destroy(buffer);
+    return result->status;
+}
+
+void rpc_reply_free(struct rpc_reply *reply)
+{
+    for (size_t i = 0; i < reply->count; i++)
+        grpc_slice_unref(reply->slices[i]);
+    free(reply->slices);
+    *reply = (struct rpc_reply){NULL, 0, 0};
+}
+
+int rpc_reply_iov(const struct rpc_reply *reply, size_t offset, size_t length, struct iovec *iov,
+                  int max)
+{
+    if (offset > reply->length || length > reply->length - offset)
+        return -1;
+    int n = 0;
+    for (size_t i = 0; i < reply->count && length > 0; i++) {
+        size_t len = GRPC_SLICE_LENGTH(reply->slices[i]);
+        if (offset >= len) {
+            offset -= len;
+            continue;
+        }
+        if (n == max)
+            return -1;
+        size_t take = len - offset < length ? len - offset : length;
+        iov[n++] = (struct iovec){GRPC_SLICE_START_PTR(reply->slices[i]) + offset, take};
+        length -= take, offset = 0;
+    }
+    return n;
 }
 
 grpc_status_code rpc_call(struct rpc_channel *channel, const char *method,
@@ -154,13 +202,12 @@ grpc_status_code rpc_call(struct rpc_channel *channel, const char *method,
                           const ProtobufCMessageDescriptor *response_type,
                           ProtobufCMessage **response, int timeout_ms, struct rpc_result *result)
 {
-    grpc_slice reply;
+    grpc_byte_buffer *reply;
     *response = NULL;
     if (call_unary(channel, method, request, &reply, timeout_ms, result) != GRPC_STATUS_OK)
         return result->status;
-    *response = protobuf_c_message_unpack(response_type, NULL, GRPC_SLICE_LENGTH(reply),
-                                          GRPC_SLICE_START_PTR(reply));
-    grpc_slice_unref(reply);
+    *response = rpc_unpack(reply, response_type);
+    grpc_byte_buffer_destroy(reply);
     if (!*response) {
         result->status = GRPC_STATUS_INTERNAL;
         snprintf(result->message, sizeof result->message, "the reply is not a valid %s",
@@ -168,4 +215,3 @@ grpc_status_code rpc_call(struct rpc_channel *channel, const char *method,
     }
     return result->status;
 }
-

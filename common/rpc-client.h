@@ -8,6 +8,7 @@
 #include <grpc/grpc.h>
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
+#include <sys/uio.h>
 
 #include "rpc-server.h" /* struct rpc_tls */
 
@@ -42,11 +43,25 @@ grpc_status_code rpc_call(struct rpc_channel *channel, const char *method,
                           const ProtobufCMessageDescriptor *response_type,
                           ProtobufCMessage **response, int timeout_ms, struct rpc_result *result);
 
-/* Like rpc_call, but hands back the raw reply bytes in *REPLY (a slice the
- * caller unrefs) instead of decoding them: for large replies that the caller
- * parses in place. */
+/* A reply's bytes as the transport received them, in COUNT slices: large
+ * replies are parsed and stored in place, never copied into one buffer. */
+struct rpc_reply {
+    grpc_slice *slices;
+    size_t count;
+    size_t length; /* of all slices together */
+};
+
+/* Like rpc_call, but hands back the raw reply bytes in *REPLY (free them
+ * with rpc_reply_free) instead of decoding them. */
 grpc_status_code rpc_call_raw(struct rpc_channel *channel, const char *method,
-                              const ProtobufCMessage *request, grpc_slice *reply, int timeout_ms,
-                              struct rpc_result *result);
+                              const ProtobufCMessage *request, struct rpc_reply *reply,
+                              int timeout_ms, struct rpc_result *result);
+void rpc_reply_free(struct rpc_reply *reply);
+
+/* Points IOV (room for MAX entries) at the LENGTH bytes from OFFSET of
+ * REPLY. Returns the number of entries, or -1 if the range is not in the
+ * reply or needs more than MAX entries. */
+int rpc_reply_iov(const struct rpc_reply *reply, size_t offset, size_t length, struct iovec *iov,
+                  int max);
 
 #endif

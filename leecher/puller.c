@@ -65,10 +65,13 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* What one pull stores: a chunk's part of a ReadAt reply. */
+enum { MAX_IOV = 256 }; /* slices one chunk may span in a reply */
+
+/* What one pull stores: a chunk's part of a ReadAt reply, in place. */
 struct store_arg {
     struct leecher *l;
-    const uint8_t *data;
+    const struct rpc_reply *reply;
+    size_t at; /* where the chunk starts in the reply */
     uint32_t len;
     uint64_t offset;
 };
@@ -76,22 +79,35 @@ struct store_arg {
 static int store_chunk(void *arg)
 {
     struct store_arg *a = arg;
-    return image_pwrite(&a->l->image, a->data, a->len, a->offset);
+    struct iovec iov[MAX_IOV];
+    int n = rpc_reply_iov(a->reply, a->at, a->len, iov, MAX_IOV);
+    if (n < 0) {
+        errno = EIO;
+        return -1;
+    }
+    return image_pwritev(&a->l->image, iov, n, a->offset);
 }
 
-/* Skips ReadAtResponse's header (tag 0x0a, varint length) in REPLY. */
-static const uint8_t *reply_data(grpc_slice reply, uint32_t expected)
+/* Where the data of a ReadAtResponse (tag 0x0a, varint length, bytes)
+ * starts in REPLY; 0 if it is not EXPECTED bytes of data. */
+static size_t reply_data(const struct rpc_reply *reply, uint32_t expected)
 {
-    const uint8_t *p = GRPC_SLICE_START_PTR(reply), *end = p + GRPC_SLICE_LENGTH(reply);
-    if (p == end || *p++ != 0x0a)
-        return NULL;
+    uint8_t header[16];
+    struct iovec iov[sizeof header];
+    size_t have = reply->length < sizeof header ? reply->length : sizeof header, got = 0;
+    int n = rpc_reply_iov(reply, 0, have, iov, (int)sizeof header);
+    for (int i = 0; i < n; got += iov[i].iov_len, i++)
+        memcpy(header + got, iov[i].iov_base, iov[i].iov_len);
+    if (n < 0 || got == 0 || header[0] != 0x0a)
+        return 0;
     uint64_t len = 0;
-    for (unsigned shift = 0; p < end && shift < 35; shift += 7) {
-        len |= (uint64_t)(*p & 0x7f) << shift;
-        if (!(*p++ & 0x80))
+    size_t at = 1;
+    for (unsigned shift = 0; at < got && shift < 35; shift += 7) {
+        len |= (uint64_t)(header[at] & 0x7f) << shift;
+        if (!(header[at++] & 0x80))
             break;
     }
-    return len == expected && (uint64_t)(end - p) == len ? p : NULL;
+    return len == expected && reply->length - at == len ? at : 0;
 }
 
 /* Pulls COUNT claimed chunks from FIRST with one ReadAt; commits each
@@ -106,7 +122,7 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
     request.offset = offset;
     request.length = (uint32_t)(end - offset);
     request.image_id = l->image_id;
-    grpc_slice reply;
+    struct rpc_reply reply;
     struct rpc_result result;
     *status = rpc_call_raw(channel, "/godwit.v1.Seeder/ReadAt", &request.base, &reply,
                            RPC_TIMEOUT_MS, &result);
@@ -114,11 +130,11 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
         snprintf(why, whylen, "%s", result.message);
         return -1;
     }
-    const uint8_t *data = reply_data(reply, request.length);
+    size_t data = reply_data(&reply, request.length);
     int r = data ? 0 : -1;
     for (unsigned i = 0; data && i < count; i++) {
         uint64_t chunk = first + i;
-        struct store_arg arg = {l, data + (chunk_offset(&l->geo, chunk) - offset),
+        struct store_arg arg = {l, &reply, data + (chunk_offset(&l->geo, chunk) - offset),
                                 chunk_length(&l->geo, chunk), chunk_offset(&l->geo, chunk)};
         int stored = chunk_map_commit(l->map, chunk, tickets[i], store_chunk, &arg);
         if (stored < 0)
@@ -130,8 +146,8 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
         *status = GRPC_STATUS_INTERNAL;
         snprintf(why, whylen, "a ReadAt reply of the wrong shape");
     }
-    atomic_fetch_add(&l->bytes_pulled, GRPC_SLICE_LENGTH(reply));
-    grpc_slice_unref(reply);
+    atomic_fetch_add(&l->bytes_pulled, reply.length);
+    rpc_reply_free(&reply);
     return r;
 }
 
