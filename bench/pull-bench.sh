@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Pull throughput and downtime of a full migration on loopback.
 #   bench/pull-bench.sh [BUILD_DIR] [SIZE_MB] [RUNS] [GRID]
-# GRID is "WORKERSxCHANNELS ..." (default "1x1 4x1 4x4 16x4 64x8"). For each
-# cell: a seeder on an idle SIZE_MB image (page-cached), a leecher pulling
-# it; prints the median MB/s of RUNS pre-copies (min, max), the leecher's
-# peak RSS, then Finalize with 1% of the chunks dirty (DIRTY_PCT) and its
-# downtime (no last Sync: the freeze carries the whole dirty set).
-# One JSON line per cell, plus the loopback TCP baseline of the same run.
+# GRID is "WORKERSxCHANNELS ..." (default "1x1 4x1 4x4 16x4 64x8"; WORKERS
+# "auto" leaves --workers out, so the leecher picks it). For each
+# cell, RUNS times: a seeder on an idle SIZE_MB image (page-cached), a
+# leecher pulling it (MB/s, peak RSS, CPU seconds per GiB of each daemon),
+# then Finalize with 1% of the chunks dirty (DIRTY_PCT) and its downtime (no
+# last Sync: the freeze carries the whole dirty set); the images must match.
+# One JSON line per cell with median, min and max of each figure, plus the
+# baselines of the same run: loopback TCP (one stream) and the copy floor
+# (the same file moved with bare pread/send/recv/pwrite, 1 and 4 streams).
 # RTT_MS=N puts godwit-linkem with that round-trip time between them;
-# CHUNK=BYTES sets the chunk size. Also reports CPU seconds per GiB of
-# seeder and leecher (first run of each cell).
+# CHUNK=BYTES sets the chunk size; LEECHER_ARGS adds leecher flags.
 set -euo pipefail
 build=${1:-build-release}
 size_mb=${2:-1024}
@@ -30,15 +32,25 @@ cat "$dir/source.img" >/dev/null
 
 port() { local p; for p in $(shuf -i 20000-60000 -n 20); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }; done; }
 field() { sed -n "s/.*\"$1\":\\([^,}]*\\).*/\\1/p" | tr -d '"'; }
-median() { sort -n | awk '{a[NR]=$1} END {printf "{\"median\":%.1f,\"min\":%.1f,\"max\":%.1f}", a[int((NR+1)/2)], a[1], a[NR]}'; }
+median() { sort -n | awk '{a[NR]=$1} END {printf "{\"median\":%g,\"min\":%g,\"max\":%g}", a[int((NR+1)/2)], a[1], a[NR]}'; }
+steal() { awk '/^cpu / {print $9}' /proc/stat; }   # host steal, in ticks
 
-baseline=$("$build/bench/godwit-tcp-baseline" --seconds 3 | field mb_per_s)
+baseline=$("$build/bench/godwit-tcp-baseline" --seconds 2 | field mb_per_s)
 echo "{\"baseline\":\"loopback TCP, one stream\",\"mb_per_s\":$baseline}"
+copy_floor=""
+for streams in 1 4; do
+  for r in 1 2 3; do
+    "$build/bench/godwit-tcp-baseline" --copy "$dir/source.img" --to "$dir/copy.img" --streams $streams | field mb_per_s
+  done | median >"$dir/copy"
+  echo "{\"baseline\":\"copy floor\",\"streams\":$streams,\"size_mb\":$size_mb,\"mb_per_s\":$(cat "$dir/copy")}"
+  [ "$streams" = 4 ] && copy_floor=$(field median <"$dir/copy")
+done
+rm -f "$dir/copy.img"
 
 # cpu_per_gib PID: user+system CPU seconds of PID per GiB of image
 cpu_per_gib() { awk -v t="$ticks" -v mb="$size_mb" '{printf "%.2f", ($14 + $15) / t / (mb / 1024)}' /proc/$1/stat; }
 
-# one_run W C FINALIZE: prints "MB/s RSS_KB SEEDER_CPU LEECHER_CPU [downtime_us dirty]"
+# one_run W C: prints "MB/s RSS_KB SEEDER_CPU LEECHER_CPU downtime_us dirty"
 one_run() {
   local sp cp seeder leecher rss
   sp=$(port); cp=$(port)
@@ -48,7 +60,7 @@ one_run() {
   seeder=$!; pids+=($seeder)
   for _ in $(seq 100); do [ -S "$dir/s.sock" ] && break; sleep 0.05; done
   local target="127.0.0.1:$sp"
-  if [ "${RTT_MS:-0}" -gt 0 ]; then
+  if [ -n "${RTT_MS:-}" ]; then   # set (even to 0): through the emulator
     local lp; lp=$(port)
     "$build/bench/godwit-linkem" --listen "127.0.0.1:$lp" --target "$target" --rtt-ms "$RTT_MS" 2>/dev/null &
     pids+=($!); linkem=$!
@@ -56,7 +68,7 @@ one_run() {
   fi
   local start=$(date +%s%N)
   "$build/leecher/godwit-leecher" --seeder "$target" --image "$dir/dest.img" \
-    --workers "$1" --channels "$2" --control "127.0.0.1:$cp" --sync-interval 600000 --skip-final-sync \
+    $([ "$1" = auto ] || echo "--workers $1") --channels "$2" ${LEECHER_ARGS:-} --control "127.0.0.1:$cp" --sync-interval 600000 --skip-final-sync \
     2>"$dir/leecher.log" &
   leecher=$!; pids+=($leecher)
   for _ in $(seq 1000); do (exec 3<>/dev/tcp/127.0.0.1/$cp) 2>/dev/null && break; sleep 0.005; done
@@ -65,27 +77,29 @@ one_run() {
   rss=$(awk '/VmHWM/ {print $2}' /proc/$leecher/status)
   local cpu="$(cpu_per_gib $seeder) $(cpu_per_gib $leecher)"
   local out="$(awk -v mb="$size_mb" -v ns=$((end - start)) 'BEGIN {printf "%.1f", mb * 1.048576 / (ns / 1e9)}') $rss $cpu"
-  if [ "$3" = finalize ]; then
-    local writes=$(((size_mb << 20) / chunk * ${DIRTY_PCT:-1} / 100))
-    [ "$writes" -eq 0 ] || "$build/bench/godwit-writer" --socket "$dir/s.sock" --count "$writes" \
-      --block 4K --hot-percent 0 --rate-mbps 0 >/dev/null
-    local fin=$("$build/bench/godwit-ctl" --control "127.0.0.1:$cp" finalize)
-    out="$out $(echo "$fin" | field downtime_us) $(echo "$fin" | field dirty_chunks)"
-    "$build/bench/godwit-ctl" --control "127.0.0.1:$cp" wait-complete >/dev/null
-    cmp -s "$dir/source.img" "$dir/dest.img" || { echo "pull-bench: images differ" >&2; exit 1; }
-  fi
+  local writes=$(((size_mb << 20) / chunk * ${DIRTY_PCT:-1} / 100))
+  [ "$writes" -eq 0 ] || "$build/bench/godwit-writer" --socket "$dir/s.sock" --count "$writes" \
+    --block 4K --hot-percent 0 --rate-mbps 0 >/dev/null
+  local fin=$("$build/bench/godwit-ctl" --control "127.0.0.1:$cp" finalize)
+  out="$out $(echo "$fin" | field downtime_us) $(echo "$fin" | field dirty_chunks)"
+  "$build/bench/godwit-ctl" --control "127.0.0.1:$cp" wait-complete >/dev/null
+  cmp -s "$dir/source.img" "$dir/dest.img" || { echo "pull-bench: images differ" >&2; exit 1; }
   kill $leecher $seeder ${linkem:-}; wait $leecher $seeder ${linkem:-} 2>/dev/null || true
   linkem=
   echo "$out"
 }
 
+# column N of the results as median/min/max JSON
+column() { awk -v n="$1" '{print $n}' "$dir/results" | median; }
+
 for cell in $grid; do
   w=${cell%x*}; c=${cell#*x}
   : >"$dir/results"
-  for r in $(seq "$runs"); do one_run "$w" "$c" $([ "$r" = 1 ] && echo finalize || echo no) >>"$dir/results"; done
-  mbs=$(awk '{print $1}' "$dir/results" | median)
+  steal_before=$(steal)
+  for r in $(seq "$runs"); do one_run "$w" "$c" >>"$dir/results"; done
+  mbs=$(column 1)
   rss=$(awk '{print $2}' "$dir/results" | sort -n | tail -1)
-  read -r _ _ seeder_cpu leecher_cpu downtime dirty <"$dir/results"
-  ratio=$(awk -v b="$baseline" -v r="$(echo "$mbs" | field median)" 'BEGIN {printf "%.2f", r / b}')
-  echo "{\"rtt_ms\":${RTT_MS:-0},\"workers\":$w,\"channels\":$c,\"size_mb\":$size_mb,\"runs\":$runs,\"mb_per_s\":$mbs,\"ratio_to_tcp\":$ratio,\"chunk_size\":$chunk,\"leecher_peak_rss_kb\":$rss,\"seeder_cpu_s_per_gib\":$seeder_cpu,\"leecher_cpu_s_per_gib\":$leecher_cpu,\"downtime_us_1pct\":$downtime,\"dirty_chunks\":$dirty}"
+  ratio() { awk -v b="$1" -v r="$(echo "$mbs" | field median)" 'BEGIN {printf "%.2f", r / b}'; }
+  [ "$w" = auto ] && wj='"auto"' || wj=$w
+  echo "{\"rtt_ms\":${RTT_MS:-0},\"workers\":$wj,\"channels\":$c,\"size_mb\":$size_mb,\"runs\":$runs,\"mb_per_s\":$mbs,\"ratio_to_tcp\":$(ratio "$baseline"),\"ratio_to_copy_floor\":$(ratio "$copy_floor"),\"chunk_size\":$chunk,\"leecher_peak_rss_kb\":$rss,\"seeder_cpu_s_per_gib\":$(column 3),\"leecher_cpu_s_per_gib\":$(column 4),\"dirty_pct\":${DIRTY_PCT:-1},\"downtime_us\":$(column 5),\"dirty_chunks\":$(column 6),\"host_steal_ticks\":$(($(steal) - steal_before))}"
 done

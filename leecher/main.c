@@ -26,7 +26,11 @@ struct leecher_options {
     char *tls_cert, *tls_key, *tls_ca;
 };
 
-enum { MAX_SPECS = 16 };
+enum {
+    MAX_SPECS = 16,
+    MAX_WORKERS = 1024,
+    LINK_BYTES_PER_S = 1250000000, /* 10 Gbit/s: what choose_workers plans for */
+};
 
 static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
 {
@@ -36,7 +40,8 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
         {"nbd-socket", OPTION_STRING, &o->nbd_socket, "PATH",
          "serve the image over NBD here from Finalize on"},
         {"mount", OPTION_STRING, &o->mount, "DIR", "also expose it as DIR/image via FUSE"},
-        {"workers", OPTION_UINT, &o->workers, "N", "background pullers (default 16)"},
+        {"workers", OPTION_UINT, &o->workers, "N",
+         "background pullers (default: from the round trip, 16 to 64)"},
         {"channels", OPTION_UINT, &o->channels, "N", "gRPC connections to the seeder (default 4)"},
         {"control", OPTION_STRING, &o->control, "ADDR:PORT",
          "control gRPC address (default 127.0.0.1:1338)"},
@@ -66,8 +71,10 @@ static int check_options(const void *ctx, char *err, size_t errlen)
         snprintf(err, errlen, "--seeder and --image are required (see --help)");
     else if (log_format_parse(o->log_format, &format) < 0)
         snprintf(err, errlen, "--log-format must be text or json, not \"%s\"", o->log_format);
-    else if (!o->workers || !o->channels || !o->sync_interval)
-        snprintf(err, errlen, "--workers, --channels and --sync-interval must be at least 1");
+    else if (!o->channels || !o->sync_interval)
+        snprintf(err, errlen, "--channels and --sync-interval must be at least 1");
+    else if (o->workers > MAX_WORKERS)
+        snprintf(err, errlen, "--workers must be at most %d", MAX_WORKERS);
     else if (o->mount && !o->nbd_socket)
         snprintf(err, errlen, "--mount needs --nbd-socket");
     else if (!!o->tls_cert != !!o->tls_key)
@@ -124,6 +131,39 @@ static int contact_seeder(struct leecher *l, const char *seeder, char *err, size
     return 0;
 }
 
+/* The shortest of a few Info round trips to the seeder, in microseconds. */
+static uint64_t measure_round_trip(struct leecher *l)
+{
+    uint64_t best = UINT64_MAX;
+    for (int i = 0; i < 3; i++) {
+        Godwit__V1__InfoRequest request = GODWIT__V1__INFO_REQUEST__INIT;
+        ProtobufCMessage *message;
+        struct rpc_result result;
+        uint64_t start = leecher_now_us();
+        if (rpc_call(l->channels[0], "/godwit.v1.Seeder/Info", &request.base,
+                     &godwit__v1__info_response__descriptor, &message, 10000,
+                     &result) != GRPC_STATUS_OK)
+            continue;
+        protobuf_c_message_free_unpacked(message, NULL);
+        uint64_t took = leecher_now_us() - start;
+        best = took < best ? took : best;
+    }
+    return best == UINT64_MAX ? 0 : best;
+}
+
+/* Without --workers: enough pulls in flight to keep a 10 Gbit/s link busy
+ * over the measured round trip (each worker has one ReadAt of up to
+ * --batch in flight), at least 16, at most 64. */
+static void choose_workers(struct leecher *l)
+{
+    uint64_t rtt_us = measure_round_trip(l);
+    uint64_t in_flight = rtt_us * (LINK_BYTES_PER_S / 1000000); /* bytes */
+    uint64_t workers = (in_flight + l->batch_bytes - 1) / l->batch_bytes;
+    l->n_workers = workers < 16 ? 16 : workers > 64 ? 64 : (unsigned)workers;
+    log_info(l->log, "round trip to the seeder %.1f ms: %u workers", (double)rtt_us / 1000.0,
+             l->n_workers);
+}
+
 /* Opens the local image and resumes from its state file if there is one. */
 static int prepare_image(struct leecher *l, const struct leecher_options *o, char *err,
                          size_t errlen)
@@ -140,10 +180,10 @@ static int prepare_image(struct leecher *l, const struct leecher_options *o, cha
         return -1;
     atomic_store(&l->pulled_once, chunk_map_local(l->map));
     log_event(l->log, resumed ? "resumed" : "started",
-              json_pack("{s:s,s:I,s:i,s:I,s:I}", "image_id", l->image_id, "size",
+              json_pack("{s:s,s:I,s:i,s:I,s:I,s:i}", "image_id", l->image_id, "size",
                         (json_int_t)l->geo.size, "chunk_size", (int)l->geo.chunk_size,
                         "chunks_total", (json_int_t)l->geo.chunks, "chunks_local",
-                        (json_int_t)chunk_map_local(l->map)));
+                        (json_int_t)chunk_map_local(l->map), "workers", (int)l->n_workers));
     return 0;
 }
 
@@ -255,6 +295,8 @@ static int run_leecher(struct leecher *l, const struct leecher_options *o, char 
     int r = open_channels(l, o, err, errlen);
     if (r == 0)
         r = contact_seeder(l, o->seeder, err, errlen);
+    if (r == 0 && !l->n_workers)
+        choose_workers(l);
     if (r == 0)
         r = prepare_image(l, o, err, errlen);
     if (r == 0)
@@ -272,7 +314,6 @@ int main(int argc, char **argv)
 {
     struct leecher_options o = {.control = "127.0.0.1:1338",
                                 .log_format = "text",
-                                .workers = 16,
                                 .channels = 4,
                                 .sync_interval = 1000,
                                 .pull_timeout = 30000,

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config git ca-certificates
   libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
   libnbd-dev libnbd-bin libjansson-dev fuse3 libfuse3-dev
-  nbdkit qemu-utils openssl procps iproute2 clang clang-format
+  nbdkit qemu-utils openssl procps iproute2 clang clang-format jq
 )
 
 missing=()

@@ -45,19 +45,24 @@ static void start_seeder(struct migration *m, const char *name, uint64_t size)
     read_file(m->seeder.image, m->model, size);
 }
 
-/* Puts godwit-linkem (RATE MB/s) between leecher and seeder. */
-static void start_link(struct migration *m, const char *rate)
+/* Puts godwit-linkem (RATE MB/s, RTT_MS round trip) between leecher and seeder. */
+static void start_link_rtt(struct migration *m, const char *rate, const char *rtt_ms)
 {
     int port = test_free_port();
     char listen[64];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
     snprintf(m->relay, sizeof m->relay, "%s", listen);
     char *linkem = test_program("bench/godwit-linkem");
-    char *argv[] = {linkem,           "--listen",    listen,       "--target",
-                    m->seeder.target, "--rate-mbps", (char *)rate, NULL};
+    char *argv[] = {linkem,        "--listen",   listen,     "--target",     m->seeder.target,
+                    "--rate-mbps", (char *)rate, "--rtt-ms", (char *)rtt_ms, NULL};
     m->linkem = test_spawn(argv, NULL);
     free(linkem);
     CHECK(test_wait_for_port(port, 5000), "linkem did not start");
+}
+
+static void start_link(struct migration *m, const char *rate)
+{
+    start_link_rtt(m, rate, "0");
 }
 
 /* Starts the leecher, through the link emulator if there is one. */
@@ -320,6 +325,50 @@ static void test_mount(void)
     finish(&m);
 }
 
+/* The workers the leecher chose, from its "started" event; -1 if none. */
+static int started_workers(const char *log_path)
+{
+    for (int tries = 0; tries < 500; tries++) {
+        FILE *f = fopen(log_path, "r");
+        char line[4096];
+        int workers = -1;
+        while (f && fgets(line, sizeof line, f))
+            if (strstr(line, "\"event\":\"started\"") && strstr(line, "\"workers\":"))
+                workers = atoi(strstr(line, "\"workers\":") + strlen("\"workers\":"));
+        if (f)
+            fclose(f);
+        if (workers >= 0)
+            return workers;
+        usleep(10000);
+    }
+    return -1;
+}
+
+/* Without --workers the leecher keeps enough pulls in flight for the
+ * round trip: 16 on loopback, about 24 at 20 ms (10 Gbit/s x 20 ms in
+ * 1 MiB batches), and the migration is still byte-exact. */
+static void test_auto_workers(void)
+{
+    struct migration m = {0};
+    start_seeder(&m, "auto-workers", 4u << 20);
+    leecher_start(&m.leecher, &m.seeder, NULL);
+    int near = started_workers(m.leecher.log);
+    CHECK(near == 16, "on loopback the leecher chose %d workers, not 16", near);
+    CHECK(leecher_stop(&m.leecher) == 0, "leecher exit status (see %s)", m.leecher.log);
+    char state[700];
+    snprintf(state, sizeof state, "%s.godwit-state", m.leecher.image);
+    unlink(state);
+    unlink(m.leecher.image);
+    unlink(m.leecher.log);
+    start_link_rtt(&m, "0", "20");
+    start_leecher(&m, NULL);
+    int far = started_workers(m.leecher.log);
+    CHECK(far >= 24 && far <= 32, "at 20 ms the leecher chose %d workers, not 24-32", far);
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&m.leecher, &downtime) == GRPC_STATUS_OK, "Finalize");
+    finish(&m);
+}
+
 int main(int argc, char **argv)
 {
     const char *which = argc > 1 ? argv[1] : "migrate";
@@ -337,6 +386,8 @@ int main(int argc, char **argv)
         test_downtime();
     else if (strcmp(which, "mount") == 0)
         test_mount();
+    else if (strcmp(which, "auto-workers") == 0)
+        test_auto_workers();
     else
         CHECK(false, "unknown test %s", which);
     printf("leecher-e2e %s: ok\n", which);

@@ -20,6 +20,7 @@ godwit_add_e2e(e2e-restart-seeder restart-seeder)
 godwit_add_e2e(e2e-seeder-dies seeder-dies)
 godwit_add_e2e(e2e-downtime-flat downtime)
 godwit_add_e2e(e2e-mount mount)
+godwit_add_e2e(e2e-auto-workers auto-workers)
 
 # The fault-injection soak: a short version here (4 randomized runs, a new
 # seed each time, printed so a failure can be replayed: soak RUNS SEED).
