@@ -108,19 +108,8 @@ int image_pread(const struct image_file *image, void *buf, size_t count, uint64_
 
 int image_pwrite(const struct image_file *image, const void *buf, size_t count, uint64_t offset)
 {
-    const char *p = buf;
-    while (count > 0) {
-        ssize_t r = pwrite(image->fd, p, count, (off_t)offset);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            if (r == 0)
-                errno = ENOSPC;
-            return -1;
-        }
-        p += r, count -= (size_t)r, offset += (uint64_t)r;
-    }
-    return 0;
+    struct iovec iov = {(void *)buf, count};
+    return image_pwritev(image, &iov, 1, offset);
 }
 
 int image_flush(const struct image_file *image)
@@ -146,7 +135,11 @@ static int write_zeroes(const struct image_file *image, uint64_t count, uint64_t
 
 int image_pwritev(const struct image_file *image, struct iovec *iov, int iovcnt, uint64_t offset)
 {
-    while (iovcnt > 0) {
+    for (;;) {
+        while (iovcnt > 0 && iov->iov_len == 0)
+            iov++, iovcnt--;
+        if (iovcnt == 0)
+            return 0;
         ssize_t r = pwritev(image->fd, iov, iovcnt, (off_t)offset);
         if (r < 0 && errno == EINTR)
             continue;
@@ -156,17 +149,15 @@ int image_pwritev(const struct image_file *image, struct iovec *iov, int iovcnt,
             return -1;
         }
         offset += (uint64_t)r;
-        size_t done = (size_t)r; /* skip what was written; a short write ends inside *iov */
-        while (iovcnt > 0 && done >= iov->iov_len) {
-            done -= iov->iov_len;
-            iov++, iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + done;
-            iov->iov_len -= done;
+        for (size_t done = (size_t)r; done > 0; iov++, iovcnt--) { /* skip what was written */
+            size_t take = done < iov->iov_len ? done : iov->iov_len;
+            iov->iov_base = (char *)iov->iov_base + take;
+            iov->iov_len -= take;
+            done -= take;
+            if (iov->iov_len > 0)
+                break;
         }
     }
-    return 0;
 }
 
 int image_zero(const struct image_file *image, uint64_t count, uint64_t offset)

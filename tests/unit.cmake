@@ -2,5 +2,6 @@
 godwit_add_test(unit-chunk SOURCES unit-chunk.c)
 godwit_add_test(unit-dirty-set SOURCES unit-dirty-set.c)
 godwit_add_test(unit-options SOURCES unit-options.c)
+godwit_add_test(unit-io SOURCES unit-io.c LIBS godwit_rpc)
 godwit_add_test(linkem-check SOURCES linkem-check.c)
 add_dependencies(linkem-check godwit-linkem)
