@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # NBD serving throughput: nbdcopy reads and writes the same image served by
 # godwit-seeder, by godwit-leecher (after a migration, every chunk local),
-# by `nbdkit file` and by `qemu-nbd`, in the same run. Prints MB/s for each
-# (median of RUNS, min, max) and the ratios to nbdkit and qemu-nbd.
+# by `nbdkit file` and by `qemu-nbd`, in the same run, taking turns run by
+# run. Prints MB/s for each (median of RUNS, min, max) and the ratios to
+# nbdkit and qemu-nbd.
 #   bench/nbd-serve.sh [BUILD_DIR] [SIZE_MB] [RUNS]
 set -euo pipefail
 build=${1:-build}
@@ -53,20 +54,28 @@ for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$cp) 2>/dev/null && break; s
 stats() { sort -n | awk '{a[NR]=$1} END {printf "{\"median\":%.1f,\"min\":%.1f,\"max\":%.1f}", a[int((NR+1)/2)], a[1], a[NR]}'; }
 median() { sed 's/.*"median":\([0-9.]*\).*/\1/'; }
 
-measure() { # measure read|write NAME
-  local i start end uri="nbd+unix:///?socket=$dir/$2.sock"
-  for i in $(seq "$runs"); do
-    start=$(date +%s%N)
-    if [ "$1" = read ]; then nbdcopy "$uri" null: || echo "$2 $1" >>"$dir/failed"
-    else nbdcopy "$dir/source" "$uri" || echo "$2 $1" >>"$dir/failed"; fi
-    end=$(date +%s%N)
-    awk -v mb="$size_mb" -v ns=$((end - start)) 'BEGIN {printf "%.1f\n", mb * 1.048576 / (ns / 1e9)}'
-  done | stats
+# One timed nbdcopy: measure read|write NAME appends its MB/s to $dir/OP.NAME.
+# Our images are flushed first, outside the timing: the kernel's background
+# writeback of earlier runs' dirty pages must not land on one export's runs.
+measure() {
+  local start end uri="nbd+unix:///?socket=$dir/$2.sock"
+  sync "$dir"/*.img
+  start=$(date +%s%N)
+  if [ "$1" = read ]; then nbdcopy "$uri" null: || echo "$2 $1" >>"$dir/failed"
+  else nbdcopy "$dir/source" "$uri" || echo "$2 $1" >>"$dir/failed"; fi
+  end=$(date +%s%N)
+  awk -v mb="$size_mb" -v ns=$((end - start)) 'BEGIN {printf "%.1f\n", mb * 1.048576 / (ns / 1e9)}' >>"$dir/$1.$2"
 }
 
+names=(seeder leecher nbdkit qemu)
 for op in read write; do
+  # Round robin, starting one export later each round: a burst of other load
+  # on this machine is spread over every export, not charged to one.
+  for i in $(seq 0 $((runs - 1))); do
+    for j in "${!names[@]}"; do measure $op "${names[$(((i + j) % ${#names[@]}))]}"; done
+  done
   declare -A result=()
-  for name in seeder leecher nbdkit qemu; do result[$name]=$(measure $op $name); done
+  for name in "${names[@]}"; do result[$name]=$(stats <"$dir/$op.$name"); done
   [ ! -s "$dir/failed" ] || { echo "nbd-serve: nbdcopy failed: $(cat "$dir/failed")" >&2; exit 1; }
   ratio() { awk -v a="$(echo "${result[$1]}" | median)" -v b="$(echo "${result[$2]}" | median)" 'BEGIN {printf "%.2f", a / b}'; }
   echo "{\"op\":\"$op\",\"size_mb\":$size_mb,\"runs\":$runs,\"godwit_seeder\":${result[seeder]},\"godwit_leecher\":${result[leecher]},\"nbdkit_file\":${result[nbdkit]},\"qemu_nbd\":${result[qemu]},\"seeder_vs_nbdkit\":$(ratio seeder nbdkit),\"leecher_vs_nbdkit\":$(ratio leecher nbdkit),\"seeder_vs_qemu\":$(ratio seeder qemu),\"leecher_vs_qemu\":$(ratio leecher qemu)}"

@@ -13,6 +13,7 @@ enum { STRIPES = 64 };
 struct chunk_map {
     uint64_t chunks;
     _Atomic uint64_t local;           /* chunks LOCAL or WRITTEN */
+    _Atomic uint64_t became_remote;   /* bumped each time a chunk turns REMOTE */
     pthread_mutex_t stripes[STRIPES]; /* serialise commit/overwrite of a chunk */
     _Atomic uint32_t *words;          /* state | version << 2, CAS only */
 };
@@ -78,7 +79,14 @@ bool chunk_map_claim(struct chunk_map *map, uint64_t chunk, uint32_t *ticket)
 void chunk_map_release(struct chunk_map *map, uint64_t chunk, uint32_t ticket)
 {
     uint32_t expected = ticket;
-    atomic_compare_exchange_strong(&map->words[chunk], &expected, make(CHUNK_REMOTE, ticket >> 2));
+    if (atomic_compare_exchange_strong(&map->words[chunk], &expected,
+                                       make(CHUNK_REMOTE, ticket >> 2)))
+        atomic_fetch_add(&map->became_remote, 1);
+}
+
+uint64_t chunk_map_remote_events(const struct chunk_map *map)
+{
+    return atomic_load(&map->became_remote);
 }
 
 int chunk_map_commit(struct chunk_map *map, uint64_t chunk, uint32_t ticket,
@@ -91,8 +99,8 @@ int chunk_map_commit(struct chunk_map *map, uint64_t chunk, uint32_t ticket,
         r = store(arg);
         uint32_t expected = ticket;
         uint32_t next = make(r == 0 ? CHUNK_LOCAL : CHUNK_REMOTE, ticket >> 2);
-        if (atomic_compare_exchange_strong(&map->words[chunk], &expected, next) && r == 0)
-            atomic_fetch_add(&map->local, 1);
+        if (atomic_compare_exchange_strong(&map->words[chunk], &expected, next))
+            atomic_fetch_add(r == 0 ? &map->local : &map->became_remote, 1);
     }
     pthread_mutex_unlock(stripe);
     return r;
@@ -107,6 +115,7 @@ bool chunk_map_mark_remote(struct chunk_map *map, uint64_t chunk)
             return false;
         if (atomic_compare_exchange_weak(&map->words[chunk], &word,
                                          make(CHUNK_REMOTE, (word >> 2) + 1))) {
+            atomic_fetch_add(&map->became_remote, 1);
             if (state == CHUNK_LOCAL)
                 atomic_fetch_sub(&map->local, 1);
             return state != CHUNK_REMOTE;

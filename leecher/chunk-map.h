@@ -48,6 +48,10 @@ int chunk_map_commit(struct chunk_map *map, uint64_t chunk, uint32_t ticket,
  * pulled (i.e. re-dirtied after a pull). */
 bool chunk_map_mark_remote(struct chunk_map *map, uint64_t chunk);
 
+/* How many times a chunk has turned REMOTE (released, failed, marked): a
+ * scan that found nothing to claim stays right until this moves. */
+uint64_t chunk_map_remote_events(const struct chunk_map *map);
+
 /* The destination app overwrites all of CHUNK: under the stripe lock, the
  * chunk becomes WRITTEN (cancelling any pull) and STORE writes the bytes. */
 int chunk_map_overwrite(struct chunk_map *map, uint64_t chunk, int (*store)(void *arg), void *arg);

@@ -66,6 +66,8 @@ struct leecher {
     struct chunk_queue urgent; /* chunks the pull order put first (read-ahead) */
     struct chunk_queue dirty;  /* chunks the freeze reported, pulled first */
     uint64_t cursor;           /* the pull order's position */
+    uint64_t scanned_empty;    /* 1 + chunk_map_remote_events when a full scan last found
+                                  nothing to claim; 0: not yet */
     double dirty_rate;         /* chunks/s re-dirtied, recent Syncs */
     uint64_t source_dirty;     /* what Finalize would transfer now (Seeder.Info) */
 

@@ -47,10 +47,8 @@ static void *connection_thread(void *arg)
 static void connection_free(struct nbd_connection *conn)
 {
     close(conn->fd);
-    pthread_mutex_destroy(&conn->lock);
+    pthread_mutex_destroy(&conn->read_lock);
     pthread_mutex_destroy(&conn->write_lock);
-    pthread_cond_destroy(&conn->work);
-    pthread_cond_destroy(&conn->room);
     free(conn);
 }
 
@@ -102,10 +100,8 @@ int nbd_server_add_fd(struct nbd_server *server, int fd)
     }
     conn->server = server;
     conn->fd = fd;
-    pthread_mutex_init(&conn->lock, NULL);
+    pthread_mutex_init(&conn->read_lock, NULL);
     pthread_mutex_init(&conn->write_lock, NULL);
-    pthread_cond_init(&conn->work, NULL);
-    pthread_cond_init(&conn->room, NULL);
     int err = pthread_create(&conn->thread, NULL, connection_thread, conn);
     if (err) {
         pthread_mutex_unlock(&server->lock);

@@ -17,21 +17,16 @@ struct logger;
 struct nbd_connection {
     struct nbd_server *server;
     int fd;
-    pthread_t thread; /* the reader: handshake, then requests */
-    bool no_zeroes;   /* set during the handshake, read by the reader only */
+    pthread_t thread; /* handshake, then worker 0 of the request loop */
+    bool no_zeroes;   /* set during the handshake, read by the thread only */
+
+    /* Held while one worker reads a request (header + payload): requests
+     * never mix. read_lock also owns closing. */
+    pthread_mutex_t read_lock;
+    bool closing; /* nothing more is read: end of stream, a broken request or DISC */
 
     /* Held while a reply (header + data) is written: replies never mix. */
     pthread_mutex_t write_lock;
-
-    /* lock owns the queue, inflight, closing and the worker threads. */
-    pthread_mutex_t lock;
-    pthread_cond_t work; /* signalled when a job is queued or closing is set */
-    pthread_cond_t room; /* signalled when inflight drops */
-    struct nbd_job *queue_head, *queue_tail;
-    unsigned inflight; /* queued or running */
-    bool closing;      /* workers exit once the queue is empty */
-    pthread_t *workers;
-    unsigned n_workers;
 
     /* Owned by server->lock. */
     struct nbd_connection *next;

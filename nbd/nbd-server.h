@@ -45,7 +45,8 @@ struct nbd_server_config {
     const char *description;         /* NBD_INFO_DESCRIPTION; may be NULL */
     unsigned max_connections;        /* 0 means 64; more are closed at accept */
     unsigned max_inflight;           /* per connection; 0 means 64 */
-    unsigned threads_per_connection; /* request workers; 0 means 4 */
+    unsigned threads_per_connection; /* request workers, each serving one request at a time
+                                        (so at most max_inflight); 0 means 16 */
     uint32_t max_request;            /* largest READ/WRITE; 0 means 32 MiB */
     struct logger *log;
 };

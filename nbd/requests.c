@@ -1,8 +1,11 @@
-/* The transmission phase: the connection's reader thread validates each
- * request and queues it; a few worker threads run it against the backend
- * and send the reply under the write lock, so replies go out of order as
- * they complete. A bad request gets an error reply and the connection
- * lives on; only a broken header (no way to resync) closes it. */
+/* The transmission phase, as nbdkit does it: each of a connection's
+ * worker threads takes the read lock, reads one request (and a WRITE's
+ * payload into its own reused buffer), lets the lock go, runs the request
+ * against the backend and sends the reply under the write lock, so replies
+ * go out of order as they complete. No request is handed from thread to
+ * thread (no queue, no wake-up per request) and the thread that received a
+ * payload writes it out. A bad request gets an error reply and the
+ * connection lives on; only a broken header (no way to resync) closes it. */
 #include "internal.h"
 
 #include "cleanup.h"
@@ -15,20 +18,15 @@
 #include <string.h>
 #include <sys/socket.h>
 
-/* One request. The reader builds it, then it belongs to conn->queue (under
- * conn->lock) until a worker takes it, then to that worker alone. */
+/* A worker keeps a buffer up to this size for its next request. */
+enum { KEEP_BUFFER = 4u << 20 };
+
+/* One request, on the stack of the worker that read it. */
 struct nbd_job {
-    struct nbd_job *next;
     struct nbd_request request; /* host byte order */
-    void *data;                 /* WRITE: the payload (READs use the worker's buffer) */
+    void *data;                 /* READ/WRITE: the worker's buffer (a WRITE's payload) */
     int error;                  /* set by validation: reply with this errno, run nothing */
 };
-
-static void free_job(struct nbd_job *job)
-{
-    free(job->data);
-    free(job);
-}
 
 uint32_t nbd_errno_to_wire(int err)
 {
@@ -104,7 +102,7 @@ static int write_zeroes(const struct nbd_backend *b, uint32_t count, uint64_t of
 }
 
 /* Runs one request against the backend; returns the errno to report. */
-static int execute(struct nbd_connection *conn, struct nbd_job *job, void *read_buf)
+static int execute(struct nbd_connection *conn, struct nbd_job *job)
 {
     const struct nbd_backend *b = &conn->server->backend;
     const struct nbd_request *req = &job->request;
@@ -113,7 +111,7 @@ static int execute(struct nbd_connection *conn, struct nbd_job *job, void *read_
     errno = 0;
     switch (req->type) {
     case NBD_CMD_READ:
-        r = b->pread(b->opaque, read_buf, req->count, req->offset);
+        r = b->pread(b->opaque, job->data, req->count, req->offset);
         break;
     case NBD_CMD_WRITE:
         r = b->pwrite(b->opaque, job->data, req->count, req->offset, fua);
@@ -132,66 +130,6 @@ static int execute(struct nbd_connection *conn, struct nbd_job *job, void *read_
         break;
     }
     return r == 0 ? 0 : (errno ? errno : EIO);
-}
-
-/* A worker's own buffer for READ data, grown to the largest read seen
- * (at most max_request) and reused: no allocation per request. */
-struct read_buffer {
-    void *data;
-    size_t size;
-};
-
-static void *read_buffer_get(struct read_buffer *rb, size_t count)
-{
-    if (count > rb->size) {
-        void *bigger = realloc(rb->data, count);
-        if (!bigger)
-            return NULL;
-        rb->data = bigger, rb->size = count;
-    }
-    return rb->data;
-}
-
-/* Runs JOB (or just reports its validation error) and replies. */
-static void serve_job(struct nbd_connection *conn, struct nbd_job *job, struct read_buffer *rb)
-{
-    void *read_buf = NULL;
-    int error = job->error;
-    if (!error && job->request.type == NBD_CMD_READ &&
-        !(read_buf = read_buffer_get(rb, job->request.count ? job->request.count : 1)))
-        error = ENOMEM;
-    if (!error)
-        error = execute(conn, job, read_buf);
-    if (send_reply(conn, job, error, read_buf) < 0)
-        shutdown(conn->fd, SHUT_RDWR); /* the client is gone: wake the reader */
-}
-
-static void *worker(void *arg)
-{
-    struct nbd_connection *conn = arg;
-    struct read_buffer rb = {NULL, 0};
-    for (;;) {
-        pthread_mutex_lock(&conn->lock);
-        while (!conn->queue_head && !conn->closing)
-            pthread_cond_wait(&conn->work, &conn->lock);
-        struct nbd_job *job = conn->queue_head;
-        if (job) {
-            conn->queue_head = job->next;
-            if (!conn->queue_head)
-                conn->queue_tail = NULL;
-        }
-        pthread_mutex_unlock(&conn->lock);
-        if (!job)
-            break;
-        serve_job(conn, job, &rb);
-        free_job(job);
-        pthread_mutex_lock(&conn->lock);
-        conn->inflight--;
-        pthread_cond_signal(&conn->room);
-        pthread_mutex_unlock(&conn->lock);
-    }
-    free(rb.data);
-    return NULL;
 }
 
 static const char *command_name(uint16_t type)
@@ -237,28 +175,43 @@ static int validate(struct nbd_server *server, const struct nbd_request *req)
     return err;
 }
 
-static void enqueue(struct nbd_connection *conn, struct nbd_job *job)
+/* A worker's own buffer for READ data and WRITE payloads, reused from one
+ * request to the next: no allocation and no fresh pages per request. */
+struct buffer {
+    void *data;
+    size_t size;
+};
+
+static void *buffer_get(struct buffer *buf, size_t count)
 {
-    pthread_mutex_lock(&conn->lock);
-    while (conn->inflight >= conn->server->config.max_inflight)
-        pthread_cond_wait(&conn->room, &conn->lock);
-    conn->inflight++;
-    *(conn->queue_tail ? &conn->queue_tail->next : &conn->queue_head) = job;
-    conn->queue_tail = job;
-    pthread_cond_signal(&conn->work);
-    pthread_mutex_unlock(&conn->lock);
+    if (count > buf->size) {
+        void *bigger = realloc(buf->data, count);
+        if (!bigger)
+            return NULL;
+        buf->data = bigger, buf->size = count;
+    }
+    return buf->data;
 }
 
-/* Reads a WRITE's payload into JOB, or skips it when JOB already failed
- * and the payload is too large to buffer (then an absurd payload, more
- * than 4 x max_request, closes the connection: it cannot be skipped in
- * reasonable time). 0 to go on, -1 to close. */
-static int read_payload(struct nbd_connection *conn, struct nbd_job *job)
+/* Gives back a buffer that a rare huge request grew past KEEP_BUFFER. */
+static void buffer_shrink(struct buffer *buf)
+{
+    if (buf->size > KEEP_BUFFER) {
+        free(buf->data);
+        buf->data = NULL, buf->size = 0;
+    }
+}
+
+/* Reads a WRITE's payload into BUF, or skips it when JOB already failed
+ * (then an absurd payload, more than 4 x max_request, closes the
+ * connection: it cannot be skipped in reasonable time). 0 to go on, -1 to
+ * close. */
+static int read_payload(struct nbd_connection *conn, struct nbd_job *job, struct buffer *buf)
 {
     uint32_t count = job->request.count, max = conn->server->config.max_request;
-    if (job->error && count > max)
+    if (job->error)
         return count <= 4ull * max ? nbd_discard(conn->fd, count) : -1;
-    job->data = malloc(count ? count : 1);
+    job->data = buffer_get(buf, count ? count : 1);
     if (!job->data) {
         job->error = ENOMEM;
         return nbd_discard(conn->fd, count);
@@ -266,9 +219,8 @@ static int read_payload(struct nbd_connection *conn, struct nbd_job *job)
     return nbd_read_full(conn->fd, job->data, count);
 }
 
-/* Reads one request (and a WRITE's payload) into *OUT; 0 to go on, -1 to
- * close. *OUT may be set even on -1: it still deserves a reply. */
-static int read_request(struct nbd_connection *conn, struct nbd_job **out)
+/* Reads and validates one request header into JOB; -1 to close. */
+static int read_header(struct nbd_connection *conn, struct nbd_job *job)
 {
     struct nbd_request raw;
     if (nbd_read_full(conn->fd, &raw, sizeof raw) < 0)
@@ -277,67 +229,92 @@ static int read_request(struct nbd_connection *conn, struct nbd_job **out)
         nbd_log(conn->server, LOG_WARN, "NBD request with a bad magic; closing the connection");
         return -1;
     }
-    struct nbd_job *job = calloc(1, sizeof *job);
-    if (!job)
-        return -1;
-    job->request = (struct nbd_request){.flags = be16toh(raw.flags),
+    *job = (struct nbd_job){.request = {.flags = be16toh(raw.flags),
                                         .type = be16toh(raw.type),
                                         .handle = raw.handle,
                                         .offset = be64toh(raw.offset),
-                                        .count = be32toh(raw.count)};
+                                        .count = be32toh(raw.count)}};
     job->error = validate(conn->server, &job->request);
-    *out = job;
-    if (job->request.type == NBD_CMD_WRITE)
-        return read_payload(conn, job);
     return 0;
 }
 
-/* Starts the workers; false if not even one could start. */
-static bool start_workers(struct nbd_connection *conn)
+/* Reads the next request (and a WRITE's payload into BUF) into JOB under
+ * the read lock; true if JOB is to be served. Sets closing when nothing
+ * more can be read: end of stream, a broken header, a payload cut short or
+ * too large to skip, or DISC. A request cut short runs nothing; one
+ * already refused still gets its error reply before the connection
+ * closes. */
+static bool next_request(struct nbd_connection *conn, struct nbd_job *job, struct buffer *buf)
 {
-    unsigned wanted = conn->server->config.threads_per_connection;
-    conn->workers = calloc(wanted, sizeof *conn->workers);
-    if (!conn->workers)
+    LOCK_FOR_SCOPE(&conn->read_lock);
+    if (conn->closing)
         return false;
-    while (conn->n_workers < wanted &&
-           pthread_create(&conn->workers[conn->n_workers], NULL, worker, conn) == 0)
-        conn->n_workers++;
-    return conn->n_workers > 0;
+    if (read_header(conn, job) < 0) {
+        conn->closing = true;
+        return false;
+    }
+    if (job->request.type == NBD_CMD_DISC && !job->error) {
+        conn->closing = true;
+        return false;
+    }
+    if (job->request.type == NBD_CMD_WRITE && read_payload(conn, job, buf) < 0) {
+        conn->closing = true;
+        return job->error != 0;
+    }
+    return true;
 }
 
-/* Waits for in-flight requests, then ends the workers. */
-static void stop_workers(struct nbd_connection *conn)
+/* Runs JOB (or just reports its validation error) and replies. */
+static void serve_job(struct nbd_connection *conn, struct nbd_job *job, struct buffer *buf)
 {
-    pthread_mutex_lock(&conn->lock);
-    while (conn->inflight > 0)
-        pthread_cond_wait(&conn->room, &conn->lock);
-    conn->closing = true;
-    pthread_cond_broadcast(&conn->work);
-    pthread_mutex_unlock(&conn->lock);
-    for (unsigned i = 0; i < conn->n_workers; i++)
-        pthread_join(conn->workers[i], NULL);
-    free(conn->workers);
+    int error = job->error;
+    if (!error && job->request.type == NBD_CMD_READ &&
+        !(job->data = buffer_get(buf, job->request.count ? job->request.count : 1)))
+        error = ENOMEM;
+    if (!error)
+        error = execute(conn, job);
+    if (send_reply(conn, job, error, job->data) < 0)
+        shutdown(conn->fd, SHUT_RDWR); /* the client is gone: wake the reading worker */
 }
 
+static void *worker(void *arg)
+{
+    struct nbd_connection *conn = arg;
+    struct buffer buf = {NULL, 0};
+    struct nbd_job job;
+    while (next_request(conn, &job, &buf)) {
+        serve_job(conn, &job, &buf);
+        buffer_shrink(&buf);
+    }
+    free(buf.data);
+    return NULL;
+}
+
+/* Starts up to WANTED - 1 more workers into THREADS; returns how many. */
+static unsigned start_workers(struct nbd_connection *conn, pthread_t *threads, unsigned wanted)
+{
+    unsigned n = 0;
+    int err = threads ? 0 : ENOMEM;
+    while (!err && n + 1 < wanted && !(err = pthread_create(&threads[n], NULL, worker, conn)))
+        n++;
+    if (err)
+        nbd_log(conn->server, LOG_WARN, "NBD connection runs %u of its %u request workers: %s",
+                n + 1, wanted, strerror(err));
+    return n;
+}
+
+/* The calling thread is worker 0; the others join it until the client
+ * disconnects or the server stops, and every reply has gone out. Requests
+ * in flight never exceed the workers, so there are at most max_inflight. */
 void nbd_serve_requests(struct nbd_connection *conn)
 {
-    if (!start_workers(conn)) {
-        nbd_log(conn->server, LOG_WARN, "NBD connection closed: cannot start its workers");
-        stop_workers(conn);
-        return;
-    }
-    for (;;) {
-        struct nbd_job *job = NULL;
-        int r = read_request(conn, &job);
-        bool disconnect = job && job->request.type == NBD_CMD_DISC && !job->error;
-        /* A request cut short runs nothing; one already refused still gets
-         * its error reply before the connection closes. */
-        if (job && (disconnect || (r < 0 && !job->error)))
-            free_job(job);
-        else if (job)
-            enqueue(conn, job);
-        if (r < 0 || disconnect)
-            break;
-    }
-    stop_workers(conn);
+    const struct nbd_server_config *c = &conn->server->config;
+    unsigned wanted =
+        c->threads_per_connection < c->max_inflight ? c->threads_per_connection : c->max_inflight;
+    pthread_t *threads = calloc(wanted, sizeof *threads);
+    unsigned started = start_workers(conn, threads, wanted);
+    worker(conn);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    free(threads);
 }

@@ -111,7 +111,7 @@ static void apply_defaults(struct nbd_server_config *c)
 {
     c->max_connections = c->max_connections ? c->max_connections : 64;
     c->max_inflight = c->max_inflight ? c->max_inflight : 64;
-    c->threads_per_connection = c->threads_per_connection ? c->threads_per_connection : 4;
+    c->threads_per_connection = c->threads_per_connection ? c->threads_per_connection : 16;
     c->max_request = c->max_request ? c->max_request : 32u << 20;
 }
 

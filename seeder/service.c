@@ -97,24 +97,28 @@ static void handle_read_at(void *opaque, const ProtobufCMessage *message, struct
     rpc_reply_slice(reply, slice);
 }
 
+/* Flushes before a dirty list leaves, as Sync and Finalize promise. */
+static bool flushed(struct seeder *seeder, struct rpc_reply *reply)
+{
+    if (tracker_flush(seeder->tracker, &seeder->image) == 0)
+        return true;
+    rpc_reply_error(reply, GRPC_STATUS_UNAVAILABLE, "cannot flush the image: %s", strerror(errno));
+    return false;
+}
+
 static void handle_track(void *opaque, const ProtobufCMessage *request, struct rpc_reply *reply)
 {
     struct seeder *seeder = opaque;
     (void)request;
+    /* Flush what the file held before, while nothing waits on it: later
+     * flushes (Sync, Finalize) then cost only the writes since. */
+    if (!flushed(seeder, reply))
+        return;
     Godwit__V1__TrackResponse response = GODWIT__V1__TRACK_RESPONSE__INIT;
     response.already_tracking = tracker_track(seeder->tracker) == 1;
     if (!response.already_tracking)
         log_event(seeder->log, "tracking", NULL);
     rpc_reply_message(reply, &response.base);
-}
-
-/* Flushes before a dirty list leaves, as Sync and Finalize promise. */
-static bool flushed(struct seeder *seeder, struct rpc_reply *reply)
-{
-    if (image_flush(&seeder->image) == 0)
-        return true;
-    rpc_reply_error(reply, GRPC_STATUS_UNAVAILABLE, "cannot flush the image: %s", strerror(errno));
-    return false;
 }
 
 static void reply_tracker_error(struct rpc_reply *reply, const char *what)

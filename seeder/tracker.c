@@ -6,6 +6,7 @@
 
 #include "cleanup.h"
 #include "dirty-set.h"
+#include "image-file.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -24,6 +25,7 @@ struct tracker {
 
     /* Lock-free: marked by writers, swapped out by Sync/Finalize. */
     struct dirty_set *dirty;
+    _Atomic bool unflushed;         /* set by each write, cleared by tracker_flush */
     _Atomic uint64_t dirtied_total; /* chunks newly marked, ever (for the rate) */
 
     /* Everything below is owned by sync_lock. */
@@ -57,6 +59,7 @@ struct tracker *tracker_new(const struct chunk_geometry *geo)
     pthread_mutex_init(&tracker->sync_lock, NULL);
     clock_gettime(CLOCK_MONOTONIC, &tracker->rate_time);
     atomic_init(&tracker->state, TRACKER_SERVING);
+    atomic_init(&tracker->unflushed, true); /* the file may hold writes from before we started */
     return tracker;
 }
 
@@ -93,7 +96,22 @@ void tracker_end_write(struct tracker *tracker, uint64_t offset, uint64_t count)
         uint64_t fresh = dirty_set_mark_range(tracker->dirty, first, last);
         atomic_fetch_add(&tracker->dirtied_total, fresh);
     }
+    atomic_store(&tracker->unflushed, true); /* even a failed write may have landed in part */
     pthread_rwlock_unlock(&tracker->write_gate);
+}
+
+int tracker_flush(struct tracker *tracker, const struct image_file *image)
+{
+    /* A clean image costs nothing to flush here: fdatasync of a large clean
+     * file still walks its page cache, which made Finalize's fixed cost grow
+     * with the image size. A write that lands after the exchange sets the
+     * flag again, so the next flush covers it. */
+    if (!atomic_exchange(&tracker->unflushed, false))
+        return 0;
+    if (image_flush(image) == 0)
+        return 0;
+    atomic_store(&tracker->unflushed, true);
+    return -1;
 }
 
 int tracker_track(struct tracker *tracker)

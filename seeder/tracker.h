@@ -23,6 +23,11 @@ void tracker_free(struct tracker *tracker);
 int tracker_begin_write(struct tracker *tracker);
 void tracker_end_write(struct tracker *tracker, uint64_t offset, uint64_t count);
 
+struct image_file;
+/* Flushes IMAGE unless no write ended since the last flush that succeeded
+ * here; -1 with errno if the flush failed. */
+int tracker_flush(struct tracker *tracker, const struct image_file *image);
+
 /* Starts tracking; returns 1 if it had already started, 0 if not. */
 int tracker_track(struct tracker *tracker);
 
