@@ -3,6 +3,9 @@
 # or more, so the reads reach chunks the one background worker has not), the link
 # emulator at RTT_MS, a leecher with one background worker; Finalize right
 # away, then godwit-first-chunk reads remote chunks (and again, local).
+# Also reports the emulated link's own round trip (a 1-byte ping-pong
+# through a second emulator at the same RTT), so the leecher's overhead
+# is the first read minus link_rtt_us.
 #   bench/latency-bench.sh BUILD SIZE_MB RTT_MS [CHUNK]
 set -euo pipefail
 build=$1 size_mb=$2 rtt=$3 chunk=${4:-262144}
@@ -24,6 +27,12 @@ wait_port "$lp"
   --control "127.0.0.1:$cp" --workers 1 --batch "$chunk" 2>/dev/null &
 pids+=($!)
 wait_port "$cp"
+pp=$(port); pl=$(port)
+"$build/bench/godwit-linkem" --listen "127.0.0.1:$pl" --target "127.0.0.1:$pp" --rtt-ms "$rtt" 2>/dev/null &
+pids+=($!)
+wait_port "$pl"
+link_rtt=$("$build/bench/godwit-tcp-baseline" --ping --listen-port "$pp" --via-port "$pl" |
+  sed 's/.*"rtt_us":\([0-9.]*\).*/\1/')
 "$build/bench/godwit-ctl" --control "127.0.0.1:$cp" finalize >/dev/null
 "$build/bench/godwit-first-chunk" --socket "$dir/d.sock" --chunk-size "$chunk" --count 50 |
-  sed "s/^{/{\"rtt_ms\":$rtt,\"chunk_size\":$chunk,/"
+  sed "s/^{/{\"rtt_ms\":$rtt,\"link_rtt_us\":$link_rtt,\"chunk_size\":$chunk,/"
