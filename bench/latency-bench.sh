@@ -12,7 +12,8 @@ build=$1 size_mb=$2 rtt=$3 chunk=${4:-262144}
 dir=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
-port() { local p; for p in $(shuf -i 20000-60000 -n 20); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }; done; }
+# ports below the ephemeral range (32768+), so no outgoing connection holds one
+port() { local p; for p in $(shuf -i 20000-32000 -n 20); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }; done; }
 wait_port() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.02; done; }
 head -c $((size_mb << 20)) /dev/urandom >"$dir/s.img"
 sync "$dir/s.img"

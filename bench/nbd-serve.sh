@@ -22,7 +22,8 @@ trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
 head -c $((size_mb << 20)) /dev/urandom >"$dir/source"
 for name in seeder origin nbdkit qemu; do cp "$dir/source" "$dir/$name.img"; done
 sync
-port() { local p; for p in $(shuf -i 20000-60000 -n 20); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }; done; }
+# ports below the ephemeral range (32768+), so no outgoing connection holds one
+port() { local p; for p in $(shuf -i 20000-32000 -n 20); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }; done; }
 
 sp=$(port); cp=$(port)
 : >"$dir/failed"

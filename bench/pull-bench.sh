@@ -30,7 +30,8 @@ head -c $((size_mb << 20)) /dev/urandom >"$dir/source.img"
 sync "$dir/source.img"   # on disk: the seeder's flushes must not pay for our writes
 cat "$dir/source.img" >/dev/null
 
-port() { local p; for p in $(shuf -i 20000-60000 -n 20); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }; done; }
+# ports below the ephemeral range (32768+), so no outgoing connection holds one
+port() { local p; for p in $(shuf -i 20000-32000 -n 20); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }; done; }
 field() { sed -n "s/.*\"$1\":\\([^,}]*\\).*/\\1/p" | tr -d '"'; }
 median() { sort -n | awk '{a[NR]=$1} END {printf "{\"median\":%g,\"min\":%g,\"max\":%g}", a[int((NR+1)/2)], a[1], a[NR]}'; }
 steal() { awk '/^cpu / {print $9}' /proc/stat; }   # host steal, in ticks

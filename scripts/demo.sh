@@ -27,7 +27,7 @@ die() { echo "demo: FAILED: $*" >&2; exit 1; }
 
 free_port() {
   local port
-  for port in $(shuf -i 20000-60000 -n 50); do
+  for port in $(shuf -i 20000-32000 -n 50); do
     (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null || { echo "$port"; return; }
   done
   die "no free TCP port"

@@ -21,7 +21,7 @@ requires() { command -v "$1" >/dev/null 2>&1 || skip "$1 is not installed"; }
 # free_port: a TCP port on 127.0.0.1 that was free a moment ago.
 free_port() {
   local port
-  for port in $(shuf -i 20000-60000 -n 50); do
+  for port in $(shuf -i 20000-32000 -n 50); do
     (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null || { echo "$port"; return; }
   done
   fail "no free port"
