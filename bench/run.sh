@@ -18,7 +18,7 @@ json=$out/latest.jsonl
 emit() { tee -a "$json"; }
 began=$(date +%s)
 
-if $quick; then size=256; runs=3; grid="1x1 4x2 16x4 64x8"; rtts="0 10 50"; rtt_size=256
+if $quick; then size=256; runs=3; grid="1x1 4x2 16x4 64x8"; rtts="0 50"; rtt_size=1024
      rtt_runs=1; latency_size=512; sizes_downtime="64 256"; chunk_size_mb=256; nbd_runs=3
 else size=1024; runs=3; grid="1x1 1x2 1x4 1x8 4x1 4x2 4x4 4x8 16x1 16x2 16x4 16x8 64x1 64x2 64x4 64x8"
      rtts="0 1 10 50"; rtt_size=1024; rtt_runs=3; latency_size=2048; sizes_downtime="64 1024 4096"
