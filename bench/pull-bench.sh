@@ -11,7 +11,8 @@
 # baselines of the same run: loopback TCP (one stream) and the copy floor
 # (the same file moved with bare pread/send/recv/pwrite, 1 and 4 streams).
 # RTT_MS=N puts godwit-linkem with that round-trip time between them;
-# CHUNK=BYTES sets the chunk size; LEECHER_ARGS adds leecher flags.
+# CHUNK=BYTES sets the chunk size; LEECHER_ARGS adds leecher flags;
+# BASELINES=0 skips the baselines (the ratios are then null).
 set -euo pipefail
 build=${1:-build-release}
 size_mb=${2:-1024}
@@ -36,17 +37,19 @@ field() { sed -n "s/.*\"$1\":\\([^,}]*\\).*/\\1/p" | tr -d '"'; }
 median() { sort -n | awk '{a[NR]=$1} END {printf "{\"median\":%g,\"min\":%g,\"max\":%g}", a[int((NR+1)/2)], a[1], a[NR]}'; }
 steal() { awk '/^cpu / {print $9}' /proc/stat; }   # host steal, in ticks
 
-baseline=$("$build/bench/godwit-tcp-baseline" --seconds 2 | field mb_per_s)
-echo "{\"baseline\":\"loopback TCP, one stream\",\"mb_per_s\":$baseline}"
-copy_floor=""
-for streams in 1 4; do
-  for r in 1 2 3; do
-    "$build/bench/godwit-tcp-baseline" --copy "$dir/source.img" --to "$dir/copy.img" --streams $streams | field mb_per_s
-  done | median >"$dir/copy"
-  echo "{\"baseline\":\"copy floor\",\"streams\":$streams,\"size_mb\":$size_mb,\"mb_per_s\":$(cat "$dir/copy")}"
-  [ "$streams" = 4 ] && copy_floor=$(field median <"$dir/copy")
-done
-rm -f "$dir/copy.img"
+baseline="" copy_floor=""
+if [ "${BASELINES:-1}" = 1 ]; then   # BASELINES=0: the caller measured them already
+  baseline=$("$build/bench/godwit-tcp-baseline" --seconds 2 | field mb_per_s)
+  echo "{\"baseline\":\"loopback TCP, one stream\",\"mb_per_s\":$baseline}"
+  for streams in 1 4; do
+    for r in 1 2 3; do
+      "$build/bench/godwit-tcp-baseline" --copy "$dir/source.img" --to "$dir/copy.img" --streams $streams | field mb_per_s
+    done | median >"$dir/copy"
+    echo "{\"baseline\":\"copy floor\",\"streams\":$streams,\"size_mb\":$size_mb,\"mb_per_s\":$(cat "$dir/copy")}"
+    [ "$streams" = 4 ] && copy_floor=$(field median <"$dir/copy")
+  done
+  rm -f "$dir/copy.img"
+fi
 
 # cpu_per_gib PID: user+system CPU seconds of PID per GiB of image
 cpu_per_gib() { awk -v t="$ticks" -v mb="$size_mb" '{printf "%.2f", ($14 + $15) / t / (mb / 1024)}' /proc/$1/stat; }
@@ -100,7 +103,7 @@ for cell in $grid; do
   for r in $(seq "$runs"); do one_run "$w" "$c" >>"$dir/results"; done
   mbs=$(column 1)
   rss=$(awk '{print $2}' "$dir/results" | sort -n | tail -1)
-  ratio() { awk -v b="$1" -v r="$(echo "$mbs" | field median)" 'BEGIN {printf "%.2f", r / b}'; }
+  ratio() { [ -n "$1" ] || { echo null; return; }; awk -v b="$1" -v r="$(echo "$mbs" | field median)" 'BEGIN {printf "%.2f", r / b}'; }
   [ "$w" = auto ] && wj='"auto"' || wj=$w
   echo "{\"rtt_ms\":${RTT_MS:-0},\"workers\":$wj,\"channels\":$c,\"size_mb\":$size_mb,\"runs\":$runs,\"mb_per_s\":$mbs,\"ratio_to_tcp\":$(ratio "$baseline"),\"ratio_to_copy_floor\":$(ratio "$copy_floor"),\"chunk_size\":$chunk,\"leecher_peak_rss_kb\":$rss,\"seeder_cpu_s_per_gib\":$(column 3),\"leecher_cpu_s_per_gib\":$(column 4),\"dirty_pct\":${DIRTY_PCT:-1},\"downtime_us\":$(column 5),\"dirty_chunks\":$(column 6),\"host_steal_ticks\":$(($(steal) - steal_before))}"
 done

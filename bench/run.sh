@@ -52,7 +52,7 @@ bash bench/pull-bench.sh "$build" "$size" "$runs" "$grid" | sed 's/^{"baseline"/
 
 echo "== pull throughput by RTT (the default: workers from the round trip, 4 channels; 16x4 fixed)" >&2
 for rtt in $rtts; do
-  RTT_MS=$rtt bash bench/pull-bench.sh "$build" "$rtt_size" "$rtt_runs" "autox4 16x4" | grep workers | sed 's/^{/{"bench":"pull_rtt",/' | emit
+  RTT_MS=$rtt BASELINES=0 bash bench/pull-bench.sh "$build" "$rtt_size" "$rtt_runs" "autox4 16x4" | grep workers | sed 's/^{/{"bench":"pull_rtt",/' | emit
 done
 
 echo "== first-chunk latency after Finalize, by RTT" >&2
@@ -63,14 +63,14 @@ done
 echo "== downtime by image size and dirty share (16x4, no last Sync)" >&2
 for mb in $sizes_downtime; do
   for pct in 0 1 10; do
-    DIRTY_PCT=$pct bash bench/pull-bench.sh "$build" "$mb" 3 "16x4" | grep workers |
+    DIRTY_PCT=$pct BASELINES=0 bash bench/pull-bench.sh "$build" "$mb" 3 "16x4" | grep workers |
       sed 's/^{/{"bench":"downtime",/' | emit
   done
 done
 
 echo "== chunk size: pull throughput, first-chunk latency, dirty amplification" >&2
 for chunk in 65536 262144 1048576 4194304; do
-  CHUNK=$chunk bash bench/pull-bench.sh "$build" "$chunk_size_mb" "$rtt_runs" "16x4" | grep workers |
+  CHUNK=$chunk BASELINES=0 bash bench/pull-bench.sh "$build" "$chunk_size_mb" "$rtt_runs" "16x4" | grep workers |
     sed 's/^{/{"bench":"chunk_pull",/' | emit
   bash bench/latency-bench.sh "$build" "$latency_size" 0 "$chunk" | sed 's/^{/{"bench":"chunk_latency",/' | emit
 done
