@@ -43,29 +43,37 @@ static int time_reads(struct nbd_handle *nbd, const uint64_t *offsets, unsigned 
     return 0;
 }
 
+struct first_chunk_options {
+    char *socket;
+    uint64_t chunk;
+    unsigned count;
+};
+
+static int check_options(const void *ctx, char *err, size_t errlen)
+{
+    const struct first_chunk_options *o = ctx;
+    if (o->socket && o->count && o->chunk)
+        return 0;
+    snprintf(err, errlen, "--socket is required; --count and --chunk-size >= 1");
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
-    char *socket = NULL;
-    uint64_t chunk = 256 << 10;
-    unsigned count = 50;
+    struct first_chunk_options o = {NULL, 256 << 10, 50};
     struct option_spec specs[] = {
-        {"socket", OPTION_STRING, &socket, "PATH", "the NBD export to read (required)"},
-        {"chunk-size", OPTION_SIZE, &chunk, "BYTES", "the chunk size (default 256K)"},
-        {"count", OPTION_UINT, &count, "N", "reads (default 50)"},
+        {"socket", OPTION_STRING, &o.socket, "PATH", "the NBD export to read (required)"},
+        {"chunk-size", OPTION_SIZE, &o.chunk, "BYTES", "the chunk size (default 256K)"},
+        {"count", OPTION_UINT, &o.count, "N", "reads (default 50)"},
     };
-    char err[256];
     const struct program_info info = {"godwit-first-chunk", "first-byte latency of NBD reads",
                                       "--socket PATH [--chunk-size BYTES] [--count N]"};
-    int r = options_parse(&info, specs, 3, argc, argv, err, sizeof err);
-    if (r == 0 && (!socket || !count || !chunk)) {
-        snprintf(err, sizeof err, "--socket is required; --count and --chunk-size >= 1");
-        r = -1;
-    }
-    if (r != 0) {
-        if (r < 0)
-            fprintf(stderr, "godwit-first-chunk: %s\n", err);
-        return r < 0 ? 2 : 0;
-    }
+    int status = options_parse_main(&info, specs, 3, argc, argv, check_options, &o);
+    if (status >= 0)
+        return status;
+    const char *socket = o.socket;
+    uint64_t chunk = o.chunk;
+    unsigned count = o.count;
     struct nbd_handle *nbd = nbd_create();
     if (!nbd || nbd_connect_unix(nbd, socket) < 0) {
         fprintf(stderr, "godwit-first-chunk: cannot connect to %s: %s\n", socket, nbd_get_error());
@@ -77,7 +85,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < count; i++) /* from the end backwards: far from the pullers */
         offsets[i] = (chunks - 1 - (uint64_t)i * (chunks / count)) * chunk;
     double *remote = malloc(count * sizeof *remote), *local = malloc(count * sizeof *local);
-    r = time_reads(nbd, offsets, count, remote) || time_reads(nbd, offsets, count, local);
+    int r = time_reads(nbd, offsets, count, remote) || time_reads(nbd, offsets, count, local);
     if (r == 0)
         printf("{\"count\":%u,\"first_read_us\":{\"p50\":%.0f,\"p99\":%.0f},"
                "\"local_read_us\":{\"p50\":%.0f,\"p99\":%.0f}}\n",

@@ -157,7 +157,15 @@ grpc_status_code rpc_call_raw(struct rpc_channel *channel, const char *method,
         while (grpc_byte_buffer_reader_next(&reader, &slice)) {
             if (reply->count == room) {
                 room = room ? 2 * room : 32;
-                reply->slices = realloc(reply->slices, room * sizeof *reply->slices);
+                grpc_slice *more = realloc(reply->slices, room * sizeof *reply->slices);
+                if (!more) {
+                    grpc_slice_unref(slice);
+                    rpc_reply_free(reply);
+                    result->status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+                    snprintf(result->message, sizeof result->message, "out of memory");
+                    break;
+                }
+                reply->slices = more;
             }
             reply->slices[reply->count++] = slice;
             reply->length += GRPC_SLICE_LENGTH(slice);

@@ -16,6 +16,8 @@ struct logger;
 struct nbd_backend;
 struct pull_order;
 struct rpc_channel;
+struct rpc_result;
+struct Godwit__V1__InfoResponse;
 struct rpc_service;
 
 /* Values of godwit.v1.State. */
@@ -66,8 +68,8 @@ struct leecher {
     struct chunk_queue urgent; /* chunks the pull order put first (read-ahead) */
     struct chunk_queue dirty;  /* chunks the freeze reported, pulled first */
     uint64_t cursor;           /* the pull order's position */
-    uint64_t scanned_empty;    /* 1 + chunk_map_remote_events when a full scan last found
-                                  nothing to claim; 0: not yet */
+    uint64_t scanned_empty;    /* 1 + chunk_map_remote_events when the pull order last
+                                  found nothing to claim; 0: not yet */
     double dirty_rate;         /* chunks/s re-dirtied, recent Syncs */
     uint64_t source_dirty;     /* what Finalize would transfer now (Seeder.Info) */
 
@@ -93,6 +95,10 @@ void *syncer_thread(void *arg);
 void *monitor_thread(void *arg);
 int leecher_finalize(struct leecher *l, char *err, size_t errlen);
 void leecher_fail(struct leecher *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Seeder.Info on the first channel; NULL with *RESULT on failure. Free
+ * with protobuf_c_message_free_unpacked(&info->base, NULL). */
+struct Godwit__V1__InfoResponse *seeder_info(struct leecher *l, int timeout_ms,
+                                             struct rpc_result *result);
 uint64_t leecher_now_us(void);
 /* Waits on leecher->changed (lock held) for at most US microseconds. */
 void leecher_wait(struct leecher *l, uint64_t us);

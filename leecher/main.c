@@ -102,25 +102,22 @@ static int open_channels(struct leecher *l, const struct leecher_options *o, cha
 /* Info and Track: learns the image and starts the source's tracking. */
 static int contact_seeder(struct leecher *l, const char *seeder, char *err, size_t errlen)
 {
-    Godwit__V1__InfoRequest info_request = GODWIT__V1__INFO_REQUEST__INIT;
-    ProtobufCMessage *message;
     struct rpc_result result;
-    if (rpc_call(l->channels[0], "/godwit.v1.Seeder/Info", &info_request.base,
-                 &godwit__v1__info_response__descriptor, &message, 10000,
-                 &result) != GRPC_STATUS_OK) {
+    Godwit__V1__InfoResponse *info = seeder_info(l, 10000, &result);
+    if (!info) {
         snprintf(err, errlen, "cannot reach the seeder at %s: %s", seeder, result.message);
         return -1;
     }
-    Godwit__V1__InfoResponse *info = (void *)message;
     snprintf(l->image_id, sizeof l->image_id, "%s", info->image_id);
     l->max_read = info->max_read_length;
     int r = chunk_geometry_init(&l->geo, info->size, info->chunk_size);
-    protobuf_c_message_free_unpacked(message, NULL);
+    protobuf_c_message_free_unpacked(&info->base, NULL);
     if (r < 0) {
         snprintf(err, errlen, "the seeder reports an unusable chunk size");
         return -1;
     }
     Godwit__V1__TrackRequest track = GODWIT__V1__TRACK_REQUEST__INIT;
+    ProtobufCMessage *message;
     if (rpc_call(l->channels[0], "/godwit.v1.Seeder/Track", &track.base,
                  &godwit__v1__track_response__descriptor, &message, 10000,
                  &result) != GRPC_STATUS_OK) {
@@ -136,15 +133,12 @@ static uint64_t measure_round_trip(struct leecher *l)
 {
     uint64_t best = UINT64_MAX;
     for (int i = 0; i < 3; i++) {
-        Godwit__V1__InfoRequest request = GODWIT__V1__INFO_REQUEST__INIT;
-        ProtobufCMessage *message;
         struct rpc_result result;
         uint64_t start = leecher_now_us();
-        if (rpc_call(l->channels[0], "/godwit.v1.Seeder/Info", &request.base,
-                     &godwit__v1__info_response__descriptor, &message, 10000,
-                     &result) != GRPC_STATUS_OK)
+        Godwit__V1__InfoResponse *info = seeder_info(l, 10000, &result);
+        if (!info)
             continue;
-        protobuf_c_message_free_unpacked(message, NULL);
+        protobuf_c_message_free_unpacked(&info->base, NULL);
         uint64_t took = leecher_now_us() - start;
         best = took < best ? took : best;
     }

@@ -72,17 +72,24 @@ static uint64_t mark_dirty(struct leecher *l, const uint64_t *offsets, size_t n,
     return redirtied;
 }
 
-/* Asks the seeder what Finalize would transfer now. */
-static void refresh_source_dirty(struct leecher *l)
+Godwit__V1__InfoResponse *seeder_info(struct leecher *l, int timeout_ms, struct rpc_result *result)
 {
     Godwit__V1__InfoRequest request = GODWIT__V1__INFO_REQUEST__INIT;
     ProtobufCMessage *response;
-    struct rpc_result result;
     if (rpc_call(l->channels[0], "/godwit.v1.Seeder/Info", &request.base,
-                 &godwit__v1__info_response__descriptor, &response, RPC_TIMEOUT_MS,
-                 &result) != GRPC_STATUS_OK)
+                 &godwit__v1__info_response__descriptor, &response, timeout_ms,
+                 result) != GRPC_STATUS_OK)
+        return NULL;
+    return (Godwit__V1__InfoResponse *)response;
+}
+
+/* Asks the seeder what Finalize would transfer now. */
+static void refresh_source_dirty(struct leecher *l)
+{
+    struct rpc_result result;
+    Godwit__V1__InfoResponse *info = seeder_info(l, RPC_TIMEOUT_MS, &result);
+    if (!info)
         return;
-    Godwit__V1__InfoResponse *info = (void *)response;
     if (strcmp(info->image_id, l->image_id) != 0)
         leecher_fail(l,
                      "the seeder's image identity changed from %s to %s (it restarted); "
@@ -91,7 +98,7 @@ static void refresh_source_dirty(struct leecher *l)
     pthread_mutex_lock(&l->lock);
     l->source_dirty = info->dirty_chunks;
     pthread_mutex_unlock(&l->lock);
-    protobuf_c_message_free_unpacked(response, NULL);
+    protobuf_c_message_free_unpacked(&info->base, NULL);
 }
 
 /* One Sync round; false if the migration failed. */

@@ -8,9 +8,7 @@ enum { READ_AHEAD_CHUNKS = 4 };
 static unsigned sequential_claim(struct leecher *l, unsigned max, uint64_t *first,
                                  uint32_t *tickets)
 {
-    uint64_t n = l->geo.chunks, events = chunk_map_remote_events(l->map);
-    if (l->scanned_empty == events + 1)
-        return 0; /* no chunk turned REMOTE since a full scan found none: skip the O(n) scan */
+    uint64_t n = l->geo.chunks;
     for (uint64_t step = 0; step < n; step++) {
         uint64_t c = (l->cursor + step) % n;
         if (!chunk_map_claim(l->map, c, &tickets[0]))
@@ -22,7 +20,6 @@ static unsigned sequential_claim(struct leecher *l, unsigned max, uint64_t *firs
         l->cursor = (c + count) % n;
         return count;
     }
-    l->scanned_empty = events + 1;
     return 0;
 }
 

@@ -13,7 +13,8 @@ struct pull_order {
     const char *name;
     /* Claims up to MAX consecutive remote chunks (chunk_map_claim) and
      * stores the first in *FIRST and the claims in TICKETS; returns how
-     * many, 0 if none is remote. Called with leecher->lock held. */
+     * many, 0 if none is remote (it is then not called again until a
+     * chunk turns REMOTE). Called with leecher->lock held. */
     unsigned (*claim)(struct leecher *l, unsigned max, uint64_t *first, uint32_t *tickets);
     /* The app just read CHUNK, which was missing. Called with the lock held. */
     void (*on_demand)(struct leecher *l, uint64_t chunk);

@@ -151,7 +151,9 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
     return r;
 }
 
-/* Picks the next work: a queued chunk first, else what the pull order says. */
+/* Picks the next work: a queued chunk first, else what the pull order says.
+ * A pull order only claims REMOTE chunks, so once it found none it is not
+ * asked again (its scan is O(chunks), under the lock) until one turns REMOTE. */
 static unsigned claim_next(struct leecher *l, unsigned max, uint64_t *first, uint32_t *tickets)
 {
     uint64_t c;
@@ -160,7 +162,13 @@ static unsigned claim_next(struct leecher *l, unsigned max, uint64_t *first, uin
             *first = c;
             return 1;
         }
-    return l->order->claim(l, max, first, tickets);
+    uint64_t events = chunk_map_remote_events(l->map);
+    if (l->scanned_empty == events + 1)
+        return 0;
+    unsigned count = l->order->claim(l, max, first, tickets);
+    if (count == 0)
+        l->scanned_empty = events + 1;
+    return count;
 }
 
 struct worker_arg {
