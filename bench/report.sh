@@ -65,8 +65,7 @@ q "$defs"'
   def verdict(ok): if ok then "met" else "**missed**" end;
   (map(select(.bench == "tcp" and .streams == 1))[0].mb_per_s) as $tcp |
   (map(select(.bench == "pull" and .workers == 16 and .channels == 4))[0]) as $pull |
-  (map(select(.bench == "pull_rtt" and .workers == "auto")) | if length > 0 then . else [] end) as $auto |
-  (if ($auto | length) > 0 then "auto" else 16 end) as $dw |
+  (if any(.[]; .bench == "pull_rtt" and .workers == "auto") then "auto" else 16 end) as $dw |
   (map(select(.bench == "pull_rtt" and .workers == $dw and .channels == 4 and .rtt_ms == 0))[0]) as $r0 |
   (map(select(.bench == "pull_rtt" and .workers == $dw and .channels == 4 and .rtt_ms == 50))[0]) as $r50 |
   (map(select(.bench == "first_chunk"))) as $fc |

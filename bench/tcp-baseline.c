@@ -31,7 +31,8 @@ struct baseline {
     unsigned streams;
     uint64_t deadline_us;
     _Atomic uint64_t received;
-    int copy_from, copy_to; /* --copy: the files, else -1 */
+    _Atomic unsigned next_range; /* --copy: the share the next sender takes */
+    int copy_from, copy_to;      /* --copy: the files, else -1 */
     uint64_t copy_size;
 };
 
@@ -136,9 +137,8 @@ static void *copy_sink(void *arg)
 static void *copy_source(void *arg)
 {
     struct baseline *b = arg;
-    static _Atomic unsigned next_index;
     uint64_t offset, end;
-    range_of(b, atomic_fetch_add(&next_index, 1), &offset, &end);
+    range_of(b, atomic_fetch_add(&b->next_range, 1), &offset, &end);
     int fd = connect_loopback(b->connect_port);
     char *buf = malloc(COPY_BLOCK);
     bool ok = fd >= 0 && send(fd, &offset, sizeof offset, MSG_NOSIGNAL) == sizeof offset;
