@@ -47,7 +47,7 @@ static void *run_caller(void *arg)
         Godwit__V1__ReadAtRequest request = GODWIT__V1__READ_AT_REQUEST__INIT;
         request.offset = atomic_fetch_add(&b->next_offset, b->length) % span;
         request.length = b->length;
-        struct rpc_reply reply;
+        struct rpc_response reply;
         struct rpc_result result;
         if (rpc_call_raw(channel, "/godwit.v1.Seeder/ReadAt", &request.base, &reply, 30000,
                          &result) != GRPC_STATUS_OK) {
@@ -56,7 +56,7 @@ static void *run_caller(void *arg)
         }
         atomic_fetch_add(&b->bytes, reply.length);
         atomic_fetch_add(&b->calls, 1);
-        rpc_reply_free(&reply);
+        rpc_response_free(&reply);
     }
     return NULL;
 }

@@ -70,7 +70,7 @@ enum { MAX_IOV = 256 }; /* slices one chunk may span in a reply */
 /* What one pull stores: a chunk's part of a ReadAt reply, in place. */
 struct store_arg {
     struct leecher *l;
-    const struct rpc_reply *reply;
+    const struct rpc_response *reply;
     size_t at; /* where the chunk starts in the reply */
     uint32_t len;
     uint64_t offset;
@@ -80,7 +80,7 @@ static int store_chunk(void *arg)
 {
     struct store_arg *a = arg;
     struct iovec iov[MAX_IOV];
-    int n = rpc_reply_iov(a->reply, a->at, a->len, iov, MAX_IOV);
+    int n = rpc_response_iov(a->reply, a->at, a->len, iov, MAX_IOV);
     if (n < 0) {
         errno = EIO;
         return -1;
@@ -90,12 +90,12 @@ static int store_chunk(void *arg)
 
 /* Where the data of a ReadAtResponse (tag 0x0a, varint length, bytes)
  * starts in REPLY; 0 if it is not EXPECTED bytes of data. */
-static size_t reply_data(const struct rpc_reply *reply, uint32_t expected)
+static size_t reply_data(const struct rpc_response *reply, uint32_t expected)
 {
     uint8_t header[16];
     struct iovec iov[sizeof header];
     size_t have = reply->length < sizeof header ? reply->length : sizeof header, got = 0;
-    int n = rpc_reply_iov(reply, 0, have, iov, (int)sizeof header);
+    int n = rpc_response_iov(reply, 0, have, iov, (int)sizeof header);
     for (int i = 0; i < n; got += iov[i].iov_len, i++)
         memcpy(header + got, iov[i].iov_base, iov[i].iov_len);
     if (n < 0 || got == 0 || header[0] != 0x0a)
@@ -122,7 +122,7 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
     request.offset = offset;
     request.length = (uint32_t)(end - offset);
     request.image_id = l->image_id;
-    struct rpc_reply reply;
+    struct rpc_response reply;
     struct rpc_result result;
     *status = rpc_call_raw(channel, "/godwit.v1.Seeder/ReadAt", &request.base, &reply,
                            RPC_TIMEOUT_MS, &result);
@@ -147,7 +147,7 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
         snprintf(why, whylen, "a ReadAt reply of the wrong shape");
     }
     atomic_fetch_add(&l->bytes_pulled, reply.length);
-    rpc_reply_free(&reply);
+    rpc_response_free(&reply);
     return r;
 }
 

@@ -48,7 +48,7 @@ elif [ -x "$build/seeder/godwit-seeder" ] && [ -x "$build/leecher/godwit-leecher
     local closure bin lib pkg
     closure=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
       --no-replaces --no-enhances $runtime | grep -v '^ ' | sort -u)
-    for bin in "$build/seeder/godwit-seeder" "$build/leecher/godwit-leecher" "$build/bench/godwit-ctl"; do
+    for bin in "$build/seeder/godwit-seeder" "$build/leecher/godwit-leecher" "$build/ctl/godwit-ctl"; do
       for lib in $(ldd "$bin" | awk '/=> \// {print $3}'); do
         pkg=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -1 | cut -d: -f1) || true
         [ -n "$pkg" ] || pkg=$(dpkg -S "$lib" 2>/dev/null | head -1 | cut -d: -f1) || true

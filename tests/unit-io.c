@@ -1,5 +1,5 @@
 /* Unit test: the data path's scatter-gather pieces. image_pwritev writes
- * iovecs (empty ones included) where they belong; rpc_reply_iov points at
+ * iovecs (empty ones included) where they belong; rpc_response_iov points at
  * a byte range of a reply spread over several slices, and refuses ranges
  * outside the reply or needing more entries than allowed. */
 #include "image-file.h"
@@ -36,17 +36,18 @@ static void test_reply_ranges(void)
     grpc_slice slices[3];
     for (int i = 0; i < 3; i++)
         slices[i] = grpc_slice_from_copied_string(parts[i]);
-    struct rpc_reply reply = {slices, 3, 22};
+    struct rpc_response reply = {slices, 3, 22};
     struct iovec iov[4];
-    CHECK(rpc_reply_iov(&reply, 3, 10, iov, 4) == 2, "a range across two slices");
+    CHECK(rpc_response_iov(&reply, 3, 10, iov, 4) == 2, "a range across two slices");
     CHECK(iov[0].iov_len == 2 && memcmp(iov[0].iov_base, "34", 2) == 0, "its first part");
     CHECK(iov[1].iov_len == 8 && memcmp(iov[1].iov_base, "56789abc", 8) == 0, "its second part");
-    CHECK(rpc_reply_iov(&reply, 0, 22, iov, 4) == 3, "the whole reply");
-    CHECK(rpc_reply_iov(&reply, 15, 7, iov, 4) == 1 && memcmp(iov[0].iov_base, "fghijkl", 7) == 0,
+    CHECK(rpc_response_iov(&reply, 0, 22, iov, 4) == 3, "the whole reply");
+    CHECK(rpc_response_iov(&reply, 15, 7, iov, 4) == 1 &&
+              memcmp(iov[0].iov_base, "fghijkl", 7) == 0,
           "the last slice exactly");
-    CHECK(rpc_reply_iov(&reply, 20, 3, iov, 4) == -1, "past the end");
-    CHECK(rpc_reply_iov(&reply, 23, 0, iov, 4) == -1, "starting past the end");
-    CHECK(rpc_reply_iov(&reply, 0, 22, iov, 2) == -1, "more entries than allowed");
+    CHECK(rpc_response_iov(&reply, 20, 3, iov, 4) == -1, "past the end");
+    CHECK(rpc_response_iov(&reply, 23, 0, iov, 4) == -1, "starting past the end");
+    CHECK(rpc_response_iov(&reply, 0, 22, iov, 2) == -1, "more entries than allowed");
     for (int i = 0; i < 3; i++)
         grpc_slice_unref(slices[i]);
 }

@@ -1,5 +1,5 @@
 /* protobuf-c messages to and from gRPC byte buffers, and PEM file reading. */
-#include "rpc-internal.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * per-thread pluck queue. */
 #include "rpc-client.h"
 
-#include "rpc-internal.h"
+#include "internal.h"
 
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
@@ -143,11 +143,11 @@ static grpc_status_code call_unary(struct rpc_channel *ch, const char *method,
 }
 
 grpc_status_code rpc_call_raw(struct rpc_channel *channel, const char *method,
-                              const ProtobufCMessage *request, struct rpc_reply *reply,
+                              const ProtobufCMessage *request, struct rpc_response *reply,
                               int timeout_ms, struct rpc_result *result)
 {
     grpc_byte_buffer *buffer;
-    *reply = (struct rpc_reply){NULL, 0, 0};
+    *reply = (struct rpc_response){NULL, 0, 0};
     if (call_unary(channel, method, request, &buffer, timeout_ms, result) != GRPC_STATUS_OK)
         return result->status;
     grpc_byte_buffer_reader reader;
@@ -160,7 +160,7 @@ grpc_status_code rpc_call_raw(struct rpc_channel *channel, const char *method,
                 grpc_slice *more = realloc(reply->slices, room * sizeof *reply->slices);
                 if (!more) {
                     grpc_slice_unref(slice);
-                    rpc_reply_free(reply);
+                    rpc_response_free(reply);
                     result->status = GRPC_STATUS_RESOURCE_EXHAUSTED;
                     snprintf(result->message, sizeof result->message, "out of memory");
                     break;
@@ -176,16 +176,16 @@ grpc_status_code rpc_call_raw(struct rpc_channel *channel, const char *method,
     return result->status;
 }
 
-void rpc_reply_free(struct rpc_reply *reply)
+void rpc_response_free(struct rpc_response *reply)
 {
     for (size_t i = 0; i < reply->count; i++)
         grpc_slice_unref(reply->slices[i]);
     free(reply->slices);
-    *reply = (struct rpc_reply){NULL, 0, 0};
+    *reply = (struct rpc_response){NULL, 0, 0};
 }
 
-int rpc_reply_iov(const struct rpc_reply *reply, size_t offset, size_t length, struct iovec *iov,
-                  int max)
+int rpc_response_iov(const struct rpc_response *reply, size_t offset, size_t length,
+                     struct iovec *iov, int max)
 {
     if (offset > reply->length || length > reply->length - offset)
         return -1;

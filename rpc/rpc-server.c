@@ -2,7 +2,7 @@
  * unary protobuf-c methods dispatched to their handlers; unknown methods
  * answered UNIMPLEMENTED; a graceful stop. Health and reflection live in
  * health.c and reflection.c. */
-#include "rpc-internal.h"
+#include "internal.h"
 
 #include "log.h"
 

@@ -2,7 +2,7 @@
  * and Watch (server streaming: the current status, then every change, until
  * the client goes away or the server stops). "" means the whole server;
  * every registered service name is known. */
-#include "rpc-internal.h"
+#include "internal.h"
 
 #include "grpc/health/v1/health.pb-c.h"
 

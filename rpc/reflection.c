@@ -4,7 +4,7 @@
  * file and its transitive imports, taken from the FileDescriptorSet that
  * the build embeds (api/descriptor-set.h). Each stream is a loop of one
  * read and one write at a time. */
-#include "rpc-internal.h"
+#include "internal.h"
 
 #include "descriptor-set.h"
 #include "proto-wire.h"

@@ -45,23 +45,23 @@ grpc_status_code rpc_call(struct rpc_channel *channel, const char *method,
 
 /* A reply's bytes as the transport received them, in COUNT slices: large
  * replies are parsed and stored in place, never copied into one buffer. */
-struct rpc_reply {
+struct rpc_response {
     grpc_slice *slices;
     size_t count;
     size_t length; /* of all slices together */
 };
 
 /* Like rpc_call, but hands back the raw reply bytes in *REPLY (free them
- * with rpc_reply_free) instead of decoding them. */
+ * with rpc_response_free) instead of decoding them. */
 grpc_status_code rpc_call_raw(struct rpc_channel *channel, const char *method,
-                              const ProtobufCMessage *request, struct rpc_reply *reply,
+                              const ProtobufCMessage *request, struct rpc_response *reply,
                               int timeout_ms, struct rpc_result *result);
-void rpc_reply_free(struct rpc_reply *reply);
+void rpc_response_free(struct rpc_response *reply);
 
 /* Points IOV (room for MAX entries) at the LENGTH bytes from OFFSET of
  * REPLY. Returns the number of entries, or -1 if the range is not in the
  * reply or needs more than MAX entries. */
-int rpc_reply_iov(const struct rpc_reply *reply, size_t offset, size_t length, struct iovec *iov,
-                  int max);
+int rpc_response_iov(const struct rpc_response *reply, size_t offset, size_t length,
+                     struct iovec *iov, int max);
 
 #endif
