@@ -34,6 +34,6 @@ pids+=($!)
 wait_port "$pl"
 link_rtt=$("$build/bench/godwit-tcp-baseline" --ping --listen-port "$pp" --via-port "$pl" |
   sed 's/.*"rtt_us":\([0-9.]*\).*/\1/')
-"$build/bench/godwit-ctl" --control "127.0.0.1:$cp" finalize >/dev/null
+"$build/ctl/godwit-ctl" --control "127.0.0.1:$cp" finalize >/dev/null
 "$build/bench/godwit-first-chunk" --socket "$dir/d.sock" --chunk-size "$chunk" --count 50 |
   sed "s/^{/{\"rtt_ms\":$rtt,\"link_rtt_us\":$link_rtt,\"chunk_size\":$chunk,/"

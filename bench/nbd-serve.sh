@@ -12,7 +12,7 @@ runs=${3:-5}
 for tool in nbdcopy nbdkit qemu-nbd; do
   command -v $tool >/dev/null || { echo "nbd-serve: $tool is missing (scripts/install-deps.sh)" >&2; exit 1; }
 done
-for b in seeder/godwit-seeder leecher/godwit-leecher bench/godwit-ctl; do
+for b in seeder/godwit-seeder leecher/godwit-leecher ctl/godwit-ctl; do
   [ -x "$build/$b" ] || { echo "nbd-serve: build $build/$b first" >&2; exit 1; }
 done
 
@@ -47,9 +47,9 @@ for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$op) 2>/dev/null && break; s
   --nbd-socket "$dir/leecher.sock" --control "127.0.0.1:$cp" 2>"$dir/leecher.log" &
 pids+=($!)
 for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$cp) 2>/dev/null && break; sleep 0.05; done
-"$build/bench/godwit-ctl" --control "127.0.0.1:$cp" wait-local >/dev/null
-"$build/bench/godwit-ctl" --control "127.0.0.1:$cp" finalize >/dev/null
-"$build/bench/godwit-ctl" --control "127.0.0.1:$cp" wait-complete >/dev/null
+"$build/ctl/godwit-ctl" --control "127.0.0.1:$cp" wait-local >/dev/null
+"$build/ctl/godwit-ctl" --control "127.0.0.1:$cp" finalize >/dev/null
+"$build/ctl/godwit-ctl" --control "127.0.0.1:$cp" wait-complete >/dev/null
 
 # stats: median / min / max of the MB/s figures on stdin, as JSON
 stats() { sort -n | awk '{a[NR]=$1} END {printf "{\"median\":%.1f,\"min\":%.1f,\"max\":%.1f}", a[int((NR+1)/2)], a[1], a[NR]}'; }

@@ -20,7 +20,7 @@ runs=${3:-3}
 grid=${4:-"1x1 4x1 4x4 16x4 64x8"}
 chunk=${CHUNK:-262144}   # CHUNK=bytes: the seeder's chunk size
 ticks=$(getconf CLK_TCK)
-for b in seeder/godwit-seeder leecher/godwit-leecher bench/godwit-ctl bench/godwit-writer bench/godwit-tcp-baseline; do
+for b in seeder/godwit-seeder leecher/godwit-leecher ctl/godwit-ctl bench/godwit-writer bench/godwit-tcp-baseline; do
   [ -x "$build/$b" ] || { echo "pull-bench: build $build/$b first (cmake --build $build)" >&2; exit 1; }
 done
 dir=$(mktemp -d)
@@ -76,7 +76,7 @@ one_run() {
     2>"$dir/leecher.log" &
   leecher=$!; pids+=($leecher)
   for _ in $(seq 1000); do (exec 3<>/dev/tcp/127.0.0.1/$cp) 2>/dev/null && break; sleep 0.005; done
-  "$build/bench/godwit-ctl" --control "127.0.0.1:$cp" --timeout 600 wait-local >"$dir/ctl.out"
+  "$build/ctl/godwit-ctl" --control "127.0.0.1:$cp" --timeout 600 wait-local >"$dir/ctl.out"
   local end=$(date +%s%N)
   rss=$(awk '/VmHWM/ {print $2}' /proc/$leecher/status)
   local cpu="$(cpu_per_gib $seeder) $(cpu_per_gib $leecher)"
@@ -84,9 +84,9 @@ one_run() {
   local writes=$(((size_mb << 20) / chunk * ${DIRTY_PCT:-1} / 100))
   [ "$writes" -eq 0 ] || "$build/bench/godwit-writer" --socket "$dir/s.sock" --count "$writes" \
     --block 4K --hot-percent 0 --rate-mbps 0 >/dev/null
-  local fin=$("$build/bench/godwit-ctl" --control "127.0.0.1:$cp" finalize)
+  local fin=$("$build/ctl/godwit-ctl" --control "127.0.0.1:$cp" finalize)
   out="$out $(echo "$fin" | field downtime_us) $(echo "$fin" | field dirty_chunks)"
-  "$build/bench/godwit-ctl" --control "127.0.0.1:$cp" wait-complete >/dev/null
+  "$build/ctl/godwit-ctl" --control "127.0.0.1:$cp" wait-complete >/dev/null
   cmp -s "$dir/source.img" "$dir/dest.img" || { echo "pull-bench: images differ" >&2; exit 1; }
   kill $leecher $seeder ${linkem:-}; wait $leecher $seeder ${linkem:-} 2>/dev/null || true
   linkem=

@@ -5,7 +5,7 @@
 # are refused, and the seeder keeps serving.
 source "$(dirname "$0")/functions.sh"
 requires openssl
-CTL=$GODWIT_BIN/bench/godwit-ctl
+CTL=$GODWIT_BIN/ctl/godwit-ctl
 cd "$TEST_DIR"
 
 make_ca() { # make_ca NAME
