@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # godwit container image: both daemons, godwit-ctl and godwit-writer.
 #   docker build -t godwit:0.1.0 .
 # The build stage uses the same install script as the README; the runtime

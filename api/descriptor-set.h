@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The serialized FileDescriptorSet of every proto in api/ (with imports),
  * generated at build time; the reflection service serves it. */
 #ifndef GODWIT_DESCRIPTOR_SET_H

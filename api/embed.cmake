@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Turns the binary descriptor set into a C array (cmake -P script mode):
 #   const unsigned char godwit_descriptor_set[]; const size_t godwit_descriptor_set_len;
 file(READ ${IN} hex HEX)

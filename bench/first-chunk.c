@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* godwit-first-chunk: first-byte latency of reads through an NBD export,
  * e.g. the leecher's right after Finalize, when most chunks are remote.
  * Reads 4 KiB at COUNT chunk offsets spread over the image (each a chunk

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # First-chunk latency after Finalize: a seeder on an idle image (use 1 GiB
 # or more, so the reads reach chunks the one background worker has not), the link
 # emulator at RTT_MS, a leecher with one background worker; Finalize right

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* godwit-linkem: a user-space link emulator. A TCP relay that delays each
  * direction by RTT/2 and can cap its bandwidth, because the kernels we run
  * on have no tc netem. SIGUSR1 cuts the link (drops every connection and

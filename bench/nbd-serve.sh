@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # NBD serving throughput: nbdcopy reads and writes the same image served by
 # godwit-seeder, by godwit-leecher (after a migration, every chunk local),
 # by `nbdkit file` and by `qemu-nbd`, in the same run, taking turns run by

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Pull throughput and downtime of a full migration on loopback.
 #   bench/pull-bench.sh [BUILD_DIR] [SIZE_MB] [RUNS] [GRID]
 # GRID is "WORKERSxCHANNELS ..." (default "1x1 4x1 4x4 16x4 64x8"; WORKERS

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* godwit-readat-bench: ReadAt throughput of a running seeder. CALLERS
  * threads spread over CHANNELS connections each read LENGTH-byte ranges
  * round-robin over the image for SECONDS; prints MB/s and calls/s as JSON.

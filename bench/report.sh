@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Turns the JSON lines of bench/run.sh into the markdown report: one table
 # per measurement, then the targets of docs/benchmarks.md, met or missed.
 #   bench/report.sh bench/results/latest.jsonl > bench/results/latest.md

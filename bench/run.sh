@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The benchmark run: every figure measured on loopback in one go, next to
 # the baselines of the same run, as medians (min, max) over several runs.
 # Writes raw JSON lines to bench/results/latest.jsonl and a report to

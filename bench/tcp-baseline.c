@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* godwit-tcp-baseline: the physical limits the pull benchmarks are measured
  * against. Sends bytes over loopback TCP with STREAMS parallel connections
  * for SECONDS (optionally through a relay, e.g. godwit-linkem) and prints

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* godwit-writer: a stand-in workload. Writes pseudo-random blocks at random
  * offsets (aligned and unaligned, some repeated) through an NBD export until
  * it is stopped or its time is up, paced to a rate; prints what it did.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Chunk geometry set-up; the arithmetic itself is inline in chunk.h. */
 #include "chunk.h"
 

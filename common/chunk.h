@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Chunk arithmetic: which chunks a byte range touches, and how a range
  * splits at chunk borders. Chunk sizes are powers of two. */
 #ifndef GODWIT_CHUNK_H

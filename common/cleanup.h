@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Scope-bound cleanup: free on scope exit and locks that unlock themselves.
  * Uses GCC/Clang's cleanup attribute. */
 #ifndef GODWIT_CLEANUP_H

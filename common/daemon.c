@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Signal handling, random ids and address checks for the daemons. */
 #include "daemon.h"
 

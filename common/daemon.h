@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Small pieces both daemons' main functions share: signal set-up, waiting
  * for a stop signal, random identities and the loopback check. */
 #ifndef GODWIT_DAEMON_H

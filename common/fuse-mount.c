@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The --mount file: an nbdfuse child process serving DIR/image from our own
  * NBD unix socket, started and stopped with the daemon. */
 #include "fuse-mount.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Exposes an NBD export as one mmap-able file through FUSE, by running
  * nbdfuse (libnbd-bin) against the export's unix socket. */
 #ifndef GODWIT_FUSE_MOUNT_H

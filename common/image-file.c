@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Local image storage: open or create the file, whole-range I/O, zeroing. */
 #include "image-file.h"
 

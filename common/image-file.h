@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An image on local storage: a regular file (created sparse on request) or
  * a block device, with whole-range pread/pwrite that retry short transfers. */
 #ifndef GODWIT_IMAGE_FILE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Logging for both daemons: human lines on stderr, or JSON lines on stdout.
  * Every line is written whole under the logger's lock so threads never
  * interleave. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Logging for both daemons: plain text lines on stderr, or one JSON object
  * per line on stdout (--log-format json) for machines to read. */
 #ifndef GODWIT_LOG_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Flags and JSON config from one table. Every string value ends up on the
  * heap (defaults are duplicated first) so options_free can free them all. */
 #include "options.h"

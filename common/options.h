@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Command-line flags and JSON config from one table: every flag --foo-bar
  * is also the config key "foo_bar"; flags win over the config file. */
 #ifndef GODWIT_OPTIONS_H

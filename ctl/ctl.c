@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* godwit-ctl: a small client for the leecher's control API, for scripts and
  * hosts without grpcurl. Prints one JSON object.
  *

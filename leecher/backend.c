@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The leecher's NBD backend: the destination app's view of the image.
  * Until Finalize every request waits at the gate (the image is not
  * consistent yet). After it, a read makes each chunk it touches local

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The chunk map: lock-free state changes with compare-and-swap; commits
  * and overwrites (which also write bytes to the image) are serialised per
  * chunk by a small array of stripe locks, so a stale pull can never land

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Per-chunk state of the destination image: one atomic 32-bit word per
  * chunk (state in the low 2 bits, a version above), 4 bytes per chunk and
  * nothing else, so a 64 GiB image with 256 KiB chunks needs 1 MiB. The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The godwit.v1.Leecher control service: Status and Finalize. */
 #include "leecher.h"
 

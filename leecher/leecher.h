@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The destination side's shared state: what main wires together and what
  * the pullers, the syncer, the NBD backend and the control service use. */
 #ifndef GODWIT_LEECHER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* godwit-leecher: the destination side of a migration. Pulls the image
  * from a seeder into a local file, keeps it current during pre-copy,
  * and serves it to the destination app over NBD from Finalize on. */

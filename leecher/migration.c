@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The migration's phases: the syncer (iterative pre-copy: Sync, re-mark,
  * record, acknowledge), Finalize (freeze the source, mark its last dirty
  * chunks, open the export), the monitor (progress lines and completion),

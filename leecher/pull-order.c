@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The default pull order: sequential, with read-ahead after on-demand reads. */
 #include "pull-order.h"
 

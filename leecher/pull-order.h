@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Where background pulls look next: a pluggable heuristic. The leecher
  * always serves on-demand reads and the dirty list of the freeze first;
  * a pull order decides the rest, and hears about on-demand reads so it can

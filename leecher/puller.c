@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pulling chunks: background workers take, in order, queued chunks
  * (read-ahead after on-demand reads), the chunks the freeze reported, then
  * whatever the pull order picks (batched into one ReadAt up to

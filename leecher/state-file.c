@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The state file next to the local image (IMAGE.godwit-state): which
  * chunks are local, for which seeder image, and the last Sync generation
  * recorded. Written to a temporary file, fsynced and renamed over the old

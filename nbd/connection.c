@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* NBD connections: one thread per client (handshake, then the request
  * loop), admission against max_connections, reaping finished threads, and
  * closing them all at stop. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The fixed-newstyle handshake: greeting, client flags, then options until
  * NBD_OPT_GO or NBD_OPT_EXPORT_NAME moves on to transmission. Anything
  * unknown is refused with NBD_REP_ERR_UNSUP; a broken handshake closes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internals shared by the NBD server's files: the server and connection
  * structs, socket I/O helpers, the handshake and the request loop. */
 #ifndef GODWIT_NBD_INTERNAL_H

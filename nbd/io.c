@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Socket I/O for the NBD server: whole-buffer reads and writes (writes never
  * raise SIGPIPE), skipping a payload, and the server's one logging helper. */
 #include "internal.h"

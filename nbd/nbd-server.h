@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An NBD server (fixed-newstyle handshake, simple replies) that serves any
  * backend through one small callbacks interface. Requests on a connection
  * are served concurrently and answered out of order; several connections at

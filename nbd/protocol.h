@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* NBD wire constants (the fixed-newstyle protocol, doc/proto.md of the NBD
  * project) and big-endian helpers. */
 #ifndef GODWIT_NBD_PROTOCOL_H

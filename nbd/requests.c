@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The transmission phase, as nbdkit does it: each of a connection's
  * worker threads takes the read lock, reads one request (and a WRITE's
  * payload into its own reused buffer), lets the lock go, runs the request

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The NBD server's life cycle: listening sockets (unix 0600 and/or TCP), the
  * accept loop, start, and a stop that lets in-flight requests finish. */
 #include "internal.h"

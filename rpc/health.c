@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* grpc.health.v1.Health: Check (unary, through the ordinary method table)
  * and Watch (server streaming: the current status, then every change, until
  * the client goes away or the server stops). "" means the whole server;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internals shared by the gRPC server's files (rpc-server.c, health.c,
  * reflection.c) and the client: completion-queue tags, the server struct,
  * and protobuf <-> byte-buffer glue. Not for the daemons. */

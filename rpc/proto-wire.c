@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A tiny protobuf wire-format reader. */
 #include "proto-wire.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A tiny reader of protobuf wire format, for parsing messages that have no
  * generated code here (FileDescriptorProto in the reflection service and
  * its test). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gRPC server reflection (grpc.reflection.v1alpha and v1; their messages
  * are the same on the wire, so one implementation serves both): lists the
  * services and answers file_by_filename and file_containing_symbol with the

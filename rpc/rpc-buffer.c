@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* protobuf-c messages to and from gRPC byte buffers, and PEM file reading. */
 #include "internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The gRPC client: one channel per rpc_channel, each with a local
  * subchannel pool so it owns its TCP connection; unary calls on a
  * per-thread pluck queue. */

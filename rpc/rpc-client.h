@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A gRPC client on the C core for unary protobuf-c calls. One rpc_channel
  * is one HTTP/2 connection of its own (a local subchannel pool), so a pool
  * of channels really is a pool of TCP connections. Thread-safe: any number

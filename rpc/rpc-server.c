@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The gRPC server core: one completion queue drained by a pool of threads;
  * unary protobuf-c methods dispatched to their handlers; unknown methods
  * answered UNIMPLEMENTED; a graceful stop. Health and reflection live in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A gRPC server on the C core for unary protobuf-c services, with the
  * standard health (grpc.health.v1) and reflection (grpc.reflection.v1alpha
  * and v1) services built in. Calls are served by a pool of threads on one

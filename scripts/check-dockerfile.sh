@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Checks the Dockerfile without a Docker engine: base images pinned to
 # debian:bookworm-slim, no :latest, apt used with --no-install-recommends
 # and its lists removed, every COPY source present, a non-root USER and a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Quick start: installs the dependencies, builds godwit, and migrates a live
 # image on loopback: a seeder serves a generated image while a writer keeps
 # changing it through the seeder's NBD export; a leecher pre-copies it,

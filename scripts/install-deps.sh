@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs everything godwit needs to build, test and benchmark (Debian 12).
 # Idempotent: packages already present are left alone. Run as root (or with sudo).
 set -euo pipefail

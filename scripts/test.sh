@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The test command: installs dependencies, builds godwit in three
 # configurations and runs ctest on each: "plain" (-Werror, the whole suite),
 # "sanitize" (-fsanitize=address,undefined, the whole suite) and "fuzz"

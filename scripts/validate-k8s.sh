@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Validates k8s/*.yaml against the real Kubernetes schemas (kubernetes-models
 # from the npm registry, pinned in k8s/validate/package-lock.json), after
 # proving the validator rejects a broken manifest. Installs node/npm with

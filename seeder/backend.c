@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The seeder's NBD backend: the local app's reads and writes go straight to
  * the image file; every write is bracketed by the tracker so it is recorded
  * while tracking and refused (EPERM) once frozen. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The dirty set: one bit per chunk in atomic 64-bit words. Writers set bits
  * with atomic OR; dirty_set_take swaps each word with zero, so a bit set
  * concurrently lands either in this take or stays for the next one. */

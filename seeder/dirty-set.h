@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The set of chunks the local app wrote: a bitmap of atomic words, so that
  * writers mark chunks without a lock and a reader can take the whole set
  * and clear it atomically word by word (a write racing with the take is

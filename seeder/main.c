@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* godwit-seeder: the source side of a migration. Serves the image to the
  * local app over NBD (and optionally as a FUSE file), tracks its writes per
  * chunk, and exposes godwit.v1.Seeder over gRPC for a leecher. */

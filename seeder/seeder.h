@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The source side's shared state: what main wires together and what the
  * NBD backend and the gRPC service read. */
 #ifndef GODWIT_SEEDER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The godwit.v1.Seeder gRPC service: Info, ReadAt, Track, Sync, Finalize
  * and Complete, as api/godwit/v1/seeder.proto documents them. Handlers run
  * concurrently on the server's threads; ReadAt takes no lock at all. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Migration state of the source side. Writes mark chunks in an atomic
  * dirty set after they land; Sync swaps the set out word by word; Finalize
  * takes the write side of a rwlock that every write holds shared, so the

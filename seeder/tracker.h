@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The source side's migration state: which chunks the local app wrote
  * (after Track), the Sync generations, and the freeze at Finalize. */
 #ifndef GODWIT_SEEDER_TRACKER_H

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Shared helpers for shell tests (sourced). Tests exit 77 to mean "skipped".
 set -euo pipefail
 

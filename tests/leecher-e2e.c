@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* End-to-end migrations with real processes over loopback: a seeder on a
  * random image, a source app writing through the seeder's export during
  * pre-copy, Finalize, a destination app reading and writing through the

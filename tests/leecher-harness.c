@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test harness for the leecher: process, control channel, NBD handle. */
 #include "leecher-harness.h"
 

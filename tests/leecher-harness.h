@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test harness for the leecher: start a real godwit-leecher against a
  * seeder_proc, drive its control API and reach its NBD export. */
 #ifndef GODWIT_TEST_LEECHER_HARNESS_H

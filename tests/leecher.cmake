@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Tests: end-to-end migrations with real seeder and leecher processes.
 add_library(godwit_leecher_harness STATIC leecher-harness.c)
 target_link_libraries(godwit_leecher_harness PUBLIC godwit_seeder_harness)

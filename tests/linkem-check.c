@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test of the link emulator: a ping-pong through godwit-linkem at RTT r
  * takes at least r (and not wildly more), bytes arrive intact and in
  * order, and SIGUSR1 / SIGUSR2 cut and restore the link. */

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The real NBD clients against the seeder's export: nbdinfo sees the size,
 # nbdcopy copies the image out and a new one in byte for byte, nbdfuse
 # mounts it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Drives the NBD server with libnbd: handshakes over a unix socket and a
  * socketpair, data round trips, bad requests on a connection that lives
  * on, backend errors, concurrent in-flight commands, several connections,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The test memory backend (see nbd-memory.h). */
 #include "nbd-memory.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A test-only memory backend for the NBD server: a buffer behind one lock,
  * counters of what was called, a range whose reads fail with EIO, and a
  * gate that makes reads wait until several are running at once. */

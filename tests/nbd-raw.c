@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Malformed clients on raw sockets: wrong magic, truncated and huge
  * options, unknown options and commands, bad client flags, oversized
  * writes. Each bad connection is closed or answered with an error, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A tiny NBD server for tests and benchmarks: serves FILE over a unix
  * socket with a plain file backend until SIGTERM or SIGINT.
  *   nbd-serve-file FILE SOCKET [--read-only] */

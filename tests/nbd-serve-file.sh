@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The real NBD clients against the library's own server (nbd-serve-file):
 # nbdinfo shows the size and flags, nbdcopy copies the file out byte-exact
 # and a different file in byte-exact, and the socket is gone after SIGTERM.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Tests: the NBD server library (in-process, libnbd) and real clients.
 godwit_add_script_test(nbd-clients nbd-clients.sh)
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test of the gRPC layer with an in-process server: unary replies and
  * status codes, undecodable requests, unknown methods, big messages,
  * concurrency, one TCP connection per channel, health Check and Watch,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A minimal streaming gRPC client for tests (one op at a time, plucked). */
 #include "rpc-stream.h"
 

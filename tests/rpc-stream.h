@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A minimal streaming gRPC client for tests: open a call, send messages,
  * receive messages, close. Plays the part of grpcurl's reflection client
  * and of a health Watch client. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test of TLS and mTLS on the gRPC layer: a throwaway CA, server and client
  * certificates made with the openssl CLI at test time; an mTLS call works,
  * while a plaintext client, a client without a certificate and a client

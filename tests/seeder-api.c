@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Integration test: a real godwit-seeder, written through its NBD export
  * with libnbd, driven through Track/Sync/Finalize/Complete over gRPC. The
  * dirty lists must be exactly the chunks written; ReadAt must return the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # godwit-seeder's command line: --help, --version, one clear sentence and a
 # non-zero exit for bad flags or config, sparse creation, JSON config with
 # flags winning, port-in-use, JSON event lines, clean SIGTERM.

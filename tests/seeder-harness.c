@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test harness for the seeder: process, NBD handle and gRPC channel. */
 #include "seeder-harness.h"
 

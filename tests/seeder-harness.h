@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test harness for the seeder: start a real godwit-seeder on a fresh random
  * image, reach its NBD export with libnbd and its gRPC API with rpc_call. */
 #ifndef GODWIT_TEST_SEEDER_HARNESS_H

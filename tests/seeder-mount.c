@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Integration test: the seeder's --mount file. An app maps DIR/image with
  * MAP_SHARED, writes through memory and msyncs; the bytes must show in
  * ReadAt and the chunks in the dirty set. Skipped without FUSE. */

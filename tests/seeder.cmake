@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Tests: godwit-seeder as a real process (NBD via libnbd, gRPC via rpc_call).
 add_library(godwit_seeder_harness STATIC seeder-harness.c)
 target_link_libraries(godwit_seeder_harness PUBLIC godwit_testlib godwit_rpc PkgConfig::LIBNBD)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The Dockerfile check passes on ours and fails on broken copies (root user,
 # a missing runtime library, an unpinned base image).
 source "$(dirname "$0")/functions.sh"

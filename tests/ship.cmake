@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Tests: what ships: the Dockerfile (checked without an engine) and the
 # Kubernetes manifests (validated against the real schemas).
 godwit_add_script_test(ship-dockerfile ship-dockerfile.sh)

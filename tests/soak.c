@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fault-injection soak: N randomized migrations on loopback, each with a
  * random image size, chunk size, workers and channels, a source writer
  * (godwit-writer through the seeder's export) and destination writes after

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers for tests that start real godwit processes. */
 #include "testlib.h"
 

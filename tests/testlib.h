@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers for tests that start real godwit processes: temp dirs, spawning
  * and stopping daemons, waiting for sockets, and a CHECK macro. */
 #ifndef GODWIT_TESTLIB_H

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # TLS and mTLS: a throwaway CA, server and client certificates made with the
 # openssl CLI; a migration over mTLS ends byte-exact; a plaintext client, a
 # client without a certificate and a client with another CA's certificate

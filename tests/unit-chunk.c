@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit test: chunk arithmetic, including unaligned ranges across borders. */
 #include "chunk.h"
 #include "testlib.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit test: the dirty set, including writers racing a taker: every mark
  * must show up in exactly one take or in the final remainder. */
 #include "dirty-set.h"

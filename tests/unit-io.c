@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit test: the data path's scatter-gather pieces. image_pwritev writes
  * iovecs (empty ones included) where they belong; rpc_response_iov points at
  * a byte range of a reply spread over several slices, and refuses ranges

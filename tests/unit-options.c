@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit test: flags and JSON config from one table; flags win; bad input
  * gives one sentence. */
 #include "options.h"

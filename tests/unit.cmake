@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Tests: unit tests of common/ (no servers).
 godwit_add_test(unit-chunk SOURCES unit-chunk.c)
 godwit_add_test(unit-dirty-set SOURCES unit-dirty-set.c ${CMAKE_SOURCE_DIR}/seeder/dirty-set.c)

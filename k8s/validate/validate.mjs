@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Validates every document in the given YAML files against the Kubernetes
 // OpenAPI schemas shipped by kubernetes-models; exits 1 naming the file,
 // the document and the failing path. With --self-check it first proves

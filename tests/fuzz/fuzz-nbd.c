@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the NBD server's handshake and request parser. Each
  * input is what a client sends after the server's greeting; it goes to a
  * real nbd_server (memory backend) over a socketpair, and the server must

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: every protobuf message either daemon decodes from the
  * network (requests of Seeder, Leecher, Health and both reflection
  * services; the replies the leecher decodes). A decoded message is packed
