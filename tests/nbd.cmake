@@ -1,16 +1,18 @@
 # SPDX-License-Identifier: MIT
 # Tests: the NBD server library (in-process, libnbd) and real clients.
-godwit_add_script_test(nbd-clients nbd-clients.sh)
+godwit_add_script_test(test-nbd-clients test-nbd-clients.sh nbd grpc)
 
 # The memory backend shared by the C tests below, and the libnbd-driven
 # test of every command, option and error path.
 add_library(godwit_test_nbd_memory STATIC nbd-memory.c)
 target_link_libraries(godwit_test_nbd_memory PUBLIC godwit_nbd)
-godwit_add_test(nbd-libnbd SOURCES nbd-libnbd.c LIBS godwit_test_nbd_memory PkgConfig::LIBNBD)
-godwit_add_test(nbd-raw SOURCES nbd-raw.c LIBS godwit_test_nbd_memory PkgConfig::LIBNBD)
+godwit_add_test(test-nbd-libnbd SOURCES test-nbd-libnbd.c
+  LIBS godwit_test_nbd_memory PkgConfig::LIBNBD LABELS nbd)
+godwit_add_test(test-nbd-raw SOURCES test-nbd-raw.c
+  LIBS godwit_test_nbd_memory PkgConfig::LIBNBD LABELS nbd)
 
-# A file served over a unix socket until SIGTERM, and the real clients
-# (nbdinfo, nbdcopy) against it.
+# A file served over a unix socket until SIGTERM (a helper), and the real
+# clients (nbdinfo, nbdcopy) against it.
 add_executable(nbd-serve-file nbd-serve-file.c)
 target_link_libraries(nbd-serve-file PRIVATE godwit_nbd)
-godwit_add_script_test(nbd-serve-file nbd-serve-file.sh)
+godwit_add_script_test(test-nbd-serve-file test-nbd-serve-file.sh nbd)

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
 # Tests: the gRPC layer (server, client, health, reflection) in-process.
-godwit_add_test(rpc-server-test SOURCES rpc-server-test.c rpc-stream.c LIBS godwit_rpc)
-godwit_add_test(rpc-tls-test SOURCES rpc-tls-test.c LIBS godwit_rpc)
+godwit_add_test(test-rpc-server SOURCES test-rpc-server.c rpc-stream.c
+  LIBS godwit_rpc LABELS rpc grpc)
+godwit_add_test(test-rpc-tls SOURCES test-rpc-tls.c LIBS godwit_rpc LABELS rpc grpc)

@@ -3,10 +3,12 @@
 add_library(godwit_seeder_harness STATIC seeder-harness.c)
 target_link_libraries(godwit_seeder_harness PUBLIC godwit_testlib godwit_rpc PkgConfig::LIBNBD)
 
-godwit_add_test(seeder-api SOURCES seeder-api.c LIBS godwit_seeder_harness)
-add_dependencies(seeder-api godwit-seeder)
+godwit_add_test(test-seeder-api SOURCES test-seeder-api.c
+  LIBS godwit_seeder_harness LABELS seeder grpc)
+add_dependencies(test-seeder-api godwit-seeder)
 
-godwit_add_script_test(seeder-cli seeder-cli.sh)
-godwit_add_test(seeder-mount SOURCES seeder-mount.c LIBS godwit_seeder_harness)
-add_dependencies(seeder-mount godwit-seeder)
-godwit_add_script_test(tls tls.sh)
+godwit_add_script_test(test-seeder-cli test-seeder-cli.sh seeder grpc)
+godwit_add_test(test-seeder-mount SOURCES test-seeder-mount.c
+  LIBS godwit_seeder_harness LABELS seeder grpc)
+add_dependencies(test-seeder-mount godwit-seeder)
+godwit_add_script_test(test-tls test-tls.sh seeder leecher grpc)

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
 # Tests: unit tests of common/ (no servers).
-godwit_add_test(unit-chunk SOURCES unit-chunk.c)
-godwit_add_test(unit-dirty-set SOURCES unit-dirty-set.c ${CMAKE_SOURCE_DIR}/seeder/dirty-set.c)
-target_include_directories(unit-dirty-set PRIVATE ${CMAKE_SOURCE_DIR}/seeder)
-godwit_add_test(unit-options SOURCES unit-options.c)
-godwit_add_test(unit-io SOURCES unit-io.c LIBS godwit_rpc)
-godwit_add_test(linkem-check SOURCES linkem-check.c)
-add_dependencies(linkem-check godwit-linkem)
+godwit_add_test(test-unit-chunk SOURCES test-unit-chunk.c LABELS unit)
+godwit_add_test(test-unit-dirty-set SOURCES test-unit-dirty-set.c
+  ${CMAKE_SOURCE_DIR}/seeder/dirty-set.c LABELS unit)
+target_include_directories(test-unit-dirty-set PRIVATE ${CMAKE_SOURCE_DIR}/seeder)
+godwit_add_test(test-unit-options SOURCES test-unit-options.c LABELS unit)
+godwit_add_test(test-unit-io SOURCES test-unit-io.c LIBS godwit_rpc LABELS unit grpc)
+godwit_add_test(test-linkem SOURCES test-linkem.c LABELS unit)
+add_dependencies(test-linkem godwit-linkem)

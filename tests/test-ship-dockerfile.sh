@@ -18,4 +18,4 @@ if ! ldd "$GODWIT_BIN/seeder/godwit-seeder" | grep -q libasan; then # libraries:
 fi
 broken latest-base 's/^FROM debian:bookworm-slim$/FROM debian:latest/'
 broken no-healthcheck '/^HEALTHCHECK/,+1d'
-echo "ship-dockerfile: ok"
+echo "test-ship-dockerfile: ok"

@@ -9,7 +9,7 @@
  * (destination == final source + destination writes) or failed loudly
  * with the source intact and its writes refused only after a Finalize.
  *
- *   soak [RUNS] [SEED] [FAULT]   (ctest runs a handful; FAULT forces one)
+ *   test-soak [RUNS] [SEED] [FAULT]   (ctest runs a handful; FAULT forces one)
  */
 #include "leecher-harness.h"
 #include "testlib.h"
@@ -250,7 +250,7 @@ int main(int argc, char **argv)
 {
     int runs = argc > 1 ? atoi(argv[1]) : 4;
     uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 10) : (uint64_t)time(NULL);
-    printf("soak: %d runs, seed %llu\n", runs, (unsigned long long)seed);
+    printf("test-soak: %d runs, seed %llu\n", runs, (unsigned long long)seed);
     int forced = -1;
     for (int f = 0; argc > 3 && f < FAULTS; f++)
         if (strcmp(argv[3], fault_names[f]) == 0)
@@ -259,7 +259,7 @@ int main(int argc, char **argv)
     uint64_t compared = 0;
     for (int i = 0; i < runs; i++)
         one_run(seed + (uint64_t)i * 7919, i, forced, &compared);
-    printf("soak: %d runs, %d faults injected, %llu bytes compared: ok\n", runs, runs,
+    printf("test-soak: %d runs, %d faults injected, %llu bytes compared: ok\n", runs, runs,
            (unsigned long long)compared);
     return 0;
 }

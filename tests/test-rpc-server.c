@@ -386,6 +386,6 @@ int main(void)
     pthread_join(thread, NULL);
     CHECK(status == GRPC_STATUS_OK, "the call in flight at stop got %d", status);
     rpc_channel_close(ch);
-    printf("rpc-server-test: ok\n");
+    printf("test-rpc-server: ok\n");
     return 0;
 }

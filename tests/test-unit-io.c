@@ -12,7 +12,7 @@
 
 static void test_pwritev(void)
 {
-    char *dir = test_make_dir("unit-io");
+    char *dir = test_make_dir("test-unit-io");
     char path[600], err[256];
     snprintf(path, sizeof path, "%s/image", dir);
     struct image_file image;
@@ -57,6 +57,6 @@ int main(void)
 {
     test_pwritev();
     test_reply_ranges();
-    printf("unit-io: ok\n");
+    printf("test-unit-io: ok\n");
     return 0;
 }

@@ -61,4 +61,4 @@ status=0
 wait "$pid" || status=$?
 [ "$status" -eq 0 ] || fail "seeder exited $status on SIGTERM"
 [ ! -e "$TEST_DIR/nbd.sock" ] || fail "NBD socket left behind"
-echo "seeder-cli: ok"
+echo "test-seeder-cli: ok"

@@ -86,6 +86,6 @@ int main(void)
     seeder_cleanup(&s);
     test_cleanup_dir(dir);
     free(dir);
-    printf("seeder-mount: ok\n");
+    printf("test-seeder-mount: ok\n");
     return 0;
 }

@@ -44,6 +44,6 @@ int main(void)
 {
     test_geometry();
     test_spans();
-    printf("unit-chunk: ok\n");
+    printf("test-unit-chunk: ok\n");
     return 0;
 }

@@ -86,7 +86,7 @@ static void test_race(void)
     for (uint64_t c = 0; c < CHUNKS; c++)
         CHECK(!atomic_load(&race.marks[c]) || seen[c], "chunk %llu marked but never taken",
               (unsigned long long)c);
-    printf("unit-dirty-set: %d takes raced %d writers, nothing lost\n", takes, WRITERS);
+    printf("test-unit-dirty-set: %d takes raced %d writers, nothing lost\n", takes, WRITERS);
     free(seen);
     free(list);
     dirty_set_free(taken);

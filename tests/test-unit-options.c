@@ -71,6 +71,6 @@ int main(void)
     CHECK(parse(&w, err, 3, argv5) == -1 && strstr(err, "cannot read config"), "bad json: %s", err);
     test_cleanup_dir(dir);
     free(dir);
-    printf("unit-options: ok\n");
+    printf("test-unit-options: ok\n");
     return 0;
 }

@@ -232,6 +232,6 @@ int main(void)
     free(disk);
     free(model);
     seeder_cleanup(&seeder);
-    printf("seeder-api: ok\n");
+    printf("test-seeder-api: ok\n");
     return 0;
 }

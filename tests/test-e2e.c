@@ -8,7 +8,7 @@
  * the seeder dying in post-copy (an error, never zeros), and downtime that
  * does not grow with the image.
  *
- *   leecher-e2e migrate W C | early | restart-leecher | restart-seeder |
+ *   test-e2e migrate W C | early | restart-leecher | restart-seeder |
  *               seeder-dies | downtime | mount */
 #include "leecher-harness.h"
 #include "testlib.h"
@@ -391,6 +391,6 @@ int main(int argc, char **argv)
         test_auto_workers();
     else
         CHECK(false, "unknown test %s", which);
-    printf("leecher-e2e %s: ok\n", which);
+    printf("test-e2e %s: ok\n", which);
     return 0;
 }

@@ -102,6 +102,6 @@ int main(void)
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0, "cleanup");
-    printf("rpc-tls-test: ok\n");
+    printf("test-rpc-tls: ok\n");
     return 0;
 }
