@@ -16,10 +16,8 @@
 struct logger;
 struct nbd_backend;
 struct pull_order;
-struct rpc_channel;
-struct rpc_result;
-struct Godwit__V1__InfoResponse;
 struct rpc_service;
+struct seeder_client;
 
 /* Values of godwit.v1.State. */
 enum leecher_state { PRECOPY = 1, FINALIZING = 2, POSTCOPY = 3, COMPLETE = 4, FAILED = 5 };
@@ -38,8 +36,7 @@ struct leecher {
     struct chunk_map *map;
     char image_id[33];
     uint32_t max_read;
-    struct rpc_channel **channels;
-    unsigned n_channels;
+    struct seeder_client *seeder;
     unsigned n_workers;
     uint32_t batch_bytes;           /* largest ReadAt a background pull makes */
     const struct pull_order *order; /* background pull heuristic */
@@ -96,10 +93,6 @@ void *syncer_thread(void *arg);
 void *monitor_thread(void *arg);
 int leecher_finalize(struct leecher *l, char *err, size_t errlen);
 void leecher_fail(struct leecher *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Seeder.Info on the first channel; NULL with *RESULT on failure. Free
- * with protobuf_c_message_free_unpacked(&info->base, NULL). */
-struct Godwit__V1__InfoResponse *seeder_info(struct leecher *l, int timeout_ms,
-                                             struct rpc_result *result);
 uint64_t leecher_now_us(void);
 /* Waits on leecher->changed (lock held) for at most US microseconds. */
 void leecher_wait(struct leecher *l, uint64_t us);

@@ -6,13 +6,12 @@
 
 #include "daemon.h"
 #include "fuse-mount.h"
-#include "godwit/v1/seeder.pb-c.h"
 #include "log.h"
 #include "nbd-server.h"
 #include "options.h"
 #include "pull-order.h"
-#include "rpc-client.h"
 #include "rpc-server.h"
+#include "seeder-client.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -85,26 +84,19 @@ static int check_options(const void *ctx, char *err, size_t errlen)
     return -1;
 }
 
-static int open_channels(struct leecher *l, const struct leecher_options *o, char *err,
-                         size_t errlen)
+static int open_seeder(struct leecher *l, const struct leecher_options *o, char *err, size_t errlen)
 {
-    l->n_channels = o->channels;
-    l->channels = calloc(o->channels, sizeof *l->channels);
-    for (unsigned i = 0; i < o->channels; i++) {
-        struct rpc_channel_config config = {.target = o->seeder,
-                                            .max_message = (32u << 20),
-                                            .tls = {o->tls_cert, o->tls_key, o->tls_ca}};
-        if (!(l->channels[i] = rpc_channel_open(&config, err, errlen)))
-            return -1;
-    }
-    return 0;
+    const struct seeder_client_config config = {
+        .target = o->seeder, .channels = o->channels, .tls = {o->tls_cert, o->tls_key, o->tls_ca}};
+    l->seeder = seeder_client_open(&config, err, errlen);
+    return l->seeder ? 0 : -1;
 }
 
 /* Info and Track: learns the image and starts the source's tracking. */
 static int contact_seeder(struct leecher *l, const char *seeder, char *err, size_t errlen)
 {
     struct rpc_result result;
-    Godwit__V1__InfoResponse *info = seeder_info(l, 10000, &result);
+    Godwit__V1__InfoResponse *info = seeder_client_info(l->seeder, &result);
     if (!info) {
         snprintf(err, errlen, "cannot reach the seeder at %s: %s", seeder, result.message);
         return -1;
@@ -117,15 +109,10 @@ static int contact_seeder(struct leecher *l, const char *seeder, char *err, size
         snprintf(err, errlen, "the seeder reports an unusable chunk size");
         return -1;
     }
-    Godwit__V1__TrackRequest track = GODWIT__V1__TRACK_REQUEST__INIT;
-    ProtobufCMessage *message;
-    if (rpc_call(l->channels[0], "/godwit.v1.Seeder/Track", &track.base,
-                 &godwit__v1__track_response__descriptor, &message, 10000,
-                 &result) != GRPC_STATUS_OK) {
+    if (seeder_client_track(l->seeder, &result) != GRPC_STATUS_OK) {
         snprintf(err, errlen, "Seeder.Track failed: %s", result.message);
         return -1;
     }
-    protobuf_c_message_free_unpacked(message, NULL);
     return 0;
 }
 
@@ -136,7 +123,7 @@ static uint64_t measure_round_trip(struct leecher *l)
     for (int i = 0; i < 3; i++) {
         struct rpc_result result;
         uint64_t start = leecher_now_us();
-        Godwit__V1__InfoResponse *info = seeder_info(l, 10000, &result);
+        Godwit__V1__InfoResponse *info = seeder_client_info(l->seeder, &result);
         if (!info)
             continue;
         protobuf_c_message_free_unpacked(&info->base, NULL);
@@ -254,9 +241,7 @@ static void stop(struct leecher *l, struct running *run)
 
 static void release(struct leecher *l)
 {
-    for (unsigned i = 0; l->channels && i < l->n_channels; i++)
-        rpc_channel_close(l->channels[i]);
-    free(l->channels);
+    seeder_client_close(l->seeder);
     chunk_map_free(l->map);
     image_close(&l->image);
     free(l->state_path);
@@ -287,7 +272,7 @@ static int serve(struct leecher *l)
 static int run_leecher(struct leecher *l, const struct leecher_options *o, char *err, size_t errlen)
 {
     struct running run = {0};
-    int r = open_channels(l, o, err, errlen);
+    int r = open_seeder(l, o, err, errlen);
     if (r == 0)
         r = contact_seeder(l, o->seeder, err, errlen);
     if (r == 0 && !l->n_workers)

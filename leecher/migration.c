@@ -5,9 +5,8 @@
  * and failure. */
 #include "leecher.h"
 
-#include "godwit/v1/seeder.pb-c.h"
 #include "log.h"
-#include "rpc-client.h"
+#include "seeder-client.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -16,8 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum { RPC_TIMEOUT_MS = 10000 };
 
 static const char *state_names[] = {"", "PRECOPY", "FINALIZING", "POSTCOPY", "COMPLETE", "FAILED"};
 
@@ -73,22 +70,11 @@ static uint64_t mark_dirty(struct leecher *l, const uint64_t *offsets, size_t n,
     return redirtied;
 }
 
-Godwit__V1__InfoResponse *seeder_info(struct leecher *l, int timeout_ms, struct rpc_result *result)
-{
-    Godwit__V1__InfoRequest request = GODWIT__V1__INFO_REQUEST__INIT;
-    ProtobufCMessage *response;
-    if (rpc_call(l->channels[0], "/godwit.v1.Seeder/Info", &request.base,
-                 &godwit__v1__info_response__descriptor, &response, timeout_ms,
-                 result) != GRPC_STATUS_OK)
-        return NULL;
-    return (Godwit__V1__InfoResponse *)response;
-}
-
 /* Asks the seeder what Finalize would transfer now. */
 static void refresh_source_dirty(struct leecher *l)
 {
     struct rpc_result result;
-    Godwit__V1__InfoResponse *info = seeder_info(l, RPC_TIMEOUT_MS, &result);
+    Godwit__V1__InfoResponse *info = seeder_client_info(l->seeder, &result);
     if (!info)
         return;
     if (strcmp(info->image_id, l->image_id) != 0)
@@ -105,16 +91,12 @@ static void refresh_source_dirty(struct leecher *l)
 /* One Sync round; false if the migration failed. */
 static bool sync_once(struct leecher *l, uint64_t *last_us)
 {
-    Godwit__V1__SyncRequest request = GODWIT__V1__SYNC_REQUEST__INIT;
     pthread_mutex_lock(&l->lock);
-    request.ack_generation = l->ack_generation;
+    uint64_t ack = l->ack_generation;
     pthread_mutex_unlock(&l->lock);
-    request.image_id = l->image_id;
-    ProtobufCMessage *message;
     struct rpc_result result;
-    grpc_status_code status =
-        rpc_call(l->channels[0], "/godwit.v1.Seeder/Sync", &request.base,
-                 &godwit__v1__sync_response__descriptor, &message, RPC_TIMEOUT_MS, &result);
+    Godwit__V1__SyncResponse *sync = seeder_client_sync(l->seeder, l->image_id, ack, &result);
+    grpc_status_code status = result.status;
     if (status == GRPC_STATUS_FAILED_PRECONDITION) {
         refresh_source_dirty(l); /* tells an identity change apart */
         pthread_mutex_lock(&l->lock);
@@ -128,7 +110,6 @@ static bool sync_once(struct leecher *l, uint64_t *last_us)
         log_warn(l->log, "Sync failed (%s); retrying", result.message);
         return true;
     }
-    Godwit__V1__SyncResponse *sync = (void *)message;
     mark_dirty(l, sync->dirty_offsets, sync->n_dirty_offsets, false);
     uint64_t now = leecher_now_us();
     double seconds = (double)(now - *last_us) / 1e6;
@@ -142,7 +123,7 @@ static bool sync_once(struct leecher *l, uint64_t *last_us)
     } else {
         log_warn(l->log, "cannot write %s: %s", l->state_path, strerror(errno));
     }
-    protobuf_c_message_free_unpacked(message, NULL);
+    protobuf_c_message_free_unpacked(&sync->base, NULL);
     refresh_source_dirty(l);
     return true;
 }
@@ -157,23 +138,20 @@ void *syncer_thread(void *arg)
 }
 
 /* Calls Seeder.Finalize; returns the response or NULL with ERR. */
-static Godwit__V1__FinalizeResponse *seeder_finalize(struct leecher *l, char *err, size_t errlen)
+static Godwit__V1__FinalizeResponse *freeze_source(struct leecher *l, char *err, size_t errlen)
 {
-    Godwit__V1__FinalizeRequest request = GODWIT__V1__FINALIZE_REQUEST__INIT;
-    request.image_id = l->image_id;
     pthread_mutex_lock(&l->lock);
-    request.ack_generation = l->ack_generation; /* recorded: need not come back */
+    uint64_t ack = l->ack_generation; /* recorded: need not come back */
     pthread_mutex_unlock(&l->lock);
-    ProtobufCMessage *response;
     struct rpc_result result;
-    if (rpc_call(l->channels[0], "/godwit.v1.Seeder/Finalize", &request.base,
-                 &godwit__v1__finalize_response__descriptor, &response, RPC_TIMEOUT_MS,
-                 &result) != GRPC_STATUS_OK) {
+    Godwit__V1__FinalizeResponse *response =
+        seeder_client_finalize(l->seeder, l->image_id, ack, &result);
+    if (!response) {
         snprintf(err, errlen, "Seeder.Finalize failed: %s; the source stays frozen, retry Finalize",
                  result.message);
         return NULL;
     }
-    return (Godwit__V1__FinalizeResponse *)response;
+    return response;
 }
 
 /* Enters FINALIZING; 1 if already finalized, -1 if not allowed, 0 to go. */
@@ -221,7 +199,7 @@ static int finalize_locked(struct leecher *l, char *err, size_t errlen)
     }
     uint64_t start = leecher_now_us();
     log_event(l->log, "finalizing", NULL);
-    Godwit__V1__FinalizeResponse *response = seeder_finalize(l, err, errlen);
+    Godwit__V1__FinalizeResponse *response = freeze_source(l, err, errlen);
     if (!response) {
         log_warn(l->log, "%s", err);
         errno = EAGAIN;
@@ -248,16 +226,10 @@ static int finalize_locked(struct leecher *l, char *err, size_t errlen)
 /* Tells the seeder it may exit; retried a few times, never fatal. */
 static void tell_complete(struct leecher *l)
 {
-    Godwit__V1__CompleteRequest request = GODWIT__V1__COMPLETE_REQUEST__INIT;
     for (int attempt = 0; attempt < 5; attempt++) {
-        ProtobufCMessage *response;
         struct rpc_result result;
-        if (rpc_call(l->channels[0], "/godwit.v1.Seeder/Complete", &request.base,
-                     &godwit__v1__complete_response__descriptor, &response, RPC_TIMEOUT_MS,
-                     &result) == GRPC_STATUS_OK) {
-            protobuf_c_message_free_unpacked(response, NULL);
+        if (seeder_client_complete(l->seeder, &result) == GRPC_STATUS_OK)
             return;
-        }
         log_warn(l->log, "Seeder.Complete failed: %s", result.message);
     }
 }

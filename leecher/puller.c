@@ -8,9 +8,8 @@
 
 #include "pull-order.h"
 
-#include "godwit/v1/seeder.pb-c.h"
 #include "log.h"
-#include "rpc-client.h"
+#include "seeder-client.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -71,8 +70,8 @@ enum { MAX_IOV = 256 }; /* slices one chunk may span in a reply */
 /* What one pull stores: a chunk's part of a ReadAt reply, in place. */
 struct store_arg {
     struct leecher *l;
-    const struct rpc_response *reply;
-    size_t at; /* where the chunk starts in the reply */
+    const struct seeder_data *data;
+    size_t at; /* where the chunk starts in the data */
     uint32_t len;
     uint64_t offset;
 };
@@ -81,7 +80,7 @@ static int store_chunk(void *arg)
 {
     struct store_arg *a = arg;
     struct iovec iov[MAX_IOV];
-    int n = rpc_response_iov(a->reply, a->at, a->len, iov, MAX_IOV);
+    int n = seeder_data_iov(a->data, a->at, a->len, iov, MAX_IOV);
     if (n < 0) {
         errno = EIO;
         return -1;
@@ -89,53 +88,27 @@ static int store_chunk(void *arg)
     return image_pwritev(&a->l->image, iov, n, a->offset);
 }
 
-/* Where the data of a ReadAtResponse (tag 0x0a, varint length, bytes)
- * starts in REPLY; 0 if it is not EXPECTED bytes of data. */
-static size_t reply_data(const struct rpc_response *reply, uint32_t expected)
-{
-    uint8_t header[16];
-    struct iovec iov[sizeof header];
-    size_t have = reply->length < sizeof header ? reply->length : sizeof header, got = 0;
-    int n = rpc_response_iov(reply, 0, have, iov, (int)sizeof header);
-    for (int i = 0; i < n; got += iov[i].iov_len, i++)
-        memcpy(header + got, iov[i].iov_base, iov[i].iov_len);
-    if (n < 0 || got == 0 || header[0] != 0x0a)
-        return 0;
-    uint64_t len = 0;
-    size_t at = 1;
-    for (unsigned shift = 0; at < got && shift < 35; shift += 7) {
-        len |= (uint64_t)(header[at] & 0x7f) << shift;
-        if (!(header[at++] & 0x80))
-            break;
-    }
-    return len == expected && reply->length - at == len ? at : 0;
-}
-
-/* Pulls COUNT claimed chunks from FIRST with one ReadAt; commits each
- * whose claim still holds. Returns 0, or -1 with the gRPC status in *STATUS. */
+/* Pulls COUNT claimed chunks from FIRST with one ReadAt on LANE; commits
+ * each whose claim still holds. Returns 0, or -1 with the gRPC status in
+ * *STATUS. */
 static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_t *tickets,
-                struct rpc_channel *channel, grpc_status_code *status, char *why, size_t whylen)
+                uint64_t lane, grpc_status_code *status, char *why, size_t whylen)
 {
     uint64_t offset = chunk_offset(&l->geo, first);
     uint64_t end =
         chunk_offset(&l->geo, first + count - 1) + chunk_length(&l->geo, first + count - 1);
-    Godwit__V1__ReadAtRequest request = GODWIT__V1__READ_AT_REQUEST__INIT;
-    request.offset = offset;
-    request.length = (uint32_t)(end - offset);
-    request.image_id = l->image_id;
-    struct rpc_response reply;
+    struct seeder_read read = {l->image_id, offset, (uint32_t)(end - offset), lane};
+    struct seeder_data data;
     struct rpc_result result;
-    *status = rpc_call_raw(channel, "/godwit.v1.Seeder/ReadAt", &request.base, &reply,
-                           RPC_TIMEOUT_MS, &result);
+    *status = seeder_client_read_at(l->seeder, &read, &data, &result);
     if (*status != GRPC_STATUS_OK) {
         snprintf(why, whylen, "%s", result.message);
         return -1;
     }
-    size_t data = reply_data(&reply, request.length);
-    int r = data ? 0 : -1;
-    for (unsigned i = 0; data && i < count; i++) {
+    int r = 0;
+    for (unsigned i = 0; i < count; i++) {
         uint64_t chunk = first + i;
-        struct store_arg arg = {l, &reply, data + (chunk_offset(&l->geo, chunk) - offset),
+        struct store_arg arg = {l, &data, chunk_offset(&l->geo, chunk) - offset,
                                 chunk_length(&l->geo, chunk), chunk_offset(&l->geo, chunk)};
         int stored = chunk_map_commit(l->map, chunk, tickets[i], store_chunk, &arg);
         if (stored < 0)
@@ -143,12 +116,8 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
         else if (stored == 0 && tickets[i] >> 2 == 0)
             atomic_fetch_add(&l->pulled_once, 1);
     }
-    if (!data) {
-        *status = GRPC_STATUS_INTERNAL;
-        snprintf(why, whylen, "a ReadAt reply of the wrong shape");
-    }
-    atomic_fetch_add(&l->bytes_pulled, reply.length);
-    rpc_response_free(&reply);
+    atomic_fetch_add(&l->bytes_pulled, data.reply.length);
+    seeder_data_free(&data);
     return r;
 }
 
@@ -181,7 +150,6 @@ static void *worker(void *arg)
 {
     struct worker_arg *w = arg;
     struct leecher *l = w->l;
-    struct rpc_channel *channel = l->channels[w->index % l->n_channels];
     unsigned max = l->batch_bytes / l->geo.chunk_size;
     max = max ? max : 1;
     uint32_t *tickets = calloc(max, sizeof *tickets);
@@ -198,7 +166,7 @@ static void *worker(void *arg)
             break;
         grpc_status_code status;
         char why[256];
-        if (pull(l, first, count, tickets, channel, &status, why, sizeof why) == 0) {
+        if (pull(l, first, count, tickets, w->index, &status, why, sizeof why) == 0) {
             backoff = 0;
             pthread_mutex_lock(&l->lock);
             pthread_cond_broadcast(&l->changed);
@@ -254,7 +222,6 @@ static bool wait_until(struct leecher *l, uint64_t deadline_us)
 int leecher_ensure_local(struct leecher *l, uint64_t chunk)
 {
     uint64_t deadline = leecher_now_us() + (uint64_t)l->pull_timeout_ms * 1000;
-    struct rpc_channel *channel = l->channels[chunk % l->n_channels];
     for (;;) {
         enum chunk_state state = chunk_map_state(l->map, chunk);
         if (chunk_state_is_local(state))
@@ -263,7 +230,7 @@ int leecher_ensure_local(struct leecher *l, uint64_t chunk)
         if (state == CHUNK_REMOTE && chunk_map_claim(l->map, chunk, &ticket)) {
             grpc_status_code status;
             char why[256];
-            if (pull(l, chunk, 1, &ticket, channel, &status, why, sizeof why) == 0) {
+            if (pull(l, chunk, 1, &ticket, chunk, &status, why, sizeof why) == 0) {
                 /* Reads tend to go on where they stopped: the next chunks
                  * jump the background queue. */
                 pthread_mutex_lock(&l->lock);

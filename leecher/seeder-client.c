@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/* The typed Seeder client: a pool of gRPC channels (each its own TCP
+ * connection), the method names, which channel each call takes, and the
+ * check that a ReadAt reply has the shape asked for. */
+#include "seeder-client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    CONTROL_TIMEOUT_MS = 10000,
+    READ_TIMEOUT_MS = 30000,
+    MAX_MESSAGE = 32u << 20, /* above the seeder's 16 MiB ReadAt limit */
+};
+
+struct seeder_client {
+    struct rpc_channel **channels; /* read-only after open; gRPC channels are thread-safe */
+    unsigned n_channels;
+};
+
+struct seeder_client *seeder_client_open(const struct seeder_client_config *config, char *err,
+                                         size_t errlen)
+{
+    struct seeder_client *c = calloc(1, sizeof *c);
+    struct rpc_channel **channels = calloc(config->channels, sizeof *channels);
+    if (!c || !channels) {
+        free(c);
+        free(channels);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->channels = channels;
+    for (; c->n_channels < config->channels; c->n_channels++) {
+        struct rpc_channel_config channel = {
+            .target = config->target, .max_message = MAX_MESSAGE, .tls = config->tls};
+        if (!(c->channels[c->n_channels] = rpc_channel_open(&channel, err, errlen))) {
+            seeder_client_close(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+void seeder_client_close(struct seeder_client *client)
+{
+    if (!client)
+        return;
+    for (unsigned i = 0; i < client->n_channels; i++)
+        rpc_channel_close(client->channels[i]);
+    free(client->channels);
+    free(client);
+}
+
+/* The channel of Info, Track, Sync, Finalize and Complete. */
+static struct rpc_channel *control_channel(struct seeder_client *c)
+{
+    return c->channels[0];
+}
+
+/* The channel of a ReadAt on LANE. */
+static struct rpc_channel *bulk_channel(struct seeder_client *c, uint64_t lane)
+{
+    return c->channels[lane % c->n_channels];
+}
+
+/* A control call of Seeder.METHOD; the reply or NULL with *RESULT. */
+static ProtobufCMessage *control_call(struct seeder_client *c, const char *method,
+                                      const ProtobufCMessage *request,
+                                      const ProtobufCMessageDescriptor *reply_type,
+                                      struct rpc_result *result)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/godwit.v1.Seeder/%s", method);
+    ProtobufCMessage *reply;
+    if (rpc_call(control_channel(c), path, request, reply_type, &reply, CONTROL_TIMEOUT_MS,
+                 result) != GRPC_STATUS_OK)
+        return NULL;
+    return reply;
+}
+
+Godwit__V1__InfoResponse *seeder_client_info(struct seeder_client *client,
+                                             struct rpc_result *result)
+{
+    Godwit__V1__InfoRequest request = GODWIT__V1__INFO_REQUEST__INIT;
+    return (Godwit__V1__InfoResponse *)control_call(client, "Info", &request.base,
+                                                    &godwit__v1__info_response__descriptor, result);
+}
+
+Godwit__V1__SyncResponse *seeder_client_sync(struct seeder_client *client, const char *image_id,
+                                             uint64_t ack_generation, struct rpc_result *result)
+{
+    Godwit__V1__SyncRequest request = GODWIT__V1__SYNC_REQUEST__INIT;
+    request.image_id = (char *)image_id;
+    request.ack_generation = ack_generation;
+    return (Godwit__V1__SyncResponse *)control_call(client, "Sync", &request.base,
+                                                    &godwit__v1__sync_response__descriptor, result);
+}
+
+Godwit__V1__FinalizeResponse *seeder_client_finalize(struct seeder_client *client,
+                                                     const char *image_id, uint64_t ack_generation,
+                                                     struct rpc_result *result)
+{
+    Godwit__V1__FinalizeRequest request = GODWIT__V1__FINALIZE_REQUEST__INIT;
+    request.image_id = (char *)image_id;
+    request.ack_generation = ack_generation;
+    return (Godwit__V1__FinalizeResponse *)control_call(
+        client, "Finalize", &request.base, &godwit__v1__finalize_response__descriptor, result);
+}
+
+/* A control call whose reply carries nothing: only its status counts. */
+static grpc_status_code status_call(struct seeder_client *c, const char *method,
+                                    const ProtobufCMessage *request,
+                                    const ProtobufCMessageDescriptor *reply_type,
+                                    struct rpc_result *result)
+{
+    ProtobufCMessage *reply = control_call(c, method, request, reply_type, result);
+    if (reply)
+        protobuf_c_message_free_unpacked(reply, NULL);
+    return result->status;
+}
+
+grpc_status_code seeder_client_track(struct seeder_client *client, struct rpc_result *result)
+{
+    Godwit__V1__TrackRequest request = GODWIT__V1__TRACK_REQUEST__INIT;
+    return status_call(client, "Track", &request.base, &godwit__v1__track_response__descriptor,
+                       result);
+}
+
+grpc_status_code seeder_client_complete(struct seeder_client *client, struct rpc_result *result)
+{
+    Godwit__V1__CompleteRequest request = GODWIT__V1__COMPLETE_REQUEST__INIT;
+    return status_call(client, "Complete", &request.base,
+                       &godwit__v1__complete_response__descriptor, result);
+}
+
+/* Where the data of a ReadAtResponse (tag 0x0a, varint length, bytes)
+ * starts in REPLY; 0 if it is not EXPECTED bytes of data. */
+static size_t reply_data(const struct rpc_response *reply, uint32_t expected)
+{
+    uint8_t header[16];
+    struct iovec iov[sizeof header];
+    size_t have = reply->length < sizeof header ? reply->length : sizeof header, got = 0;
+    int n = rpc_response_iov(reply, 0, have, iov, (int)sizeof header);
+    for (int i = 0; i < n; got += iov[i].iov_len, i++)
+        memcpy(header + got, iov[i].iov_base, iov[i].iov_len);
+    if (n < 0 || got == 0 || header[0] != 0x0a)
+        return 0;
+    uint64_t len = 0;
+    size_t at = 1;
+    for (unsigned shift = 0; at < got && shift < 35; shift += 7) {
+        len |= (uint64_t)(header[at] & 0x7f) << shift;
+        if (!(header[at++] & 0x80))
+            break;
+    }
+    return len == expected && reply->length - at == len ? at : 0;
+}
+
+grpc_status_code seeder_client_read_at(struct seeder_client *client, const struct seeder_read *read,
+                                       struct seeder_data *data, struct rpc_result *result)
+{
+    Godwit__V1__ReadAtRequest request = GODWIT__V1__READ_AT_REQUEST__INIT;
+    request.offset = read->offset;
+    request.length = read->length;
+    request.image_id = (char *)read->image_id;
+    *data = (struct seeder_data){.length = read->length};
+    if (rpc_call_raw(bulk_channel(client, read->lane), "/godwit.v1.Seeder/ReadAt", &request.base,
+                     &data->reply, READ_TIMEOUT_MS, result) != GRPC_STATUS_OK)
+        return result->status;
+    if (!(data->at = reply_data(&data->reply, read->length))) {
+        seeder_data_free(data);
+        result->status = GRPC_STATUS_INTERNAL;
+        snprintf(result->message, sizeof result->message, "a ReadAt reply of the wrong shape");
+    }
+    return result->status;
+}
+
+int seeder_data_iov(const struct seeder_data *data, size_t offset, size_t length, struct iovec *iov,
+                    int max)
+{
+    if (offset > data->length || length > data->length - offset)
+        return -1;
+    return rpc_response_iov(&data->reply, data->at + offset, length, iov, max);
+}
+
+void seeder_data_free(struct seeder_data *data)
+{
+    rpc_response_free(&data->reply);
+    *data = (struct seeder_data){0};
+}

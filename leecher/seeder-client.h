@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/* The leecher's one client of godwit.v1.Seeder: a typed call per method.
+ * It owns the method names, the timeouts and the channel choice: control
+ * calls (Info, Track, Sync, Finalize, Complete) go on the control channel,
+ * ReadAt on the bulk channel its lane picks. Today the control channel is
+ * the first of the pool. Thread-safe: any thread may call at any time. */
+#ifndef GODWIT_LEECHER_SEEDER_CLIENT_H
+#define GODWIT_LEECHER_SEEDER_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "godwit/v1/seeder.pb-c.h"
+#include "rpc-client.h"
+
+struct seeder_client;
+
+struct seeder_client_config {
+    const char *target; /* the seeder's gRPC address */
+    unsigned channels;  /* TCP connections in the pool, at least 1 */
+    struct rpc_tls tls; /* client side, as struct rpc_channel_config has it */
+};
+
+/* Opens the pool (connections come up lazily). NULL with a sentence in ERR. */
+struct seeder_client *seeder_client_open(const struct seeder_client_config *config, char *err,
+                                         size_t errlen);
+void seeder_client_close(struct seeder_client *client);
+
+/* Control calls. Each returns the decoded reply (free it with
+ * protobuf_c_message_free_unpacked(&reply->base, NULL)), or NULL with the
+ * status and the seeder's message in *RESULT. IMAGE_ID is the image the
+ * leecher copies: the seeder refuses (FAILED_PRECONDITION) if it serves
+ * another. */
+Godwit__V1__InfoResponse *seeder_client_info(struct seeder_client *client,
+                                             struct rpc_result *result);
+Godwit__V1__SyncResponse *seeder_client_sync(struct seeder_client *client, const char *image_id,
+                                             uint64_t ack_generation, struct rpc_result *result);
+Godwit__V1__FinalizeResponse *seeder_client_finalize(struct seeder_client *client,
+                                                     const char *image_id, uint64_t ack_generation,
+                                                     struct rpc_result *result);
+/* Track and Complete carry nothing back but their status. */
+grpc_status_code seeder_client_track(struct seeder_client *client, struct rpc_result *result);
+grpc_status_code seeder_client_complete(struct seeder_client *client, struct rpc_result *result);
+
+/* One ReadAt. LANE picks the bulk channel (a worker's index, an on-demand
+ * read's chunk): one lane always uses the same channel. */
+struct seeder_read {
+    const char *image_id;
+    uint64_t offset;
+    uint32_t length;
+    uint64_t lane;
+};
+
+/* The data of a ReadAt reply, left in place in gRPC's slices. */
+struct seeder_data {
+    struct rpc_response reply; /* the reply as received */
+    size_t at;                 /* where the data starts in it */
+    size_t length;             /* bytes of data: what was asked for */
+};
+
+/* Reads READ's range into *DATA (free with seeder_data_free). A reply that
+ * is not a ReadAtResponse of exactly the length asked for gives
+ * GRPC_STATUS_INTERNAL; on any failure *DATA holds nothing. */
+grpc_status_code seeder_client_read_at(struct seeder_client *client, const struct seeder_read *read,
+                                       struct seeder_data *data, struct rpc_result *result);
+/* Points IOV (room for MAX) at LENGTH bytes of the data from OFFSET (0 is
+ * the data's first byte); the count, or -1 if out of range or over MAX. */
+int seeder_data_iov(const struct seeder_data *data, size_t offset, size_t length, struct iovec *iov,
+                    int max);
+void seeder_data_free(struct seeder_data *data);
+
+#endif
