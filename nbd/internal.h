@@ -85,7 +85,12 @@ void nbd_serve_requests(struct nbd_connection *conn);
 /* The transmission flags this server advertises. */
 uint16_t nbd_transmission_flags(const struct nbd_server *server);
 
-/* errno -> NBD error on the wire. */
-uint32_t nbd_errno_to_wire(int err);
+/* errno -> NBD error on the wire for a request with FLAGS, as nbdkit's
+ * nbd_errno does: NBD_ENOTSUP only for a request that asked for it
+ * (NBD_CMD_FLAG_FAST_ZERO), NBD_EOVERFLOW only for one that asked for an
+ * unfragmented read (NBD_CMD_FLAG_DF, which needs structured replies);
+ * otherwise both are NBD_EINVAL, which every client knows. Anything
+ * without an NBD value is NBD_EIO. */
+uint32_t nbd_errno_to_wire(int err, uint16_t flags);
 
 #endif

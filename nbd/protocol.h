@@ -59,6 +59,8 @@ enum {
 };
 #define NBD_CMD_FLAG_FUA (1u << 0)
 #define NBD_CMD_FLAG_NO_HOLE (1u << 1)
+#define NBD_CMD_FLAG_DF (1u << 2)        /* READ: don't fragment (structured replies only) */
+#define NBD_CMD_FLAG_FAST_ZERO (1u << 4) /* WRITE_ZEROES: fail with ENOTSUP unless fast */
 
 /* Error values on the wire. */
 enum {

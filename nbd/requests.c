@@ -29,7 +29,7 @@ struct nbd_job {
     int error;                  /* set by validation: reply with this errno, run nothing */
 };
 
-uint32_t nbd_errno_to_wire(int err)
+uint32_t nbd_errno_to_wire(int err, uint16_t flags)
 {
     switch (err) {
     case 0:
@@ -46,9 +46,12 @@ uint32_t nbd_errno_to_wire(int err)
     case EDQUOT:
         return NBD_ENOSPC;
     case EOVERFLOW:
-        return NBD_EOVERFLOW;
+        return flags & NBD_CMD_FLAG_DF ? NBD_EOVERFLOW : NBD_EINVAL;
     case ENOTSUP:
-        return NBD_ENOTSUP;
+#if EOPNOTSUPP != ENOTSUP
+    case EOPNOTSUPP:
+#endif
+        return flags & NBD_CMD_FLAG_FAST_ZERO ? NBD_ENOTSUP : NBD_EINVAL;
     case ESHUTDOWN:
         return NBD_ESHUTDOWN;
     default:
@@ -72,7 +75,7 @@ static int send_reply(struct nbd_connection *conn, const struct nbd_job *job, in
                       const void *data)
 {
     struct nbd_simple_reply reply = {htobe32(NBD_SIMPLE_REPLY_MAGIC),
-                                     htobe32(nbd_errno_to_wire(error)),
+                                     htobe32(nbd_errno_to_wire(error, job->request.flags)),
                                      job->request.handle}; /* handle is opaque: echo raw */
     bool with_data = job->request.type == NBD_CMD_READ && error == 0 && job->request.count > 0;
     LOCK_FOR_SCOPE(&conn->write_lock);

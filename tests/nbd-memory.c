@@ -46,7 +46,7 @@ static int memory_pread(void *opaque, void *buf, uint32_t count, uint64_t offset
     }
     if (disk->eio_length && offset < disk->eio_offset + disk->eio_length &&
         offset + count > disk->eio_offset)
-        return errno = EIO, -1;
+        return errno = disk->read_errno ? disk->read_errno : EIO, -1;
     pthread_mutex_lock(&disk->lock);
     memcpy(buf, disk->data + offset, count);
     pthread_mutex_unlock(&disk->lock);

@@ -17,6 +17,7 @@ struct memory_disk {
     uint64_t size;
     pthread_mutex_t lock;
     uint64_t eio_offset, eio_length; /* reads touching this range fail (set before serving) */
+    int read_errno;                  /* what they fail with; 0 means EIO */
     atomic_uint flushes, fua_writes, trims, zeroes;
     /* When gate_width > 1, reads wait (up to 10 s) until gate_width reads
      * are inside pread at once; gate_met says it happened. */

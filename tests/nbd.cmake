@@ -16,3 +16,8 @@ godwit_add_test(test-nbd-raw SOURCES test-nbd-raw.c
 add_executable(nbd-serve-file nbd-serve-file.c)
 target_link_libraries(nbd-serve-file PRIVATE godwit_nbd)
 godwit_add_script_test(test-nbd-serve-file test-nbd-serve-file.sh nbd)
+
+# The errno -> NBD error mapping and its request flags (nbdkit's rule).
+godwit_add_test(test-nbd-errno SOURCES test-nbd-errno.c
+  LIBS godwit_test_nbd_memory PkgConfig::LIBNBD LABELS nbd)
+target_include_directories(test-nbd-errno PRIVATE ${CMAKE_SOURCE_DIR}/nbd)
