@@ -18,14 +18,16 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends \
        libgrpc29 libprotobuf-c1 libnbd0 libjansson4 libnbd-bin fuse3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin godwit \
+    && groupadd --system --gid 10001 godwit \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin godwit \
     && mkdir -p /run/godwit /var/lib/godwit \
     && chown godwit:godwit /run/godwit /var/lib/godwit
 COPY --from=build /staging/usr/local/bin/ /usr/local/bin/
 USER 10001
 EXPOSE 1337 1338
-# Liveness only: the gRPC port accepts connections. Kubernetes should use
-# its native grpc probes against grpc.health.v1 instead (see k8s/).
+# Liveness only: the gRPC port accepts connections (GODWIT_HEALTH_PORT=1338
+# for a leecher's control port). Kubernetes should probe grpc.health.v1
+# instead (see k8s/).
 HEALTHCHECK --interval=10s --timeout=3s \
     CMD bash -c 'exec 3<>/dev/tcp/127.0.0.1/${GODWIT_HEALTH_PORT:-1337}' || exit 1
 CMD ["godwit-seeder", "--help"]

@@ -12,3 +12,5 @@ godwit_add_test(test-seeder-mount SOURCES test-seeder-mount.c
   LIBS godwit_seeder_harness LABELS seeder grpc)
 add_dependencies(test-seeder-mount godwit-seeder)
 godwit_add_script_test(test-tls test-tls.sh seeder leecher grpc)
+# The stand-in workload (bench/writer.c) against a seeder that comes and goes.
+godwit_add_script_test(test-writer-retry test-writer-retry.sh seeder grpc)
