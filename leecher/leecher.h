@@ -22,12 +22,6 @@ struct seeder_client;
 /* Values of godwit.v1.State. */
 enum leecher_state { PRECOPY = 1, FINALIZING = 2, POSTCOPY = 3, COMPLETE = 4, FAILED = 5 };
 
-/* A FIFO of chunk indices (on-demand requests, the dirty list at Finalize). */
-struct chunk_queue {
-    uint64_t *items;
-    size_t head, count, room;
-};
-
 struct leecher {
     /* Set up by main before any thread starts; read-only afterwards. */
     struct logger *log;
@@ -36,10 +30,9 @@ struct leecher {
     struct chunk_map *map;
     char image_id[33];
     uint32_t max_read;
-    struct seeder_client *seeder;
+    struct seeder_client *seeder; /* thread-safe */
     unsigned n_workers;
-    uint32_t batch_bytes;           /* largest ReadAt a background pull makes */
-    const struct pull_order *order; /* background pull heuristic */
+    uint32_t batch_bytes; /* largest ReadAt a background pull makes */
     int sync_interval_ms;
     bool final_sync;     /* Sync once more right before the freeze */
     int pull_timeout_ms; /* post-copy: how long a read waits for a missing chunk */
@@ -61,25 +54,17 @@ struct leecher {
     bool gate_open; /* the export serves requests (after Finalize) */
     bool stopping;
     uint64_t downtime_us;
-    uint64_t finalize_dirty;   /* chunks the freeze reported */
-    uint64_t ack_generation;   /* last Sync set recorded in the state file */
-    struct chunk_queue urgent; /* chunks the pull order put first (read-ahead) */
-    struct chunk_queue dirty;  /* chunks the freeze reported, pulled first */
-    uint64_t cursor;           /* the pull order's position */
-    uint64_t scanned_empty;    /* 1 + chunk_map_remote_events when the pull order last
-                                  found nothing to claim; 0: not yet */
-    double dirty_rate;         /* chunks/s re-dirtied, recent Syncs */
-    uint64_t source_dirty;     /* what Finalize would transfer now (Seeder.Info) */
+    uint64_t finalize_dirty;  /* chunks the freeze reported */
+    uint64_t ack_generation;  /* last Sync set recorded in the state file */
+    struct pull_order *order; /* what workers pull next (opened by main) */
+    double dirty_rate;        /* chunks/s re-dirtied, recent Syncs */
+    uint64_t source_dirty;    /* what Finalize would transfer now (Seeder.Info) */
 
     /* Statistics: atomics, any thread. */
     _Atomic uint64_t bytes_pulled;
     _Atomic uint64_t chunks_redirtied;
     _Atomic uint64_t pulled_once; /* chunks pulled at least once: only grows */
 };
-
-/* chunk_queue.c-like helpers (in puller.c). Caller holds leecher->lock. */
-void chunk_queue_push(struct chunk_queue *q, uint64_t chunk);
-bool chunk_queue_pop(struct chunk_queue *q, uint64_t *chunk);
 
 /* puller.c: background workers; on-demand pulls. */
 int pullers_start(struct leecher *l, pthread_t **threads);
@@ -88,14 +73,18 @@ void pullers_join(struct leecher *l, pthread_t *threads);
  * pull timeout; ESHUTDOWN when stopping. */
 int leecher_ensure_local(struct leecher *l, uint64_t chunk);
 
-/* migration.c: the syncer, Finalize, completion, failure. */
-void *syncer_thread(void *arg);
-void *monitor_thread(void *arg);
-int leecher_finalize(struct leecher *l, char *err, size_t errlen);
-void leecher_fail(struct leecher *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* leecher.c: what every part shares. */
 uint64_t leecher_now_us(void);
 /* Waits on leecher->changed (lock held) for at most US microseconds. */
 void leecher_wait(struct leecher *l, uint64_t us);
+/* Enters FAILED with MESSAGE (the first failure wins), logs the error
+ * event and makes main stop (SIGTERM). Takes leecher->lock. */
+void leecher_fail(struct leecher *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* migration.c: the syncer, Finalize, the monitor (progress, COMPLETE). */
+void *syncer_thread(void *arg);
+void *monitor_thread(void *arg);
+int leecher_finalize(struct leecher *l, char *err, size_t errlen);
 
 /* state-file.c: crash-safe record of which chunks are local. */
 int state_file_load(struct leecher *l, char *err, size_t errlen);

@@ -153,7 +153,8 @@ static int prepare_image(struct leecher *l, const struct leecher_options *o, cha
     if (image_open(&l->image, o->image, l->geo.size, err, errlen) < 0)
         return -1;
     l->map = chunk_map_new(l->geo.chunks);
-    if (asprintf(&l->state_path, "%s.godwit-state", o->image) < 0 || !l->map) {
+    l->order = l->map ? pull_order_open(&pull_order_sequential, l->map, l->geo.chunks) : NULL;
+    if (asprintf(&l->state_path, "%s.godwit-state", o->image) < 0 || !l->order) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -245,8 +246,7 @@ static void release(struct leecher *l)
     chunk_map_free(l->map);
     image_close(&l->image);
     free(l->state_path);
-    free(l->urgent.items);
-    free(l->dirty.items);
+    pull_order_close(l->order);
 }
 
 /* Runs until SIGINT/SIGTERM; SIGUSR1 finalizes. Returns 0, or 1 if the
@@ -316,7 +316,6 @@ int main(int argc, char **argv)
                         .batch_bytes = (uint32_t)(o.batch > (16u << 20) ? 16u << 20 : o.batch),
                         .sync_interval_ms = (int)o.sync_interval,
                         .pull_timeout_ms = (int)o.pull_timeout,
-                        .order = &pull_order_sequential,
                         .final_sync = !o.skip_final_sync,
                         .state = PRECOPY,
                         .started_us = leecher_now_us()};

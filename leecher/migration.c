@@ -1,43 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /* The migration's phases: the syncer (iterative pre-copy: Sync, re-mark,
  * record, acknowledge), Finalize (freeze the source, mark its last dirty
- * chunks, open the export), the monitor (progress lines and completion),
- * and failure. */
+ * chunks, open the export), and the monitor (progress lines and
+ * completion). */
 #include "leecher.h"
 
 #include "log.h"
+#include "pull-order.h"
 #include "seeder-client.h"
 
 #include <errno.h>
-#include <signal.h>
-#include <unistd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *state_names[] = {"", "PRECOPY", "FINALIZING", "POSTCOPY", "COMPLETE", "FAILED"};
-
-void leecher_fail(struct leecher *l, const char *fmt, ...)
-{
-    char message[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
-    va_end(ap);
-    pthread_mutex_lock(&l->lock);
-    bool first = l->state != FAILED;
-    if (first) {
-        l->state = FAILED;
-        snprintf(l->error, sizeof l->error, "%s", message);
-    }
-    pthread_cond_broadcast(&l->changed);
-    pthread_mutex_unlock(&l->lock);
-    if (first) {
-        log_event(l->log, "error", json_pack("{s:s}", "error", message));
-        kill(getpid(), SIGTERM); /* main stops everything and exits non-zero */
-    }
-}
 
 /* Waits MS or until the state leaves PRECOPY / stopping; true to go on. */
 static bool precopy_wait(struct leecher *l, int ms)
@@ -62,7 +39,7 @@ static uint64_t mark_dirty(struct leecher *l, const uint64_t *offsets, size_t n,
             continue;
         redirtied += chunk_map_mark_remote(l->map, chunk);
         if (queue)
-            chunk_queue_push(&l->dirty, chunk);
+            pull_order_put_first(l->order, chunk);
     }
     pthread_cond_broadcast(&l->changed);
     pthread_mutex_unlock(&l->lock);

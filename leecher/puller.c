@@ -1,14 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* Pulling chunks: background workers take, in order, queued chunks
- * (read-ahead after on-demand reads), the chunks the freeze reported, then
- * whatever the pull order picks (batched into one ReadAt up to
- * batch_bytes); a read of a missing chunk pulls it at once in the reader's
- * own thread, so its latency is about one round trip. */
+/* Pulling chunks: background workers take what the pull order hands out
+ * (pull-order.h; batched into one ReadAt up to batch_bytes); a read of a
+ * missing chunk pulls it at once in the reader's own thread, so its
+ * latency is about one round trip. */
 #include "leecher.h"
 
-#include "pull-order.h"
-
 #include "log.h"
+#include "pull-order.h"
 #include "seeder-client.h"
 
 #include <errno.h>
@@ -16,48 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { MAX_BACKOFF_MS = 2000, RPC_TIMEOUT_MS = 30000 };
-
-void chunk_queue_push(struct chunk_queue *q, uint64_t chunk)
-{
-    if (q->count == q->room) {
-        size_t room = q->room ? 2 * q->room : 64;
-        uint64_t *items = malloc(room * sizeof *items);
-        for (size_t i = 0; i < q->count; i++)
-            items[i] = q->items[(q->head + i) % q->room];
-        free(q->items);
-        q->items = items, q->head = 0, q->room = room;
-    }
-    q->items[(q->head + q->count++) % q->room] = chunk;
-}
-
-bool chunk_queue_pop(struct chunk_queue *q, uint64_t *chunk)
-{
-    if (q->count == 0)
-        return false;
-    *chunk = q->items[q->head];
-    q->head = (q->head + 1) % q->room;
-    q->count--;
-    return true;
-}
-
-uint64_t leecher_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-void leecher_wait(struct leecher *l, uint64_t us)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(us / 1000000);
-    until.tv_nsec += (long)(us % 1000000) * 1000;
-    if (until.tv_nsec >= 1000000000)
-        until.tv_sec++, until.tv_nsec -= 1000000000;
-    pthread_cond_timedwait(&l->changed, &l->lock, &until);
-}
+enum { MAX_BACKOFF_MS = 2000 };
 
 static void sleep_ms(int ms)
 {
@@ -121,26 +78,6 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
     return r;
 }
 
-/* Picks the next work: a queued chunk first, else what the pull order says.
- * A pull order only claims REMOTE chunks, so once it found none it is not
- * asked again (its scan is O(chunks), under the lock) until one turns REMOTE. */
-static unsigned claim_next(struct leecher *l, unsigned max, uint64_t *first, uint32_t *tickets)
-{
-    uint64_t c;
-    while (chunk_queue_pop(&l->urgent, &c) || chunk_queue_pop(&l->dirty, &c))
-        if (chunk_map_claim(l->map, c, &tickets[0])) {
-            *first = c;
-            return 1;
-        }
-    uint64_t events = chunk_map_remote_events(l->map);
-    if (l->scanned_empty == events + 1)
-        return 0;
-    unsigned count = l->order->claim(l, max, first, tickets);
-    if (count == 0)
-        l->scanned_empty = events + 1;
-    return count;
-}
-
 struct worker_arg {
     struct leecher *l;
     unsigned index;
@@ -158,7 +95,8 @@ static void *worker(void *arg)
         uint64_t first = 0;
         pthread_mutex_lock(&l->lock);
         unsigned count = 0;
-        while (!l->stopping && l->state != FAILED && !(count = claim_next(l, max, &first, tickets)))
+        while (!l->stopping && l->state != FAILED &&
+               !(count = pull_order_claim(l->order, max, &first, tickets)))
             leecher_wait(l, 200000);
         bool stop = l->stopping || l->state == FAILED;
         pthread_mutex_unlock(&l->lock);
@@ -234,7 +172,7 @@ int leecher_ensure_local(struct leecher *l, uint64_t chunk)
                 /* Reads tend to go on where they stopped: the next chunks
                  * jump the background queue. */
                 pthread_mutex_lock(&l->lock);
-                l->order->on_demand(l, chunk);
+                pull_order_on_demand(l->order, chunk);
                 pthread_cond_broadcast(&l->changed);
                 pthread_mutex_unlock(&l->lock);
                 continue;
