@@ -9,6 +9,9 @@ packages=(
   libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
   libnbd-dev libnbd-bin libjansson-dev fuse3 libfuse3-dev
   nbdkit qemu-utils openssl procps iproute2 clang clang-format jq
+  # clang's sanitizer and libFuzzer runtimes: a Recommends of clang, so
+  # --no-install-recommends below leaves them out unless named.
+  libclang-rt-14-dev
 )
 
 missing=()

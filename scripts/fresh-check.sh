@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The fresh-machine check: runs the README's test command (scripts/test.sh)
+# in a new Debian 12 minbase chroot holding only a clone of this repository's
+# committed HEAD, so a package missing from scripts/install-deps.sh fails
+# here instead of on a new machine. A developer check, not a ctest test.
+#   scripts/fresh-check.sh                          # the whole test.sh
+#   GODWIT_TEST_CONFIGS=plain scripts/fresh-check.sh
+#   scripts/fresh-check.sh --rebuild                # debootstrap the base anew
+# The debootstrapped base is cached in $GODWIT_FRESH_CACHE (default
+# /var/cache/godwit-fresh/base); each run copies it, so every run starts
+# fresh. Runs as root (debootstrap, chroot, mounts), in its own mount and PID
+# namespace: nothing stays mounted or running after it. Exit 0 pass, 1 fail,
+# 2 bad usage.
+set -euo pipefail
+
+cache=${GODWIT_FRESH_CACHE:-/var/cache/godwit-fresh}
+suite=bookworm
+command=(scripts/test.sh)
+rebuild=0
+for arg in "$@"; do
+  case $arg in
+    --rebuild) rebuild=1 ;;
+    -h | --help) sed -n '3,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "fresh-check: unknown argument '$arg' (--rebuild or --help)" >&2; exit 2 ;;
+  esac
+done
+[ "$(id -u)" -eq 0 ] || { echo "fresh-check: run as root (debootstrap and chroot need it)" >&2; exit 2; }
+repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+head=$(git -C "$repo" rev-parse HEAD)
+base=$cache/base
+root=$cache/run
+log=$cache/last.log
+started=$(date +%s)
+
+say() { echo "fresh-check: $*" >&2; }
+
+# The host's Debian mirror for $suite (deb822 or one-line sources), or Debian's own.
+host_mirror() {
+  local uri
+  uri=$(awk -v suite="$suite" '
+    /^URIs:/ { uris = $2 } /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == suite) found = uris }
+    /^$/ { uris = "" } END { print found }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  [ -n "$uri" ] || uri=$(awk -v suite="$suite" '$1 == "deb" && $3 == suite { print $2; exit }' \
+    /etc/apt/sources.list 2>/dev/null || true)
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
+make_base() {
+  command -v debootstrap >/dev/null || {
+    say "installing debootstrap"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  }
+  local mirror
+  mirror=$(host_mirror)
+  say "debootstrap --variant=minbase $suite from $mirror into $base"
+  rm -rf "$base" "$base.tmp"
+  mkdir -p "$cache"
+  debootstrap --variant=minbase "$suite" "$base.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
+    { tail -20 "$cache/debootstrap.log" >&2; say "debootstrap failed ($cache/debootstrap.log)"; exit 1; }
+  mv "$base.tmp" "$base"
+}
+
+# The new root: a copy of the base, the host's apt sources and Acquire
+# settings (the same mirror, reached the same way), DNS, and the clone.
+make_root() {
+  rm -rf "$root"
+  cp -a "$base" "$root"
+  local f
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] && cp "$f" "$root$f"
+  done
+  for f in /etc/apt/apt.conf.d/*; do
+    grep -q '^Acquire::' "$f" 2>/dev/null && cp "$f" "$root$f"
+  done
+  cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+  git clone -q --no-hardlinks "$repo" "$root/root/godwit"
+  git -C "$root/root/godwit" checkout -q --detach "$head"
+}
+
+# Runs inside the new mount and PID namespaces: mounts what a machine has,
+# then the command in the chroot with a clean environment.
+run_inside() {
+  set -euo pipefail
+  mount --make-rprivate /
+  mount -t proc proc "$root/proc"
+  mount -t sysfs sysfs "$root/sys"
+  mount -t tmpfs -o mode=755 dev "$root/dev"
+  local node
+  for node in null zero full random urandom tty fuse kvm; do
+    [ -e "/dev/$node" ] || continue
+    touch "$root/dev/$node"
+    mount --bind "/dev/$node" "$root/dev/$node"
+  done
+  mkdir -p "$root/dev/pts" "$root/dev/shm"
+  mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts"
+  ln -s pts/ptmx "$root/dev/ptmx"
+  mount -t tmpfs -o mode=1777 shm "$root/dev/shm"
+  ln -s /proc/self/fd "$root/dev/fd"
+  ln -s /proc/self/fd/0 "$root/dev/stdin"
+  ln -s /proc/self/fd/1 "$root/dev/stdout"
+  ln -s /proc/self/fd/2 "$root/dev/stderr"
+  chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    ${GODWIT_TEST_CONFIGS:+GODWIT_TEST_CONFIGS="$GODWIT_TEST_CONFIGS"} \
+    bash -c 'cd /root/godwit && "$@"' bash "${command[@]}"
+}
+
+if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no)" ]; then
+  say "note: uncommitted changes in $repo are not checked (only HEAD $head is)"
+fi
+if [ "$rebuild" -eq 1 ] || [ ! -x "$base/bin/bash" ]; then
+  make_base
+fi
+make_root
+say "running ${command[*]} at $head in $root (log: $log)"
+export root suite
+export -f run_inside
+status=0
+unshare --mount --pid --fork --kill-child bash -c "$(declare -p command); run_inside" \
+  >"$log" 2>&1 || status=$?
+took=$(($(date +%s) - started))
+if [ "$status" -eq 0 ]; then
+  tail -3 "$log"
+  say "PASS in ${took}s: ${command[*]} at $head on a fresh Debian $suite"
+else
+  tail -40 "$log"
+  say "FAIL (exit $status) in ${took}s: ${command[*]} at $head on a fresh Debian $suite; log: $log"
+  exit 1
+fi
