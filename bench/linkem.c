@@ -5,9 +5,13 @@
  * refuses new ones), SIGUSR2 restores it: for fault-injection tests.
  *
  *   godwit-linkem --listen 127.0.0.1:9000 --target 127.0.0.1:1337 --rtt-ms 10 [--rate-mbps 1000]
- */
+ *
+ * Once it listens it prints a ready event with the bound port (--listen
+ * 127.0.0.1:0 lets the kernel pick one); --log-format json makes its lines
+ * JSON objects on stdout, as the daemons' are. */
 #include "cleanup.h"
 #include "daemon.h"
+#include "log.h"
 #include "options.h"
 
 #include <arpa/inet.h>
@@ -266,27 +270,36 @@ static void *accept_loop(void *arg)
     return NULL;
 }
 
-static int listen_on(const struct sockaddr_in *addr)
+/* Listens on ADDR; stores the bound port in *PORT (ADDR may ask for 0). */
+static int listen_on(const struct sockaddr_in *addr, int *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    if (fd < 0)
+        return -1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (const struct sockaddr *)addr, sizeof *addr) < 0 || listen(fd, 128) < 0) {
+    struct sockaddr_in bound;
+    socklen_t len = sizeof bound;
+    if (bind(fd, (const struct sockaddr *)addr, sizeof *addr) < 0 || listen(fd, 128) < 0 ||
+        getsockname(fd, (struct sockaddr *)&bound, &len) < 0) {
         close(fd);
         return -1;
     }
+    *port = ntohs(bound.sin_port);
     return fd;
 }
 
 int main(int argc, char **argv)
 {
-    char *listen_addr = NULL, *target_addr = NULL;
+    char *listen_addr = NULL, *target_addr = NULL, *log_format = NULL;
     unsigned rtt_us = 0, rtt_ms = 0, rate_mbps = 0;
+    enum log_format format = LOG_TEXT;
     struct option_spec specs[] = {
         {"listen", OPTION_STRING, &listen_addr, "ADDR:PORT", "where clients connect (required)"},
         {"target", OPTION_STRING, &target_addr, "ADDR:PORT", "where to relay to (required)"},
         {"rtt-ms", OPTION_UINT, &rtt_ms, "MS", "round-trip time to add (default 0)"},
         {"rtt-us", OPTION_UINT, &rtt_us, "US", "round-trip time in microseconds (adds to rtt-ms)"},
         {"rate-mbps", OPTION_UINT, &rate_mbps, "MBPS", "cap each direction, megabytes/s (0: none)"},
+        {"log-format", OPTION_STRING, &log_format, "text|json", "log lines (default text)"},
     };
     size_t n = sizeof specs / sizeof specs[0];
     char err[256];
@@ -299,6 +312,9 @@ int main(int argc, char **argv)
                    parse_address(target_addr, &target_sa) < 0)) {
         snprintf(err, sizeof err, "--listen and --target need IPv4 ADDR:PORT values");
         r = -1;
+    } else if (r == 0 && log_format && log_format_parse(log_format, &format) < 0) {
+        snprintf(err, sizeof err, "--log-format must be text or json, not \"%s\"", log_format);
+        r = -1;
     }
     if (r != 0) {
         if (r < 0)
@@ -306,29 +322,33 @@ int main(int argc, char **argv)
         options_free(specs, n);
         return r < 0 ? 2 : 0;
     }
-    daemon_block_signals();
+    struct logger log;
+    daemon_start(&log, "godwit-linkem", format == LOG_JSON ? "json" : "text");
     struct link link = {.delay_ns = ((uint64_t)rtt_ms * 1000 + rtt_us) * 500,
                         .bytes_per_ns = rate_mbps * 1e6 / 1e9};
-    int listener = listen_on(&listen_sa);
+    int port, listener = listen_on(&listen_sa, &port);
     if (listener < 0) {
-        fprintf(stderr, "godwit-linkem: cannot listen on %s: %s\n", listen_addr, strerror(errno));
+        log_error(&log, "cannot listen on %s: %s", listen_addr, strerror(errno));
         options_free(specs, n);
         return 1;
     }
     void *args[3] = {&link, &listener, &target_sa};
     pthread_t acceptor;
     pthread_create(&acceptor, NULL, accept_loop, args);
-    fprintf(stderr, "godwit-linkem: %s -> %s, rtt %u.%03u ms, rate %s\n", listen_addr, target_addr,
-            rtt_ms + rtt_us / 1000, rtt_us % 1000, rate_mbps ? "capped" : "unlimited");
+    log_info(&log, "%s -> %s, rtt %u.%03u ms, rate %s", listen_addr, target_addr,
+             rtt_ms + rtt_us / 1000, rtt_us % 1000, rate_mbps ? "capped" : "unlimited");
+    log_event(
+        &log, "ready",
+        json_pack("{s:s,s:i,s:s}", "listen", listen_addr, "port", port, "target", target_addr));
     for (;;) {
         int sig = daemon_wait_signal();
         if (sig == SIGUSR1) {
             atomic_store(&link.cut, true);
             atomic_fetch_add(&link.epoch, 1);
-            fprintf(stderr, "godwit-linkem: link cut\n");
+            log_info(&log, "link cut");
         } else if (sig == SIGUSR2) {
             atomic_store(&link.cut, false);
-            fprintf(stderr, "godwit-linkem: link restored\n");
+            log_info(&log, "link restored");
         } else {
             break;
         }

@@ -175,6 +175,7 @@ struct running {
     struct nbd_server *nbd;
     struct fuse_mount *mount;
     struct rpc_server *control;
+    int control_port; /* the bound TCP port of control (0 for a unix socket) */
     struct rpc_service service;
     pthread_t *workers, syncer, monitor;
     bool threads;
@@ -206,7 +207,8 @@ static int start(struct leecher *l, struct running *run, const struct leecher_op
                  "the control API on %s is plaintext and reachable from other hosts; anyone there "
                  "can call Finalize (use --tls-cert/--tls-key, or a NetworkPolicy)",
                  o->control);
-    if (!(run->control = rpc_server_start(&config, &run->service, 1, NULL, err, errlen)))
+    if (!(run->control =
+              rpc_server_start(&config, &run->service, 1, &run->control_port, err, errlen)))
         return -1;
     if (pullers_start(l, &run->workers) < 0 ||
         pthread_create(&run->syncer, NULL, syncer_thread, l) != 0 ||
@@ -216,6 +218,18 @@ static int start(struct leecher *l, struct running *run, const struct leecher_op
     }
     run->threads = true;
     return 0;
+}
+
+/* Says where the leecher can be reached, once everything listens. */
+static void announce(struct leecher *l, const struct running *run, const struct leecher_options *o)
+{
+    json_t *fields =
+        json_pack("{s:s,s:i}", "control", o->control, "control_port", run->control_port);
+    if (o->nbd_socket)
+        json_object_set_new(fields, "nbd_socket", json_string(o->nbd_socket));
+    if (run->mount)
+        json_object_set_new(fields, "mount", json_string(fuse_mount_file(run->mount)));
+    log_event(l->log, "ready", fields);
 }
 
 static void stop(struct leecher *l, struct running *run)
@@ -281,6 +295,8 @@ static int run_leecher(struct leecher *l, const struct leecher_options *o, char 
         r = prepare_image(l, o, err, errlen);
     if (r == 0)
         r = start(l, &run, o, err, errlen);
+    if (r == 0)
+        announce(l, &run, o);
     if (r == 0 && serve(l) != 0) {
         snprintf(err, errlen, "%s", l->error);
         r = -1;

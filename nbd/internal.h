@@ -42,6 +42,7 @@ struct nbd_server {
     char *unix_path, *export_name, *description;
     int listeners[2];
     int n_listeners;
+    int tcp_port; /* the bound TCP port (tcp_address may ask for 0); 0 without TCP */
     pthread_t acceptor;
     bool has_acceptor;
     int wake[2]; /* self-pipe (non-blocking) that wakes the acceptor: at stop,

@@ -65,6 +65,10 @@ int nbd_server_add_fd(struct nbd_server *server, int fd);
  * connection, joins all threads and frees SERVER. */
 void nbd_server_stop(struct nbd_server *server);
 
+/* The TCP port SERVER listens on (the one the kernel chose when tcp_address
+ * asked for port 0), or 0 if it has no TCP listener. */
+int nbd_server_tcp_port(const struct nbd_server *server);
+
 /* Number of open client connections. */
 unsigned nbd_server_connections(struct nbd_server *server);
 

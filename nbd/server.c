@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -108,6 +109,18 @@ static int listen_tcp(const char *address, char *err, size_t errlen)
     return fd;
 }
 
+/* The local port of the bound socket FD (IPv4 or IPv6). */
+static int bound_port(int fd)
+{
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) < 0)
+        return 0;
+    if (addr.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&addr)->sin_port);
+}
+
 static void apply_defaults(struct nbd_server_config *c)
 {
     c->max_connections = c->max_connections ? c->max_connections : 64;
@@ -140,8 +153,11 @@ struct nbd_server *nbd_server_start(const struct nbd_server_config *config,
     int fd = 0;
     if (config->unix_path && (fd = listen_unix(config->unix_path, err, errlen)) >= 0)
         server->listeners[server->n_listeners++] = fd;
-    if (fd >= 0 && config->tcp_address && (fd = listen_tcp(config->tcp_address, err, errlen)) >= 0)
+    if (fd >= 0 && config->tcp_address &&
+        (fd = listen_tcp(config->tcp_address, err, errlen)) >= 0) {
         server->listeners[server->n_listeners++] = fd;
+        server->tcp_port = bound_port(fd);
+    }
     if (fd < 0 || pipe2(server->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
         if (fd >= 0)
             snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
@@ -158,6 +174,11 @@ struct nbd_server *nbd_server_start(const struct nbd_server_config *config,
         server->has_acceptor = true;
     }
     return server;
+}
+
+int nbd_server_tcp_port(const struct nbd_server *server)
+{
+    return server->tcp_port;
 }
 
 void nbd_server_stop(struct nbd_server *server)

@@ -175,6 +175,10 @@ static void announce(struct seeder *seeder, const struct seeder_options *o, stru
                                "chunk_size", (int)seeder->geo.chunk_size);
     if (o->nbd_socket)
         json_object_set_new(fields, "nbd_socket", json_string(o->nbd_socket));
+    if (o->nbd_tcp) {
+        json_object_set_new(fields, "nbd_tcp", json_string(o->nbd_tcp));
+        json_object_set_new(fields, "nbd_port", json_integer(nbd_server_tcp_port(run->nbd)));
+    }
     if (run->mount)
         json_object_set_new(fields, "mount", json_string(fuse_mount_file(run->mount)));
     log_event(seeder->log, "ready", fields);

@@ -19,23 +19,21 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "SKIP: $*" >&2; exit 77; }
 requires() { command -v "$1" >/dev/null 2>&1 || skip "$1 is not installed"; }
 
-# free_port: a TCP port on 127.0.0.1 that was free a moment ago.
-free_port() {
-  local port
-  for port in $(shuf -i 20000-32000 -n 50); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null || { echo "$port"; return; }
-  done
-  fail "no free port"
-}
-
-# wait_port PORT [SECONDS]: until something listens there.
-wait_port() {
-  local i
-  for i in $(seq 1 $((${2:-10} * 20))); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+# ready_field EVENTS PID FIELD [SECONDS]: waits until the daemon PID (started
+# with --log-format json and its stdout in EVENTS) prints its ready event,
+# then prints FIELD of it (e.g. port). Tests never pick ports: they start
+# daemons on port 0 and read the bound port here.
+ready_field() {
+  local i line
+  for i in $(seq 1 $((${4:-10} * 20))); do
+    if line=$(grep -m1 '"event":"ready"' "$1" 2>/dev/null); then
+      jq -er ".$3" <<<"$line" || fail "the ready event has no $3: $line"
+      return 0
+    fi
+    kill -0 "$2" 2>/dev/null || fail "process $2 exited before it was ready"
     sleep 0.05
   done
-  return 1
+  fail "process $2 printed no ready event to $1 in ${4:-10} s"
 }
 
 # wait_path PATH [SECONDS]

@@ -15,19 +15,17 @@ void leecher_start(struct leecher_proc *l, struct seeder_proc *s, const char *co
     snprintf(l->image, sizeof l->image, "%s/dest.img", s->dir);
     snprintf(l->socket, sizeof l->socket, "%s/dest.sock", s->dir);
     snprintf(l->log, sizeof l->log, "%s/leecher.log", s->dir);
-    int port = test_free_port();
-    snprintf(l->control, sizeof l->control, "127.0.0.1:%d", port);
     char *leecher = test_program("leecher/godwit-leecher");
-    const char *argv[40] = {leecher,    "--seeder",     s->target, "--image",
-                            l->image,   "--nbd-socket", l->socket, "--control",
-                            l->control, "--log-format", "json"};
+    const char *argv[40] = {leecher,       "--seeder",     s->target, "--image",
+                            l->image,      "--nbd-socket", l->socket, "--control",
+                            "127.0.0.1:0", "--log-format", "json"};
     size_t argc = 11;
     for (size_t i = 0; extra && extra[i] && argc < 39; i++)
         argv[argc++] = extra[i];
-    l->pid = test_spawn((char *const *)argv, l->log);
+    json_t *ready = test_spawn_ready((char *const *)argv, l->log, &l->pid, 15000);
     free(leecher);
-    CHECK(test_wait_for_port(port, 10000), "leecher did not open its control port (see %s)",
-          l->log);
+    snprintf(l->control, sizeof l->control, "127.0.0.1:%d", test_event_int(ready, "control_port"));
+    json_decref(ready);
     char err[256];
     struct rpc_channel_config config = {.target = l->control};
     l->channel = rpc_channel_open(&config, err, sizeof err);
@@ -123,4 +121,21 @@ struct nbd_handle *leecher_nbd(struct leecher_proc *l)
     struct nbd_handle *nbd = nbd_create();
     CHECK(nbd_connect_unix(nbd, l->socket) == 0, "connect to the leecher: %s", nbd_get_error());
     return nbd;
+}
+
+pid_t linkem_start(const char *target, const char *rate, const char *rtt_ms, const char *dir,
+                   char *relay)
+{
+    char *linkem = test_program("bench/godwit-linkem");
+    char log[600];
+    snprintf(log, sizeof log, "%s/linkem.log", dir);
+    char *argv[] = {linkem,         "--listen",     "127.0.0.1:0", "--target",
+                    (char *)target, "--rate-mbps",  (char *)rate,  "--rtt-ms",
+                    (char *)rtt_ms, "--log-format", "json",        NULL};
+    pid_t pid;
+    json_t *ready = test_spawn_ready(argv, log, &pid, 5000);
+    free(linkem);
+    snprintf(relay, 64, "127.0.0.1:%d", test_event_int(ready, "port"));
+    json_decref(ready);
+    return pid;
 }

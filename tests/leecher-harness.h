@@ -32,4 +32,10 @@ grpc_status_code leecher_finalize_call(struct leecher_proc *l, uint64_t *downtim
 /* A libnbd handle on the leecher's export. */
 struct nbd_handle *leecher_nbd(struct leecher_proc *l);
 
+/* Starts godwit-linkem on port 0 relaying to TARGET, capped at RATE MB/s
+ * ("0": no cap) with RTT_MS round trip, logging to DIR/linkem.log; writes
+ * its "127.0.0.1:PORT" to RELAY (64 bytes) and returns its pid. */
+pid_t linkem_start(const char *target, const char *rate, const char *rtt_ms, const char *dir,
+                   char *relay);
+
 #endif

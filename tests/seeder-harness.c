@@ -7,21 +7,25 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Spawns the seeder with the arguments recorded in S and waits for it. */
+/* Spawns the seeder with the arguments recorded in S and waits for its
+ * ready event: on port 0 the first time, then on the port it got, so that
+ * a restarted seeder is found where the leecher (or linkem) dials. */
 static void spawn(struct seeder_proc *s)
 {
     char *seeder = test_program("seeder/godwit-seeder");
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", s->port);
     const char *argv[40] = {seeder,        "--image",      s->image,  "--listen",
-                            s->target,     "--nbd-socket", s->socket, "--chunk-size",
+                            listen,        "--nbd-socket", s->socket, "--chunk-size",
                             s->chunk_size, "--log-format", "json"};
     size_t argc = 11;
     for (size_t i = 0; i < s->n_extra && argc < 39; i++)
         argv[argc++] = s->extra[i];
-    s->pid = test_spawn((char *const *)argv, s->log);
+    json_t *ready = test_spawn_ready((char *const *)argv, s->log, &s->pid, 10000);
     free(seeder);
-    CHECK(test_wait_for_port(s->port, 10000), "seeder did not listen on %s (see %s)", s->target,
-          s->log);
-    CHECK(test_wait_for_path(s->socket, 5000), "seeder made no NBD socket (see %s)", s->log);
+    s->port = test_event_int(ready, "port");
+    json_decref(ready);
+    snprintf(s->target, sizeof s->target, "127.0.0.1:%d", s->port);
 }
 
 void seeder_start(struct seeder_proc *s, const char *name, uint64_t size, uint64_t chunk_size,
@@ -33,8 +37,6 @@ void seeder_start(struct seeder_proc *s, const char *name, uint64_t size, uint64
     snprintf(s->socket, sizeof s->socket, "%s/nbd.sock", s->dir);
     snprintf(s->log, sizeof s->log, "%s/seeder.log", s->dir);
     test_write_random_file(s->image, size, 42);
-    s->port = test_free_port();
-    snprintf(s->target, sizeof s->target, "127.0.0.1:%d", s->port);
     snprintf(s->chunk_size, sizeof s->chunk_size, "%llu", (unsigned long long)chunk_size);
     for (s->n_extra = 0; extra && extra[s->n_extra] && s->n_extra < 16; s->n_extra++)
         s->extra[s->n_extra] = extra[s->n_extra];

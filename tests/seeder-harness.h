@@ -16,7 +16,7 @@ struct seeder_proc {
     char socket[512]; /* the NBD unix socket */
     char log[512];    /* the seeder's stdout+stderr */
     char target[64];  /* "127.0.0.1:PORT" */
-    int port;
+    int port;         /* from the ready event (first started on port 0) */
     char chunk_size[32];
     const char *extra[16]; /* extra flags, kept for seeder_restart */
     size_t n_extra;
@@ -30,7 +30,10 @@ void seeder_start(struct seeder_proc *s, const char *name, uint64_t size, uint64
                   const char *const *extra);
 
 /* Starts the seeder again on the same image, port and socket (a new
- * image identity), after seeder_stop or a kill. */
+ * image identity), after seeder_stop or a kill. The port is the one the
+ * kernel chose for the first start; in the moment between the two only
+ * another bind to port 0 could take it (connect() takes even ports, bind(0)
+ * odd ones: Linux keeps them apart). */
 void seeder_restart(struct seeder_proc *s);
 
 /* Stops it with SIGTERM; returns its exit status. Keeps the temp dir. */

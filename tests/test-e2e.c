@@ -49,16 +49,7 @@ static void start_seeder(struct migration *m, const char *name, uint64_t size)
 /* Puts godwit-linkem (RATE MB/s, RTT_MS round trip) between leecher and seeder. */
 static void start_link_rtt(struct migration *m, const char *rate, const char *rtt_ms)
 {
-    int port = test_free_port();
-    char listen[64];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    snprintf(m->relay, sizeof m->relay, "%s", listen);
-    char *linkem = test_program("bench/godwit-linkem");
-    char *argv[] = {linkem,        "--listen",   listen,     "--target",     m->seeder.target,
-                    "--rate-mbps", (char *)rate, "--rtt-ms", (char *)rtt_ms, NULL};
-    m->linkem = test_spawn(argv, NULL);
-    free(linkem);
-    CHECK(test_wait_for_port(port, 5000), "linkem did not start");
+    m->linkem = linkem_start(m->seeder.target, rate, rtt_ms, m->seeder.dir, m->relay);
 }
 
 static void start_link(struct migration *m, const char *rate)

@@ -74,14 +74,17 @@ int main(void)
     int echo_port, listener = listen_port(&echo_port);
     pthread_t echo;
     pthread_create(&echo, NULL, echo_server, &listener);
-    int relay_port = test_free_port();
-    char listen_arg[32], target_arg[32];
-    snprintf(listen_arg, sizeof listen_arg, "127.0.0.1:%d", relay_port);
+    char target_arg[32];
     snprintf(target_arg, sizeof target_arg, "127.0.0.1:%d", echo_port);
     char *linkem = test_program("bench/godwit-linkem");
-    char *argv[] = {linkem, "--listen", listen_arg, "--target", target_arg, "--rtt-ms", "20", NULL};
-    pid_t pid = test_spawn(argv, NULL);
-    CHECK(test_wait_for_port(relay_port, 5000), "linkem did not listen");
+    char *dir = test_make_dir("test-linkem"), log[512];
+    snprintf(log, sizeof log, "%s/linkem.log", dir);
+    char *argv[] = {linkem,     "--listen", "127.0.0.1:0",  "--target", target_arg,
+                    "--rtt-ms", "20",       "--log-format", "json",     NULL};
+    pid_t pid;
+    json_t *ready = test_spawn_ready(argv, log, &pid, 5000);
+    int relay_port = test_event_int(ready, "port");
+    json_decref(ready);
 
     int fd = connect_port(relay_port);
     CHECK(fd >= 0, "connect through linkem");
@@ -122,6 +125,8 @@ int main(void)
     free(out);
     free(in);
     free(linkem);
+    test_cleanup_dir(dir);
+    free(dir);
     shutdown(listener, SHUT_RDWR);
     close(listener);
     pthread_join(echo, NULL);

@@ -245,11 +245,10 @@ static void test_read_only(const char *dir)
     char *path = NULL;
     CHECK(asprintf(&path, "%s/ro.sock", dir) > 0, "asprintf");
     /* Served over TCP as well; any export name is accepted. */
-    int port = test_free_port();
-    char address[64], port_text[16];
-    snprintf(address, sizeof address, "127.0.0.1:%d", port);
-    snprintf(port_text, sizeof port_text, "%d", port);
-    struct nbd_server *server = start(&disk, true, path, NULL, address);
+    struct nbd_server *server = start(&disk, true, path, NULL, "127.0.0.1:0");
+    char port_text[16];
+    snprintf(port_text, sizeof port_text, "%d", nbd_server_tcp_port(server));
+    CHECK(nbd_server_tcp_port(server) > 0, "no bound TCP port reported");
     struct nbd_handle *nbd = handle();
     nbd_set_export_name(nbd, "anything");
     CHECK(nbd_connect_tcp(nbd, "127.0.0.1", port_text) == 0, "tcp: %s", nbd_get_error());

@@ -33,24 +33,26 @@ echo '{"imag": "x"}' >"$TEST_DIR/bad.json"
 expect_exit 2 "$SEEDER" --config "$TEST_DIR/bad.json"
 one_sentence 'unknown key "imag"'
 
-# A config file creates a sparse image; --listen on the command line wins.
-port=$(free_port)
+# A config file creates a sparse image; --listen on the command line wins;
+# the JSON ready event gives the ports the kernel chose for port 0.
 cat >"$TEST_DIR/seeder.json" <<JSON
 {"image": "$TEST_DIR/new.img", "size": "64M", "listen": "127.0.0.1:1", "log_format": "json",
- "nbd_socket": "$TEST_DIR/nbd.sock"}
+ "nbd_socket": "$TEST_DIR/nbd.sock", "nbd_tcp": "127.0.0.1:0"}
 JSON
-"$SEEDER" --config "$TEST_DIR/seeder.json" --listen "127.0.0.1:$port" \
+"$SEEDER" --config "$TEST_DIR/seeder.json" --listen 127.0.0.1:0 \
   >"$TEST_DIR/events" 2>"$TEST_DIR/log" &
 pid=$!
 cleanup_pids+=("$pid")
-wait_port "$port" || fail "seeder from config did not listen on $port: $(cat "$TEST_DIR/log")"
+port=$(ready_field "$TEST_DIR/events" "$pid" port) || fail "seeder from config: $(cat "$TEST_DIR/log")"
+[ "$(ready_field "$TEST_DIR/events" "$pid" listen)" = 127.0.0.1:0 ] || fail "--listen did not win"
+[ "$port" -gt 1 ] || fail "ready event port $port"
+nbd_port=$(ready_field "$TEST_DIR/events" "$pid" nbd_port)
+[ "$nbd_port" -gt 0 ] && [ "$nbd_port" -ne "$port" ] || fail "ready event nbd_port $nbd_port"
 [ "$(stat -c %s "$TEST_DIR/new.img")" -eq $((64 << 20)) ] || fail "image not 64 MiB"
 [ "$(stat -c %b "$TEST_DIR/new.img")" -lt 1024 ] || fail "image not created sparse"
 [ "$(stat -c %a "$TEST_DIR/nbd.sock")" = 600 ] || fail "NBD socket is not mode 0600"
-wait_path "$TEST_DIR/events"
-sleep 0.2
-grep -q '"event":"ready"' "$TEST_DIR/events" || fail "no JSON ready event: $(cat "$TEST_DIR/events")"
-grep '"event":"ready"' "$TEST_DIR/events" | grep -q "\"port\":$port" || fail "ready event lacks port"
+(exec 3<>/dev/tcp/127.0.0.1/"$port") || fail "nothing listens on the gRPC port $port"
+(exec 3<>/dev/tcp/127.0.0.1/"$nbd_port") || fail "nothing listens on the NBD port $nbd_port"
 
 # A second seeder on the same port fails with one sentence.
 expect_exit 1 "$SEEDER" --image "$TEST_DIR/new.img" --listen "127.0.0.1:$port"

@@ -43,14 +43,7 @@ static uint64_t next(uint64_t *rng)
 
 static void start_link(struct run *r, const char *rate)
 {
-    int port = test_free_port();
-    snprintf(r->relay, sizeof r->relay, "127.0.0.1:%d", port);
-    char *linkem = test_program("bench/godwit-linkem");
-    char *argv[] = {linkem,           "--listen",    r->relay,     "--target",
-                    r->seeder.target, "--rate-mbps", (char *)rate, NULL};
-    r->linkem = test_spawn(argv, NULL);
-    free(linkem);
-    CHECK(test_wait_for_port(port, 5000), "linkem did not start");
+    r->linkem = linkem_start(r->seeder.target, rate, "0", r->seeder.dir, r->relay);
 }
 
 static void start_leecher(struct run *r)

@@ -26,17 +26,16 @@ make_cert client ca
 make_cert intruder otherca
 
 head -c $((16 << 20)) /dev/urandom >source.img
-sport=$(free_port)
-"$SEEDER" --image source.img --listen "127.0.0.1:$sport" --nbd-socket s.sock \
-  --tls-cert server.crt --tls-key server.key --tls-ca ca.crt 2>seeder.log &
+"$SEEDER" --image source.img --listen 127.0.0.1:0 --nbd-socket s.sock --log-format json \
+  --tls-cert server.crt --tls-key server.key --tls-ca ca.crt >seeder.events 2>seeder.log &
 cleanup_pids+=($!)
-wait_port "$sport" || fail "seeder did not start: $(cat seeder.log)"
+sport=$(ready_field seeder.events $! port) || fail "seeder did not start: $(cat seeder.log)"
 
 # leecher_try NAME FLAGS...: starts a leecher with FLAGS; it must fail to start.
 refused() {
   local name=$1 status=0
   shift
-  timeout 30 "$LEECHER" --seeder "127.0.0.1:$sport" --image "$name.img" --control "127.0.0.1:$(free_port)" \
+  timeout 30 "$LEECHER" --seeder "127.0.0.1:$sport" --image "$name.img" --control 127.0.0.1:0 \
     "$@" >"$name.out" 2>&1 || status=$?
   [ "$status" -eq 1 ] || fail "$name: leecher exited $status, expected 1: $(cat "$name.out")"
   grep -q "cannot reach the seeder" "$name.out" || fail "$name: no clear sentence: $(cat "$name.out")"
@@ -45,13 +44,13 @@ refused plaintext
 refused no-client-cert --tls-ca ca.crt
 refused other-ca --tls-ca ca.crt --tls-cert intruder.crt --tls-key intruder.key
 
-cport=$(free_port)
-"$LEECHER" --seeder "127.0.0.1:$sport" --image dest.img --nbd-socket d.sock \
-  --control "127.0.0.1:$cport" --tls-ca ca.crt --tls-cert client.crt --tls-key client.key \
-  2>leecher.log &
+"$LEECHER" --seeder "127.0.0.1:$sport" --image dest.img --nbd-socket d.sock --log-format json \
+  --control 127.0.0.1:0 --tls-ca ca.crt --tls-cert client.crt --tls-key client.key \
+  >leecher.events 2>leecher.log &
 leecher=$!
 cleanup_pids+=($leecher)
-wait_port "$cport" || fail "mTLS leecher did not start: $(cat leecher.log)"
+cport=$(ready_field leecher.events $leecher control_port 20) ||
+  fail "mTLS leecher did not start: $(cat leecher.log)"
 ctl=("$CTL" --control "127.0.0.1:$cport" --tls-ca ca.crt --tls-cert client.crt --tls-key client.key)
 if "$CTL" --control "127.0.0.1:$cport" --timeout 2 status >/dev/null 2>&1; then
   fail "the control port answered a plaintext client"

@@ -2,15 +2,12 @@
 /* Helpers for tests that start real godwit processes. */
 #include "testlib.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -120,36 +117,59 @@ bool test_wait_for_path(const char *path, int timeout_ms)
     return false;
 }
 
-static bool port_accepts(int port)
+/* The ready event among the lines of LOG_PATH past byte *OFFSET, or NULL;
+ * moves *OFFSET past the complete lines read. */
+static json_t *find_ready(const char *log_path, long *offset)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
-    close(fd);
-    return ok;
+    FILE *f = fopen(log_path, "r");
+    if (!f)
+        return NULL;
+    json_t *ready = NULL;
+    char *line = NULL;
+    size_t size = 0;
+    ssize_t len;
+    fseek(f, *offset, SEEK_SET);
+    while (!ready && (len = getline(&line, &size, f)) > 0) {
+        if (line[len - 1] != '\n')
+            break; /* not complete yet: read it again next time */
+        *offset += (long)len;
+        json_t *event = strstr(line, "\"event\":\"ready\"") ? json_loads(line, 0, NULL) : NULL;
+        const char *name = json_string_value(json_object_get(event, "event"));
+        if (name && strcmp(name, "ready") == 0)
+            ready = event;
+        else
+            json_decref(event);
+    }
+    free(line);
+    fclose(f);
+    return ready;
 }
 
-bool test_wait_for_port(int port, int timeout_ms)
+json_t *test_spawn_ready(char *const argv[], const char *log_path, pid_t *pid, int timeout_ms)
 {
+    CHECK(log_path, "test_spawn_ready needs a log file to read %s's ready event", argv[0]);
+    struct stat st;
+    long offset = stat(log_path, &st) == 0 ? (long)st.st_size : 0;
+    *pid = test_spawn(argv, log_path);
     for (int waited = 0; waited < timeout_ms; waited += 10) {
-        if (port_accepts(port))
-            return true;
+        json_t *ready = find_ready(log_path, &offset);
+        if (ready)
+            return ready;
+        int status = 0;
+        CHECK(waitpid(*pid, &status, WNOHANG) == 0,
+              "%s exited (status %d) before it was ready; see %s", argv[0], decode_status(status),
+              log_path);
         usleep(10000);
     }
-    return false;
+    CHECK(false, "%s printed no ready event in %d ms; see %s", argv[0], timeout_ms, log_path);
+    return NULL;
 }
 
-int test_free_port(void)
+int test_event_int(const json_t *event, const char *name)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    CHECK(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0, "bind: %s", strerror(errno));
-    CHECK(getsockname(fd, (struct sockaddr *)&addr, &len) == 0, "getsockname");
-    close(fd);
-    return ntohs(addr.sin_port);
+    const json_t *value = json_object_get(event, name);
+    CHECK(json_is_integer(value), "the ready event has no integer \"%s\"", name);
+    return (int)json_integer_value(value);
 }
 
 void test_fill_random(void *buf, size_t len, uint64_t seed)

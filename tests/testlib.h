@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Helpers for tests that start real godwit processes: temp dirs, spawning
- * and stopping daemons, waiting for sockets, and a CHECK macro. */
+ * and stopping daemons, waiting for their ready events, and a CHECK macro. */
 #ifndef GODWIT_TESTLIB_H
 #define GODWIT_TESTLIB_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,11 +49,16 @@ void test_kill(pid_t pid);
 /* Waits until PATH exists (e.g. a unix socket), or TIMEOUT_MS passes. */
 bool test_wait_for_path(const char *path, int timeout_ms);
 
-/* Waits until something accepts TCP connections on 127.0.0.1:PORT. */
-bool test_wait_for_port(int port, int timeout_ms);
+/* Starts ARGV as test_spawn does (output appended to LOG_PATH, which must
+ * not be NULL) and waits for the JSON line {"event":"ready",...} it prints
+ * once it listens (daemons need --log-format json). Stores the pid in *PID
+ * and returns the event (json_decref it). Fails the test if the process
+ * exits first or TIMEOUT_MS passes. Tests never pick ports: they start
+ * daemons on port 0 and read the bound port from this event. */
+json_t *test_spawn_ready(char *const argv[], const char *log_path, pid_t *pid, int timeout_ms);
 
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
-int test_free_port(void);
+/* The integer field NAME of EVENT (e.g. "port"); fails the test if absent. */
+int test_event_int(const json_t *event, const char *name);
 
 /* Fills BUF with deterministic pseudo-random bytes from SEED. */
 void test_fill_random(void *buf, size_t len, uint64_t seed);
