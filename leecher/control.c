@@ -38,9 +38,7 @@ static void handle_finalize(void *opaque, const ProtobufCMessage *request, struc
     (void)request;
     char err[256];
     if (leecher_finalize(l, err, sizeof err) < 0) {
-        rpc_reply_error(reply,
-                        errno == EAGAIN ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_FAILED_PRECONDITION,
-                        "%s", err);
+        rpc_reply_errno(reply, errno, "%s", err); /* EAGAIN: retry; EBUSY: failed */
         return;
     }
     Godwit__V1__LeecherFinalizeResponse r = GODWIT__V1__LEECHER_FINALIZE_RESPONSE__INIT;

@@ -84,6 +84,8 @@ void leecher_fail(struct leecher *l, const char *fmt, ...) __attribute__((format
 /* migration.c: the syncer, Finalize, the monitor (progress, COMPLETE). */
 void *syncer_thread(void *arg);
 void *monitor_thread(void *arg);
+/* Runs Finalize; -1 with ERR and errno EAGAIN (the seeder could not be
+ * reached: retry) or EBUSY (the migration has failed). */
 int leecher_finalize(struct leecher *l, char *err, size_t errlen);
 
 /* state-file.c: crash-safe record of which chunks are local. */

@@ -171,7 +171,7 @@ static int finalize_locked(struct leecher *l, char *err, size_t errlen)
         sync_once(l, &last);
     int begun = begin_finalize(l, err, errlen);
     if (begun != 0) {
-        errno = EPERM;
+        errno = EBUSY; /* the migration failed: Finalize cannot run */
         return begun > 0 ? 0 : -1;
     }
     uint64_t start = leecher_now_us();

@@ -7,6 +7,7 @@
 
 #include "grpc/health/v1/health.pb-c.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +58,7 @@ static void handle_check(void *opaque, const ProtobufCMessage *message, struct r
     struct rpc_server *server = opaque;
     const Grpc__Health__V1__HealthCheckRequest *request = (const void *)message;
     if (!service_known(server, request->service)) {
-        rpc_reply_error(reply, GRPC_STATUS_NOT_FOUND, "unknown service \"%s\"", request->service);
+        rpc_reply_errno(reply, ENOENT, "unknown service \"%s\"", request->service);
         return;
     }
     Grpc__Health__V1__HealthCheckResponse response = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;

@@ -81,9 +81,9 @@ int reflection_register(struct rpc_server *server);
 void reflection_arm(struct rpc_server *server);
 void reflection_free(struct rpc_server *server);
 
-/* A batch that only ends a call with STATUS (and DETAILS), for generic
- * unknown methods and stream errors; frees itself and unrefs CALL. */
-void rpc_finish_call(grpc_call *call, grpc_status_code status, const char *details,
-                     bool send_initial_metadata);
+/* A batch that only ends a call with the status for ERR (0: OK; through
+ * rpc_status_from_errno) and DETAILS, for generic unknown methods and
+ * stream errors; frees itself and unrefs CALL. */
+void rpc_finish_call(grpc_call *call, int err, const char *details, bool send_initial_metadata);
 
 #endif

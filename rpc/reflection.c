@@ -11,6 +11,7 @@
 #include "proto-wire.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -235,9 +236,10 @@ static void answer_list(struct rpc_server *server, struct answer *a)
     a->response.list_services_response = &a->list;
 }
 
-static void answer_error(struct answer *a, int code, const char *message)
+/* An ErrorResponse inside the stream: its code is the status for ERR. */
+static void answer_error(struct answer *a, int err, const char *message)
 {
-    a->error.error_code = code;
+    a->error.error_code = (int32_t)rpc_status_from_errno(err);
     a->error.error_message = (char *)message;
     a->response.message_response_case =
         GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE;
@@ -267,10 +269,10 @@ static grpc_byte_buffer *answer(struct rpc_server *server,
         if (file >= 0)
             answer_files(server->reflection, file, &a.response, &a.files);
         else
-            answer_error(&a, GRPC_STATUS_NOT_FOUND, "not found");
+            answer_error(&a, ENOENT, "not found");
         break;
     default:
-        answer_error(&a, GRPC_STATUS_NOT_FOUND, "no extensions are defined");
+        answer_error(&a, ENOENT, "no extensions are defined");
         break;
     }
     grpc_byte_buffer *out = rpc_pack(&a.response.base);
@@ -321,7 +323,7 @@ static void stream_step(struct rpc_tag *tag, bool ok)
     if (!ok || !c->in) { /* the client is done (or gone): end with OK */
         grpc_call *call = c->call;
         c->call = NULL;
-        rpc_finish_call(call, GRPC_STATUS_OK, NULL, false);
+        rpc_finish_call(call, 0, NULL, false);
         stream_free(c);
         return;
     }
@@ -332,7 +334,7 @@ static void stream_step(struct rpc_tag *tag, bool ok)
     if (!request) {
         grpc_call *call = c->call;
         c->call = NULL;
-        rpc_finish_call(call, GRPC_STATUS_INVALID_ARGUMENT, "not a ServerReflectionRequest", false);
+        rpc_finish_call(call, EINVAL, "not a ServerReflectionRequest", false);
         stream_free(c);
         return;
     }

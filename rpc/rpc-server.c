@@ -70,14 +70,14 @@ void rpc_reply_slice(struct rpc_reply *reply, grpc_slice payload)
     grpc_slice_unref(payload);
 }
 
-void rpc_reply_error(struct rpc_reply *reply, grpc_status_code code, const char *fmt, ...)
+void rpc_reply_errno(struct rpc_reply *reply, int err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(reply->details, sizeof reply->details, fmt, ap);
     va_end(ap);
     reply->answered = true;
-    reply->status = code;
+    reply->status = err ? rpc_status_from_errno(err) : GRPC_STATUS_INTERNAL;
 }
 
 grpc_status_code rpc_status_from_errno(int err)
@@ -101,7 +101,11 @@ grpc_status_code rpc_status_from_errno(int err)
     case ENOMEM:
         return GRPC_STATUS_RESOURCE_EXHAUSTED;
     case ENOTSUP:
+    case ENOSYS:
         return GRPC_STATUS_UNIMPLEMENTED;
+    case EBUSY:  /* the call is not allowed in the current state */
+    case ESTALE: /* the caller expects another image */
+        return GRPC_STATUS_FAILED_PRECONDITION;
     case ETIMEDOUT:
         return GRPC_STATUS_DEADLINE_EXCEEDED;
     case ECANCELED:
@@ -125,9 +129,9 @@ static void finish_done(struct rpc_tag *tag, bool ok)
     free(f);
 }
 
-void rpc_finish_call(grpc_call *call, grpc_status_code status, const char *details,
-                     bool send_initial_metadata)
+void rpc_finish_call(grpc_call *call, int err, const char *details, bool send_initial_metadata)
 {
+    grpc_status_code status = rpc_status_from_errno(err);
     struct finish_call *f = calloc(1, sizeof *f);
     f->tag.fn = finish_done;
     f->call = call;
@@ -172,14 +176,14 @@ static void unary_dispatch(struct unary_call *c)
     const struct rpc_method *method = c->method->method;
     ProtobufCMessage *request = rpc_unpack(c->request, method->request_type);
     if (!request) {
-        rpc_reply_error(&c->reply, GRPC_STATUS_INVALID_ARGUMENT,
-                        "the request is not a valid %s message", method->request_type->name);
+        rpc_reply_errno(&c->reply, EINVAL, "the request is not a valid %s message",
+                        method->request_type->name);
         return;
     }
     method->handler(c->method->service->opaque, request, &c->reply);
     protobuf_c_message_free_unpacked(request, NULL);
     if (!c->reply.answered)
-        rpc_reply_error(&c->reply, GRPC_STATUS_INTERNAL, "%s gave no answer", method->name);
+        rpc_reply_errno(&c->reply, EPROTO, "%s gave no answer", method->name);
 }
 
 static void unary_arrived(struct rpc_tag *tag, bool ok)
@@ -243,7 +247,7 @@ static void generic_arrived(struct rpc_tag *tag, bool ok)
         char *method = grpc_slice_to_c_string(g->details.method);
         snprintf(details, sizeof details, "unknown method %s", method);
         gpr_free(method);
-        rpc_finish_call(g->call, GRPC_STATUS_UNIMPLEMENTED, details, true);
+        rpc_finish_call(g->call, ENOSYS, details, true);
     }
     generic_free(g);
 }

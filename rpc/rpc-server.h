@@ -21,7 +21,7 @@ struct rpc_reply; /* what a handler answers; owned by the server */
 /* Handles one unary call. REQUEST is decoded already (a request that does
  * not decode is answered INVALID_ARGUMENT without calling the handler) and
  * freed after the handler returns. The handler must answer exactly once
- * through rpc_reply_message, rpc_reply_slice or rpc_reply_error. */
+ * through rpc_reply_message, rpc_reply_slice or rpc_reply_errno. */
 typedef void rpc_handler(void *opaque, const ProtobufCMessage *request, struct rpc_reply *reply);
 
 struct rpc_method {
@@ -78,13 +78,20 @@ void rpc_reply_message(struct rpc_reply *reply, const ProtobufCMessage *message)
  * Lets a handler build a large reply (ReadAt) without an extra copy. */
 void rpc_reply_slice(struct rpc_reply *reply, grpc_slice payload);
 
-/* Answers with a non-OK status and a one-sentence message. */
-void rpc_reply_error(struct rpc_reply *reply, grpc_status_code code, const char *fmt, ...)
+/* Answers a failure: ERR (an errno value, never 0) becomes the status
+ * through rpc_status_from_errno, the one mapping every handler uses; the
+ * message is one sentence. */
+void rpc_reply_errno(struct rpc_reply *reply, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Maps an errno value to the status a client should see (EINVAL ->
- * INVALID_ARGUMENT, ERANGE/ENOSPC -> OUT_OF_RANGE, EAGAIN/EIO ->
- * UNAVAILABLE, ...). */
+/* The one errno -> status mapping (the table is in docs/errors.md):
+ * EINVAL -> INVALID_ARGUMENT, ERANGE/ENOSPC/EOVERFLOW -> OUT_OF_RANGE,
+ * EBUSY (wrong state) and ESTALE (another image) -> FAILED_PRECONDITION,
+ * EAGAIN/EIO/ECONNREFUSED/ECONNRESET/ESHUTDOWN -> UNAVAILABLE (retry),
+ * ENOENT -> NOT_FOUND, EPERM/EACCES -> PERMISSION_DENIED, ENOMEM ->
+ * RESOURCE_EXHAUSTED, ENOTSUP/ENOSYS -> UNIMPLEMENTED, ETIMEDOUT ->
+ * DEADLINE_EXCEEDED, ECANCELED -> CANCELLED, EEXIST -> ALREADY_EXISTS,
+ * anything else INTERNAL. */
 grpc_status_code rpc_status_from_errno(int err);
 
 #endif

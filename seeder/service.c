@@ -44,9 +44,8 @@ static bool same_image(struct seeder *seeder, const char *expected, struct rpc_r
 {
     if (!expected || !expected[0] || strcmp(expected, seeder->image_id) == 0)
         return true;
-    rpc_reply_error(reply, GRPC_STATUS_FAILED_PRECONDITION,
-                    "this seeder serves image %s, not %s (it was restarted?)", seeder->image_id,
-                    expected);
+    rpc_reply_errno(reply, ESTALE, "this seeder serves image %s, not %s (it was restarted?)",
+                    seeder->image_id, expected);
     return false;
 }
 
@@ -70,14 +69,12 @@ static void handle_read_at(void *opaque, const ProtobufCMessage *message, struct
     if (!same_image(seeder, request->image_id, reply))
         return;
     if (request->length == 0 || request->length > SEEDER_MAX_READ) {
-        rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT,
-                        "length must be between 1 and %u bytes, not %u", SEEDER_MAX_READ,
-                        request->length);
+        rpc_reply_errno(reply, EINVAL, "length must be between 1 and %u bytes, not %u",
+                        SEEDER_MAX_READ, request->length);
         return;
     }
     if (!chunk_range_valid(&seeder->geo, request->offset, request->length)) {
-        rpc_reply_error(reply, GRPC_STATUS_OUT_OF_RANGE,
-                        "range %llu+%u ends past the image (%llu bytes)",
+        rpc_reply_errno(reply, ERANGE, "range %llu+%u ends past the image (%llu bytes)",
                         (unsigned long long)request->offset, request->length,
                         (unsigned long long)seeder->image.size);
         return;
@@ -92,7 +89,7 @@ static void handle_read_at(void *opaque, const ProtobufCMessage *message, struct
         grpc_slice_unref(slice);
         log_error(seeder->log, "ReadAt %llu+%u: %s", (unsigned long long)request->offset,
                   request->length, strerror(err));
-        rpc_reply_error(reply, GRPC_STATUS_UNAVAILABLE, "cannot read the image: %s", strerror(err));
+        rpc_reply_errno(reply, err, "cannot read the image: %s", strerror(err));
         return;
     }
     rpc_reply_slice(reply, slice);
@@ -103,7 +100,8 @@ static bool flushed(struct seeder *seeder, struct rpc_reply *reply)
 {
     if (tracker_flush(seeder->tracker, &seeder->image) == 0)
         return true;
-    rpc_reply_error(reply, GRPC_STATUS_UNAVAILABLE, "cannot flush the image: %s", strerror(errno));
+    int err = errno;
+    rpc_reply_errno(reply, err, "cannot flush the image: %s", strerror(err));
     return false;
 }
 
@@ -122,12 +120,11 @@ static void handle_track(void *opaque, const ProtobufCMessage *request, struct r
     rpc_reply_message(reply, &response.base);
 }
 
+/* A tracker call failed with errno: WHAT says why for EBUSY (wrong state). */
 static void reply_tracker_error(struct rpc_reply *reply, const char *what)
 {
-    if (errno == EAGAIN)
-        rpc_reply_error(reply, GRPC_STATUS_FAILED_PRECONDITION, "%s", what);
-    else
-        rpc_reply_error(reply, rpc_status_from_errno(errno), "%s", strerror(errno));
+    int err = errno;
+    rpc_reply_errno(reply, err, "%s", err == EBUSY ? what : strerror(err));
 }
 
 static void handle_sync(void *opaque, const ProtobufCMessage *message, struct rpc_reply *reply)

@@ -145,7 +145,7 @@ int tracker_sync(struct tracker *tracker, uint64_t ack_generation, struct dirty_
 {
     LOCK_FOR_SCOPE(&tracker->sync_lock);
     if (atomic_load(&tracker->state) != TRACKER_TRACKING) {
-        errno = EAGAIN;
+        errno = EBUSY;
         return -1;
     }
     if (ack_generation != 0 && ack_generation == tracker->generation)
@@ -188,7 +188,7 @@ int tracker_finalize(struct tracker *tracker, uint64_t ack_generation, struct di
     LOCK_FOR_SCOPE(&tracker->sync_lock);
     int before = freeze(tracker);
     if (before == TRACKER_SERVING) {
-        errno = EAGAIN;
+        errno = EBUSY;
         return -1;
     }
     if (!tracker->frozen_ready) {
@@ -211,7 +211,7 @@ int tracker_complete(struct tracker *tracker)
 {
     LOCK_FOR_SCOPE(&tracker->sync_lock);
     if (atomic_load(&tracker->state) < TRACKER_FROZEN) {
-        errno = EAGAIN;
+        errno = EBUSY;
         return -1;
     }
     atomic_store(&tracker->state, TRACKER_COMPLETE);

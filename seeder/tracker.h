@@ -41,12 +41,12 @@ struct dirty_list {
 };
 
 /* Sync and Finalize as seeder.proto describes them. Return 0, or -1 with
- * errno: EAGAIN before Track or after Finalize (FAILED_PRECONDITION),
- * ENOMEM. */
+ * errno: EBUSY in the wrong state (Sync: before Track or after Finalize;
+ * Finalize: before Track), ENOMEM. */
 int tracker_sync(struct tracker *tracker, uint64_t ack_generation, struct dirty_list *out);
 int tracker_finalize(struct tracker *tracker, uint64_t ack_generation, struct dirty_list *out);
 
-/* Complete: -1 (EAGAIN) before Finalize. */
+/* Complete: -1 (EBUSY) before Finalize. */
 int tracker_complete(struct tracker *tracker);
 
 struct tracker_stats {

@@ -14,6 +14,7 @@
 #include "rpc-stream.h"
 #include "testlib.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,7 +43,7 @@ static void handle_read_at(void *opaque, const ProtobufCMessage *message, struct
 static void handle_sync(void *opaque, const ProtobufCMessage *request, struct rpc_reply *reply)
 {
     (void)opaque, (void)request;
-    rpc_reply_error(reply, GRPC_STATUS_FAILED_PRECONDITION, "nope");
+    rpc_reply_errno(reply, EBUSY, "nope");
 }
 
 static void handle_track(void *opaque, const ProtobufCMessage *request, struct rpc_reply *reply)
@@ -362,8 +363,45 @@ static void *slow_call(void *arg)
     return NULL;
 }
 
+/* The one errno -> status table (docs/errors.md). */
+static void test_status_table(void)
+{
+    static const struct {
+        int err;
+        grpc_status_code status;
+    } rows[] = {
+        {0, GRPC_STATUS_OK},
+        {EINVAL, GRPC_STATUS_INVALID_ARGUMENT},
+        {ERANGE, GRPC_STATUS_OUT_OF_RANGE},
+        {ENOSPC, GRPC_STATUS_OUT_OF_RANGE},
+        {EOVERFLOW, GRPC_STATUS_OUT_OF_RANGE},
+        {EBUSY, GRPC_STATUS_FAILED_PRECONDITION},
+        {ESTALE, GRPC_STATUS_FAILED_PRECONDITION},
+        {EAGAIN, GRPC_STATUS_UNAVAILABLE},
+        {EIO, GRPC_STATUS_UNAVAILABLE},
+        {ECONNREFUSED, GRPC_STATUS_UNAVAILABLE},
+        {ECONNRESET, GRPC_STATUS_UNAVAILABLE},
+        {ESHUTDOWN, GRPC_STATUS_UNAVAILABLE},
+        {ENOENT, GRPC_STATUS_NOT_FOUND},
+        {EEXIST, GRPC_STATUS_ALREADY_EXISTS},
+        {EPERM, GRPC_STATUS_PERMISSION_DENIED},
+        {EACCES, GRPC_STATUS_PERMISSION_DENIED},
+        {ENOMEM, GRPC_STATUS_RESOURCE_EXHAUSTED},
+        {ENOTSUP, GRPC_STATUS_UNIMPLEMENTED},
+        {ENOSYS, GRPC_STATUS_UNIMPLEMENTED},
+        {ETIMEDOUT, GRPC_STATUS_DEADLINE_EXCEEDED},
+        {ECANCELED, GRPC_STATUS_CANCELLED},
+        {EBADF, GRPC_STATUS_INTERNAL},
+        {EPROTO, GRPC_STATUS_INTERNAL},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        CHECK(rpc_status_from_errno(rows[i].err) == rows[i].status, "%s -> %d, expected %d",
+              strerror(rows[i].err), (int)rpc_status_from_errno(rows[i].err), (int)rows[i].status);
+}
+
 int main(void)
 {
+    test_status_table();
     char err[256];
     int port;
     struct rpc_server_config config = {.listen = "127.0.0.1:0", .max_message = 20 << 20};
