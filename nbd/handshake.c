@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The fixed-newstyle handshake: greeting, client flags, then options until
- * NBD_OPT_GO or NBD_OPT_EXPORT_NAME moves on to transmission. Anything
- * unknown is refused with NBD_REP_ERR_UNSUP; a broken handshake closes
- * this connection only. */
+/* The fixed-newstyle handshake: greeting, client flags, then options
+ * (structured replies, metadata contexts, list, info) until NBD_OPT_GO or
+ * NBD_OPT_EXPORT_NAME moves on to transmission. Anything unknown is refused
+ * with NBD_REP_ERR_UNSUP; a broken handshake closes this connection only. */
 #include "internal.h"
 
 #include "cleanup.h"
@@ -14,7 +14,7 @@
 
 enum { MAX_OPTION_LENGTH = 64 << 10, MAX_OPTIONS = 256 };
 
-static int send_reply(int fd, uint32_t option, uint32_t type, const void *data, uint32_t len)
+int nbd_option_reply(int fd, uint32_t option, uint32_t type, const void *data, uint32_t len)
 {
     struct {
         uint64_t magic;
@@ -33,8 +33,8 @@ static int send_info_export(struct nbd_connection *conn, uint32_t option)
         uint64_t size;
         uint16_t flags;
     } __attribute__((packed)) info = {htobe16(NBD_INFO_EXPORT), htobe64(conn->server->backend.size),
-                                      htobe16(nbd_transmission_flags(conn->server))};
-    return send_reply(conn->fd, option, NBD_REP_INFO, &info, sizeof info);
+                                      htobe16(nbd_transmission_flags(conn))};
+    return nbd_option_reply(conn->fd, option, NBD_REP_INFO, &info, sizeof info);
 }
 
 static int send_info_block_size(struct nbd_connection *conn, uint32_t option)
@@ -44,7 +44,7 @@ static int send_info_block_size(struct nbd_connection *conn, uint32_t option)
         uint32_t minimum, preferred, maximum;
     } __attribute__((packed)) info = {htobe16(NBD_INFO_BLOCK_SIZE), htobe32(1), htobe32(4096),
                                       htobe32(conn->server->config.max_request)};
-    return send_reply(conn->fd, option, NBD_REP_INFO, &info, sizeof info);
+    return nbd_option_reply(conn->fd, option, NBD_REP_INFO, &info, sizeof info);
 }
 
 static int send_info_text(struct nbd_connection *conn, uint32_t option, uint16_t type,
@@ -57,12 +57,13 @@ static int send_info_text(struct nbd_connection *conn, uint32_t option, uint16_t
     uint16_t be = htobe16(type);
     memcpy(buf, &be, 2);
     memcpy(buf + 2, text, len);
-    return send_reply(conn->fd, option, NBD_REP_INFO, buf, (uint32_t)(2 + len));
+    return nbd_option_reply(conn->fd, option, NBD_REP_INFO, buf, (uint32_t)(2 + len));
 }
 
-static bool export_known(const struct nbd_server *server, const char *name)
+bool nbd_export_known(const struct nbd_server *server, const char *name, size_t len)
 {
-    return !server->export_name || strcmp(server->export_name, name) == 0;
+    return !server->export_name ||
+           (strlen(server->export_name) == len && memcmp(server->export_name, name, len) == 0);
 }
 
 /* Parses the payload of INFO/GO: name and requested info types. */
@@ -99,9 +100,9 @@ static int option_info(struct nbd_connection *conn, uint32_t option, const char 
     uint16_t n = 0;
     int r;
     if (parse_info_request(data, len, &name, &requests, &n) < 0)
-        return send_reply(conn->fd, option, NBD_REP_ERR_INVALID, NULL, 0);
-    if (!export_known(conn->server, name)) {
-        r = send_reply(conn->fd, option, NBD_REP_ERR_UNKNOWN, NULL, 0);
+        return nbd_option_reply(conn->fd, option, NBD_REP_ERR_INVALID, NULL, 0);
+    if (!nbd_export_known(conn->server, name, strlen(name))) {
+        r = nbd_option_reply(conn->fd, option, NBD_REP_ERR_UNKNOWN, NULL, 0);
     } else {
         r = send_info_export(conn, option);
         for (uint16_t i = 0; r == 0 && i < n; i++) {
@@ -113,7 +114,7 @@ static int option_info(struct nbd_connection *conn, uint32_t option, const char 
         if (r == 0)
             r = send_info_block_size(conn, option);
         if (r == 0)
-            r = send_reply(conn->fd, option, NBD_REP_ACK, NULL, 0);
+            r = nbd_option_reply(conn->fd, option, NBD_REP_ACK, NULL, 0);
         if (r == 0 && option == NBD_OPT_GO)
             r = 1;
     }
@@ -123,7 +124,7 @@ static int option_info(struct nbd_connection *conn, uint32_t option, const char 
 static int option_list(struct nbd_connection *conn, uint32_t len)
 {
     if (len != 0)
-        return send_reply(conn->fd, NBD_OPT_LIST, NBD_REP_ERR_INVALID, NULL, 0);
+        return nbd_option_reply(conn->fd, NBD_OPT_LIST, NBD_REP_ERR_INVALID, NULL, 0);
     const char *name = conn->server->export_name ? conn->server->export_name : "";
     uint32_t name_len = (uint32_t)strlen(name), be = htobe32(name_len);
     CLEANUP_FREE char *buf = malloc(4 + name_len);
@@ -131,16 +132,24 @@ static int option_list(struct nbd_connection *conn, uint32_t len)
         return -1;
     memcpy(buf, &be, 4);
     memcpy(buf + 4, name, name_len);
-    int r = send_reply(conn->fd, NBD_OPT_LIST, NBD_REP_SERVER, buf, 4 + name_len);
-    return r == 0 ? send_reply(conn->fd, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0) : -1;
+    int r = nbd_option_reply(conn->fd, NBD_OPT_LIST, NBD_REP_SERVER, buf, 4 + name_len);
+    return r == 0 ? nbd_option_reply(conn->fd, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0) : -1;
+}
+
+/* Structured replies from now on; asking twice is harmless. */
+static int option_structured_reply(struct nbd_connection *conn, uint32_t len)
+{
+    if (len != 0)
+        return nbd_option_reply(conn->fd, NBD_OPT_STRUCTURED_REPLY, NBD_REP_ERR_INVALID, NULL, 0);
+    conn->structured = true;
+    return nbd_option_reply(conn->fd, NBD_OPT_STRUCTURED_REPLY, NBD_REP_ACK, NULL, 0);
 }
 
 /* The old way into transmission: no error reply exists, so an unknown
  * export closes the connection. */
 static int option_export_name(struct nbd_connection *conn, const char *data, uint32_t len)
 {
-    CLEANUP_FREE char *name = strndup(data, len);
-    if (!name || !export_known(conn->server, name)) {
+    if (!nbd_export_known(conn->server, data, len)) {
         nbd_log(conn->server, LOG_WARN, "NBD client asked for an unknown export; closing");
         return -1;
     }
@@ -148,8 +157,8 @@ static int option_export_name(struct nbd_connection *conn, const char *data, uin
         uint64_t size;
         uint16_t flags;
         char zeroes[124];
-    } __attribute__((packed)) reply = {
-        htobe64(conn->server->backend.size), htobe16(nbd_transmission_flags(conn->server)), {0}};
+    } __attribute__((packed))
+    reply = {htobe64(conn->server->backend.size), htobe16(nbd_transmission_flags(conn)), {0}};
     size_t reply_len = conn->no_zeroes ? 10 : sizeof reply;
     return nbd_write_full(conn->fd, &reply, reply_len) == 0 ? 1 : -1;
 }
@@ -189,12 +198,19 @@ static int negotiate_option(struct nbd_connection *conn)
     case NBD_OPT_LIST:
         r = option_list(conn, len);
         break;
+    case NBD_OPT_STRUCTURED_REPLY:
+        r = option_structured_reply(conn, len);
+        break;
+    case NBD_OPT_LIST_META_CONTEXT:
+    case NBD_OPT_SET_META_CONTEXT:
+        r = nbd_option_meta_context(conn, option, data, len);
+        break;
     case NBD_OPT_ABORT:
-        send_reply(conn->fd, option, NBD_REP_ACK, NULL, 0);
+        nbd_option_reply(conn->fd, option, NBD_REP_ACK, NULL, 0);
         r = -1;
         break;
     default:
-        r = send_reply(conn->fd, option, NBD_REP_ERR_UNSUP, NULL, 0);
+        r = nbd_option_reply(conn->fd, option, NBD_REP_ERR_UNSUP, NULL, 0);
         break;
     }
     return r;

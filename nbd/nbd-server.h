@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* An NBD server (fixed-newstyle handshake, simple replies) that serves any
- * backend through one small callbacks interface. Requests on a connection
- * are served concurrently and answered out of order; several connections at
- * once; a unix socket, a TCP address, or a connected fd (tests).
+/* An NBD server (fixed-newstyle handshake; simple replies, or structured
+ * replies when the client asks for them) that serves any backend through one
+ * small callbacks interface. Requests on a connection are served
+ * concurrently and answered out of order; several connections at once; a
+ * unix socket, a TCP address, or a connected fd (tests).
+ *
+ * With structured replies a client may select the base:allocation metadata
+ * context and ask NBD_CMD_BLOCK_STATUS which ranges are holes or read as
+ * zeroes (from the backend's extents callback; without one, everything is
+ * data). Errors then carry a sentence saying why.
  *
  * Bad clients: an out-of-range request gets EINVAL (reads) or ENOSPC
  * (writes), a READ/WRITE larger than max_request or an unknown command
@@ -21,6 +27,20 @@
 
 struct logger;
 struct nbd_server;
+struct nbd_extents;
+
+/* base:allocation flags of an extent (the NBD_STATE_* values on the wire). */
+#define NBD_EXTENT_HOLE 1u /* not allocated (writes there may need space) */
+#define NBD_EXTENT_ZERO 2u /* reads as zeroes */
+#define NBD_EXTENT_DATA 0u /* allocated, or not known */
+
+/* Called by an extents callback: [offset, offset+length) has FLAGS.
+ * Extents come in order, each starting where the previous one ended, the
+ * first at or before the request's offset; what lies outside the request is
+ * cut off and neighbours with the same flags merge. Returns 0 to go on, 1
+ * when no more are wanted (the callback should stop and return 0), or -1
+ * with errno EINVAL (out of order) or ENOMEM. */
+int nbd_extents_add(struct nbd_extents *extents, uint64_t offset, uint64_t length, uint32_t flags);
 
 /* What a backend implements. Every data callback returns 0, or -1 with
  * errno set (EIO, ENOSPC, EPERM, EINVAL, ...); the errno becomes the NBD
@@ -37,6 +57,11 @@ struct nbd_backend {
     int (*trim)(void *opaque, uint32_t count, uint64_t offset, bool fua);
     /* Optional: NULL means the server writes zeroes through pwrite. */
     int (*zero)(void *opaque, uint32_t count, uint64_t offset, bool fua);
+    /* Optional: describes [offset, offset+count) from OFFSET on with
+     * nbd_extents_add; it may stop early, after at least one extent. NULL
+     * means the whole export is reported as data. Never claim a hole or
+     * zeroes that are not known to be there. */
+    int (*extents)(void *opaque, uint32_t count, uint64_t offset, struct nbd_extents *extents);
 };
 
 struct nbd_server_config {

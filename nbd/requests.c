@@ -6,7 +6,8 @@
  * go out of order as they complete. No request is handed from thread to
  * thread (no queue, no wake-up per request) and the thread that received a
  * payload writes it out. A bad request gets an error reply and the
- * connection lives on; only a broken header (no way to resync) closes it. */
+ * connection lives on; only a broken header (no way to resync) closes it.
+ * BLOCK_STATUS needs base:allocation selected in the handshake. */
 #include "internal.h"
 
 #include "cleanup.h"
@@ -21,13 +22,6 @@
 
 /* A worker keeps a buffer up to this size for its next request. */
 enum { KEEP_BUFFER = 4u << 20 };
-
-/* One request, on the stack of the worker that read it. */
-struct nbd_job {
-    struct nbd_request request; /* host byte order */
-    void *data;                 /* READ/WRITE: the worker's buffer (a WRITE's payload) */
-    int error;                  /* set by validation: reply with this errno, run nothing */
-};
 
 uint32_t nbd_errno_to_wire(int err, uint16_t flags)
 {
@@ -59,31 +53,18 @@ uint32_t nbd_errno_to_wire(int err, uint16_t flags)
     }
 }
 
-uint16_t nbd_transmission_flags(const struct nbd_server *server)
+uint16_t nbd_transmission_flags(const struct nbd_connection *conn)
 {
+    const struct nbd_backend *b = &conn->server->backend;
     uint16_t flags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |
                      NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_CAN_MULTI_CONN;
-    if (server->backend.read_only)
+    if (b->read_only)
         flags |= NBD_FLAG_READ_ONLY;
-    if (server->backend.trim)
+    if (b->trim)
         flags |= NBD_FLAG_SEND_TRIM;
+    if (conn->structured)
+        flags |= NBD_FLAG_SEND_DF; /* every structured READ reply is one chunk */
     return flags;
-}
-
-/* Sends the reply to JOB; a successful READ carries DATA. */
-static int send_reply(struct nbd_connection *conn, const struct nbd_job *job, int error,
-                      const void *data)
-{
-    struct nbd_simple_reply reply = {htobe32(NBD_SIMPLE_REPLY_MAGIC),
-                                     htobe32(nbd_errno_to_wire(error, job->request.flags)),
-                                     job->request.handle}; /* handle is opaque: echo raw */
-    bool with_data = job->request.type == NBD_CMD_READ && error == 0 && job->request.count > 0;
-    LOCK_FOR_SCOPE(&conn->write_lock);
-    if (!with_data)
-        return nbd_write_full(conn->fd, &reply, sizeof reply);
-    if (nbd_write_more(conn->fd, &reply, sizeof reply) < 0)
-        return -1;
-    return nbd_write_full(conn->fd, data, job->request.count);
 }
 
 static int write_zeroes(const struct nbd_backend *b, uint32_t count, uint64_t offset, bool fua)
@@ -129,6 +110,9 @@ static int execute(struct nbd_connection *conn, struct nbd_job *job)
     case NBD_CMD_WRITE_ZEROES:
         r = write_zeroes(b, req->count, req->offset, fua);
         break;
+    case NBD_CMD_BLOCK_STATUS:
+        r = nbd_serve_block_status(b, job->extents, req);
+        break;
     default:
         errno = EINVAL, r = -1;
         break;
@@ -138,23 +122,40 @@ static int execute(struct nbd_connection *conn, struct nbd_job *job)
 
 static const char *command_name(uint16_t type)
 {
-    static const char *names[] = {"READ", "WRITE", "DISC", "FLUSH", "TRIM", "?", "WRITE_ZEROES"};
+    static const char *names[] = {"READ", "WRITE", "DISC",         "FLUSH",
+                                  "TRIM", "?",     "WRITE_ZEROES", "BLOCK_STATUS"};
     return type < sizeof names / sizeof names[0] ? names[type] : "unknown command";
 }
 
-/* Why REQ cannot run, as an errno (0: it can) and one sentence in WHY. */
-static int check_request(const struct nbd_server *server, const struct nbd_request *req,
+/* The command flags REQ may carry on CONN. FUA and NO_HOLE are accepted on
+ * every command (clients are known to send FUA anywhere). */
+static uint16_t allowed_flags(const struct nbd_connection *conn, const struct nbd_request *req)
+{
+    uint16_t allowed = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE;
+    if (req->type == NBD_CMD_READ && conn->structured)
+        allowed |= NBD_CMD_FLAG_DF;
+    if (req->type == NBD_CMD_BLOCK_STATUS)
+        allowed |= NBD_CMD_FLAG_REQ_ONE;
+    return allowed;
+}
+
+/* Why REQ cannot run on CONN, as an errno (0: it can) and one sentence in
+ * WHY. */
+static int check_request(const struct nbd_connection *conn, const struct nbd_request *req,
                          const char **why)
 {
+    const struct nbd_server *server = conn->server;
     const struct nbd_backend *b = &server->backend;
     bool writes = req->type == NBD_CMD_WRITE || req->type == NBD_CMD_TRIM ||
                   req->type == NBD_CMD_WRITE_ZEROES;
-    bool ranged = writes || req->type == NBD_CMD_READ;
-    if (req->type > NBD_CMD_WRITE_ZEROES || req->type == 5)
+    bool ranged = writes || req->type == NBD_CMD_READ || req->type == NBD_CMD_BLOCK_STATUS;
+    if (req->type > NBD_CMD_BLOCK_STATUS || req->type == 5)
         return *why = "unknown command", EINVAL;
     if (req->type == NBD_CMD_TRIM && !b->trim)
         return *why = "TRIM is not supported", EINVAL;
-    if (req->flags & ~(NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE))
+    if (req->type == NBD_CMD_BLOCK_STATUS && !conn->base_allocation)
+        return *why = "no metadata context was negotiated", EINVAL;
+    if (req->flags & ~allowed_flags(conn, req))
         return *why = "unknown command flags", EINVAL;
     if (writes && b->read_only)
         return *why = "the export is read-only", EPERM;
@@ -163,20 +164,22 @@ static int check_request(const struct nbd_server *server, const struct nbd_reque
     if ((req->type == NBD_CMD_READ || req->type == NBD_CMD_WRITE) &&
         req->count > server->config.max_request)
         return *why = "count is larger than the maximum request", EINVAL;
+    if (req->type == NBD_CMD_BLOCK_STATUS && req->count == 0)
+        return *why = "block status of no bytes", EINVAL;
     if (req->offset > b->size || req->count > b->size - req->offset)
         return *why = "offset and count are out of range", writes ? ENOSPC : EINVAL;
     return 0;
 }
 
-static int validate(struct nbd_server *server, const struct nbd_request *req)
+/* Checks JOB's request; sets its error and why when it cannot run. */
+static void validate(struct nbd_connection *conn, struct nbd_job *job)
 {
-    const char *why = NULL;
-    int err = check_request(server, req, &why);
-    if (err)
-        nbd_log(server, LOG_DEBUG,
+    const struct nbd_request *req = &job->request;
+    job->error = check_request(conn, req, &job->why);
+    if (job->error)
+        nbd_log(conn->server, LOG_DEBUG,
                 "invalid NBD request: %s offset %" PRIu64 " count %" PRIu32 ": %s",
-                command_name(req->type), req->offset, req->count, why);
-    return err;
+                command_name(req->type), req->offset, req->count, job->why);
 }
 
 /* A worker's own buffer for READ data and WRITE payloads, reused from one
@@ -218,13 +221,16 @@ static int read_payload(struct nbd_connection *conn, struct nbd_job *job, struct
     job->data = buffer_get(buf, count ? count : 1);
     if (!job->data) {
         job->error = ENOMEM;
+        job->why = "no memory for the payload";
         return nbd_discard(conn->fd, count);
     }
     return nbd_read_full(conn->fd, job->data, count);
 }
 
-/* Reads and validates one request header into JOB; -1 to close. */
-static int read_header(struct nbd_connection *conn, struct nbd_job *job)
+/* Reads and validates one request header into JOB (EXTENTS is the
+ * worker's block status list); -1 to close. */
+static int read_header(struct nbd_connection *conn, struct nbd_job *job,
+                       struct nbd_extents *extents)
 {
     struct nbd_request raw;
     if (nbd_read_full(conn->fd, &raw, sizeof raw) < 0)
@@ -237,8 +243,9 @@ static int read_header(struct nbd_connection *conn, struct nbd_job *job)
                                         .type = be16toh(raw.type),
                                         .handle = raw.handle,
                                         .offset = be64toh(raw.offset),
-                                        .count = be32toh(raw.count)}};
-    job->error = validate(conn->server, &job->request);
+                                        .count = be32toh(raw.count)},
+                            .extents = extents};
+    validate(conn, job);
     return 0;
 }
 
@@ -248,12 +255,13 @@ static int read_header(struct nbd_connection *conn, struct nbd_job *job)
  * too large to skip, or DISC. A request cut short runs nothing; one
  * already refused still gets its error reply before the connection
  * closes. */
-static bool next_request(struct nbd_connection *conn, struct nbd_job *job, struct buffer *buf)
+static bool next_request(struct nbd_connection *conn, struct nbd_job *job, struct buffer *buf,
+                         struct nbd_extents *extents)
 {
     LOCK_FOR_SCOPE(&conn->read_lock);
     if (conn->closing)
         return false;
-    if (read_header(conn, job) < 0) {
+    if (read_header(conn, job, extents) < 0) {
         conn->closing = true;
         return false;
     }
@@ -277,7 +285,7 @@ static void serve_job(struct nbd_connection *conn, struct nbd_job *job, struct b
         error = ENOMEM;
     if (!error)
         error = execute(conn, job);
-    if (send_reply(conn, job, error, job->data) < 0)
+    if (nbd_send_reply(conn, job, error) < 0)
         shutdown(conn->fd, SHUT_RDWR); /* the client is gone: wake the reading worker */
 }
 
@@ -285,12 +293,14 @@ static void *worker(void *arg)
 {
     struct nbd_connection *conn = arg;
     struct buffer buf = {NULL, 0};
+    struct nbd_extents extents = {0};
     struct nbd_job job;
-    while (next_request(conn, &job, &buf)) {
+    while (next_request(conn, &job, &buf, &extents)) {
         serve_job(conn, &job, &buf);
         buffer_shrink(&buf);
     }
     free(buf.data);
+    nbd_extents_free(&extents);
     return NULL;
 }
 

@@ -95,6 +95,26 @@ static int memory_zero(void *opaque, uint32_t count, uint64_t offset, bool fua)
     return memory_clear(disk, count, offset, fua);
 }
 
+/* Each 4 KiB block (the last may be short) is a hole if it is all zero. */
+static int memory_extents(void *opaque, uint32_t count, uint64_t offset,
+                          struct nbd_extents *extents)
+{
+    struct memory_disk *disk = opaque;
+    if (atomic_load(&disk->extents_fail))
+        return errno = EIO, -1;
+    static const char zeroes[4096];
+    int r = 0;
+    pthread_mutex_lock(&disk->lock);
+    for (uint64_t block = offset / 4096 * 4096; r == 0 && block < offset + count; block += 4096) {
+        uint64_t len = disk->size - block < 4096 ? disk->size - block : 4096;
+        bool zero = memcmp(disk->data + block, zeroes, len) == 0;
+        r = nbd_extents_add(extents, block, len,
+                            zero ? NBD_EXTENT_HOLE | NBD_EXTENT_ZERO : NBD_EXTENT_DATA);
+    }
+    pthread_mutex_unlock(&disk->lock);
+    return r < 0 ? -1 : 0;
+}
+
 void memory_backend(struct memory_disk *disk, struct nbd_backend *b, bool read_only)
 {
     *b = (struct nbd_backend){.opaque = disk,
@@ -104,5 +124,6 @@ void memory_backend(struct memory_disk *disk, struct nbd_backend *b, bool read_o
                               .pwrite = memory_pwrite,
                               .flush = memory_flush,
                               .trim = memory_trim,
-                              .zero = memory_zero};
+                              .zero = memory_zero,
+                              .extents = memory_extents};
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A test-only memory backend for the NBD server: a buffer behind one lock,
- * counters of what was called, a range whose reads fail with EIO, and a
- * gate that makes reads wait until several are running at once. */
+ * counters of what was called, a range whose reads fail with EIO, a gate
+ * that makes reads wait until several are running at once, and extents in
+ * 4 KiB blocks (an all-zero block is a hole). */
 #ifndef GODWIT_TEST_NBD_MEMORY_H
 #define GODWIT_TEST_NBD_MEMORY_H
 
@@ -27,6 +28,7 @@ struct memory_disk {
     /* While hold is set, reads wait (up to 10 s); held counts them. */
     atomic_bool hold;
     atomic_uint held;
+    atomic_bool extents_fail; /* the extents callback fails with EIO */
 };
 
 /* A zeroed disk of SIZE bytes; memory_backend fills B to serve it. */

@@ -10,6 +10,9 @@ godwit_add_test(test-nbd-libnbd SOURCES test-nbd-libnbd.c
   LIBS godwit_test_nbd_memory PkgConfig::LIBNBD LABELS nbd)
 godwit_add_test(test-nbd-raw SOURCES test-nbd-raw.c
   LIBS godwit_test_nbd_memory PkgConfig::LIBNBD LABELS nbd)
+# Structured replies, metadata contexts and block status (libnbd).
+godwit_add_test(test-nbd-block-status SOURCES test-nbd-block-status.c
+  LIBS godwit_test_nbd_memory PkgConfig::LIBNBD LABELS nbd)
 
 # A file served over a unix socket until SIGTERM (a helper), and the real
 # clients (nbdinfo, nbdcopy) against it.

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Malformed clients on raw sockets: wrong magic, truncated and huge
- * options, unknown options and commands, bad client flags, oversized
- * writes. Each bad connection is closed or answered with an error, and the
- * server keeps serving the next client. */
+ * options, unknown options and commands, options out of order, block status
+ * with simple replies, bad client flags, oversized writes. Each bad connection is closed or
+ * answered with an error, and the server keeps serving the next client. */
 #include "nbd-memory.h"
 #include "nbd-server.h"
 #include "testlib.h"
@@ -19,6 +19,7 @@
 enum { DISK_SIZE = 1 << 20, MAX_REQUEST = 64 << 10 };
 #define IHAVEOPT 0x49484156454f5054ull
 #define REP_ERR_UNSUP 0x80000001u
+#define REP_ERR_INVALID 0x80000003u
 #define REP_ACK 1u
 
 static const char *socket_path;
@@ -154,8 +155,11 @@ static int negotiate_raw(void)
     int fd = raw_connect(3);
     send_option(fd, IHAVEOPT, 99, 7, "payload", 7);
     CHECK(option_reply(fd, 99) == REP_ERR_UNSUP, "unknown option");
-    send_option(fd, IHAVEOPT, 8, 0, NULL, 0); /* STRUCTURED_REPLY */
-    CHECK(option_reply(fd, 8) == REP_ERR_UNSUP, "structured reply");
+    send_option(fd, IHAVEOPT, 8, 3, "abc", 3); /* STRUCTURED_REPLY takes no payload */
+    CHECK(option_reply(fd, 8) == REP_ERR_INVALID, "structured reply with a payload");
+    static const char set[] = "\0\0\0\4disk\0\0\0\1\0\0\0\17base:allocation";
+    send_option(fd, IHAVEOPT, 10, sizeof set - 1, set, sizeof set - 1); /* SET_META_CONTEXT */
+    CHECK(option_reply(fd, 10) == REP_ERR_INVALID, "meta context without structured replies");
     send_option(fd, IHAVEOPT, 5, 0, NULL, 0); /* STARTTLS */
     CHECK(option_reply(fd, 5) == REP_ERR_UNSUP, "starttls");
     send_option(fd, IHAVEOPT, 3, 0, NULL, 0); /* LIST */
@@ -227,6 +231,9 @@ static void test_bad_requests(void)
     send_request(fd, 99, 0, 0, 1); /* unknown command */
     CHECK(simple_reply(fd, 1) == EINVAL, "unknown command");
     check_read_works(fd, 2);
+    send_request(fd, 7, 0, 4096, 9); /* BLOCK_STATUS without structured replies */
+    CHECK(simple_reply(fd, 9) == EINVAL, "block status without a context");
+    check_read_works(fd, 10);
     /* A write larger than max_request: refused, its payload skipped. */
     static char big[2 * MAX_REQUEST];
     send_request(fd, 1, 0, sizeof big, 3);
