@@ -7,6 +7,8 @@
 #   scripts/fresh-check.sh                          # the whole test.sh
 #   GODWIT_TEST_CONFIGS=plain scripts/fresh-check.sh
 #   scripts/fresh-check.sh --rebuild                # debootstrap the base anew
+#   scripts/fresh-check.sh --reuse -- ctest --test-dir build -R NAME
+#                         # debugging: another command in the last run's root
 # The debootstrapped base is cached in $GODWIT_FRESH_CACHE (default
 # /var/cache/godwit-fresh/base); each run copies it, so every run starts
 # fresh. Runs as root (debootstrap, chroot, mounts), in its own mount and PID
@@ -18,12 +20,16 @@ cache=${GODWIT_FRESH_CACHE:-/var/cache/godwit-fresh}
 suite=bookworm
 command=(scripts/test.sh)
 rebuild=0
-for arg in "$@"; do
-  case $arg in
+reuse=0
+while [ $# -gt 0 ]; do
+  case $1 in
     --rebuild) rebuild=1 ;;
-    -h | --help) sed -n '3,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "fresh-check: unknown argument '$arg' (--rebuild or --help)" >&2; exit 2 ;;
+    --reuse) reuse=1 ;;
+    --) shift; [ $# -gt 0 ] && command=("$@"); break ;;
+    -h | --help) sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "fresh-check: unknown argument '$1' (--rebuild, --reuse, -- COMMAND or --help)" >&2; exit 2 ;;
   esac
+  shift
 done
 [ "$(id -u)" -eq 0 ] || { echo "fresh-check: run as root (debootstrap and chroot need it)" >&2; exit 2; }
 repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
@@ -61,11 +67,15 @@ make_base() {
   mv "$base.tmp" "$base"
 }
 
-# The new root: a copy of the base, the host's apt sources and Acquire
-# settings (the same mirror, reached the same way), DNS, and the clone.
+# The new root: a copy of the base, the clone, and how the host reaches the
+# network (nothing else of the host's): its apt sources and Acquire settings
+# (the same mirror, reached the same way), DNS, and its local CA certificates
+# (trusted by the ca-certificates package once install-deps installs it).
 make_root() {
   rm -rf "$root"
   cp -a "$base" "$root"
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp -a /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
   local f
   for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
     [ -f "$f" ] && cp "$f" "$root$f"
@@ -101,23 +111,34 @@ run_inside() {
   ln -s /proc/self/fd/1 "$root/dev/stdout"
   ln -s /proc/self/fd/2 "$root/dev/stderr"
   chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    ${GODWIT_TEST_CONFIGS:+GODWIT_TEST_CONFIGS="$GODWIT_TEST_CONFIGS"} \
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "${passed[@]}" \
     bash -c 'cd /root/godwit && "$@"' bash "${command[@]}"
 }
 
-if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no)" ]; then
+# What of the host's environment reaches the command: the test selection,
+# and the proxy and CA-bundle settings a machine here has.
+passed=()
+for name in GODWIT_TEST_CONFIGS http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY \
+  NODE_EXTRA_CA_CERTS SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE GIT_SSL_CAINFO; do
+  [ -n "${!name:-}" ] && passed+=("$name=${!name}")
+done
+
+if [ "$reuse" -eq 0 ] && [ -n "$(git -C "$repo" status --porcelain --untracked-files=no)" ]; then
   say "note: uncommitted changes in $repo are not checked (only HEAD $head is)"
 fi
 if [ "$rebuild" -eq 1 ] || [ ! -x "$base/bin/bash" ]; then
   make_base
 fi
-make_root
+if [ "$reuse" -eq 0 ] || [ ! -d "$root/root/godwit" ]; then
+  make_root
+else
+  head=$(git -C "$root/root/godwit" rev-parse HEAD) # what the reused root holds
+fi
 say "running ${command[*]} at $head in $root (log: $log)"
 export root suite
 export -f run_inside
 status=0
-unshare --mount --pid --fork --kill-child bash -c "$(declare -p command); run_inside" \
+unshare --mount --pid --fork --kill-child bash -c "$(declare -p command passed); run_inside" \
   >"$log" 2>&1 || status=$?
 took=$(($(date +%s) - started))
 if [ "$status" -eq 0 ]; then
