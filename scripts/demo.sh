@@ -26,13 +26,6 @@ finish() {
 trap finish EXIT
 die() { echo "demo: FAILED: $*" >&2; exit 1; }
 
-free_port() {
-  local port
-  for port in $(shuf -i 20000-32000 -n 50); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null || { echo "$port"; return; }
-  done
-  die "no free TCP port"
-}
 wait_for() { # wait_for SECONDS CMD...: until CMD succeeds
   local deadline=$((SECONDS + $1)); shift
   until "$@"; do [ $SECONDS -lt $deadline ] || return 1; sleep 0.1; done
@@ -42,14 +35,15 @@ field() { sed -n "s/.*\"$1\":\\([^,}]*\\).*/\\1/p" | tr -d '"'; }
 
 echo "demo: generating a ${size_mb} MiB image"
 head -c $((size_mb << 20)) /dev/urandom >"$dir/source.img"
-seeder_port=$(free_port)
-control_port=$(free_port)
 
-"$bin/seeder/godwit-seeder" --image "$dir/source.img" --listen "127.0.0.1:$seeder_port" \
+# Port 0: the kernel picks free ports; the ready events say which.
+"$bin/seeder/godwit-seeder" --image "$dir/source.img" --listen 127.0.0.1:0 \
   --nbd-socket "$dir/source.sock" --exit-on-complete --log-format json \
   >"$dir/seeder.events" 2>"$dir/seeder.log" &
 pids+=($!)
-wait_for 10 test -S "$dir/source.sock" || die "seeder did not start: $(cat "$dir/seeder.log")"
+wait_for 10 grep -q '"event":"ready"' "$dir/seeder.events" ||
+  die "seeder did not start: $(cat "$dir/seeder.log")"
+seeder_port=$(grep -h '"event":"ready"' "$dir/seeder.events" | field port)
 
 "$bin/bench/godwit-writer" --socket "$dir/source.sock" --rate-mbps 10 --block 4K --hot-percent 95 \
   >"$dir/writer.out" 2>&1 &
@@ -59,7 +53,7 @@ echo "demo: source app writing 10 MB/s (95% to a hot region) through the seeder'
 
 start=$(date +%s%N)
 "$bin/leecher/godwit-leecher" --seeder "127.0.0.1:$seeder_port" --image "$dir/dest.img" \
-  --nbd-socket "$dir/dest.sock" --control "127.0.0.1:$control_port" --log-format json \
+  --nbd-socket "$dir/dest.sock" --control 127.0.0.1:0 --log-format json \
   >"$dir/leecher.events" 2>"$dir/leecher.log" &
 leecher=$!
 pids+=($leecher)
