@@ -32,6 +32,9 @@ static pid_t spawn(char *const argv[], bool quiet)
     if (pid != 0)
         return pid;
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+    /* Nothing of ours stays open in nbdfuse: a mount that outlives us must
+     * not hold our sockets, or a lock our own parent holds. */
+    close_range(3, ~0u, 0);
     if (quiet) {
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 1);

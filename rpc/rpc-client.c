@@ -51,7 +51,7 @@ struct rpc_channel *rpc_channel_open(const struct rpc_channel_config *config, ch
     }
     struct rpc_channel *ch = calloc(1, sizeof *ch);
     ch->max_message = config->max_message ? config->max_message : 4u << 20;
-    grpc_arg args[6] = {
+    grpc_arg args[5] = {
         {.type = GRPC_ARG_INTEGER,
          .key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
          .value.integer = 1},
@@ -61,18 +61,18 @@ struct rpc_channel *rpc_channel_open(const struct rpc_channel_config *config, ch
         {.type = GRPC_ARG_INTEGER,
          .key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
          .value.integer = (int)ch->max_message},
-        /* Reconnect quickly after a link blip; the caller does its own backoff. */
+        /* Reconnect quickly after a link blip; the caller does its own backoff.
+         * Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC takes it as the time a
+         * connection attempt (TCP, TLS, HTTP/2 settings) may take, and at
+         * 100 ms a TLS handshake on a busy host or a long link never made it. */
         {.type = GRPC_ARG_INTEGER,
          .key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
          .value.integer = 1000},
         {.type = GRPC_ARG_INTEGER,
          .key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
          .value.integer = 100},
-        {.type = GRPC_ARG_INTEGER,
-         .key = (char *)GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
-         .value.integer = 100},
     };
-    grpc_channel_args channel_args = {6, args};
+    grpc_channel_args channel_args = {5, args};
     ch->channel = grpc_channel_create(config->target, creds, &channel_args);
     grpc_channel_credentials_release(creds);
     return ch;

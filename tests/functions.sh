@@ -6,6 +6,12 @@ set -euo pipefail
 SEEDER=$GODWIT_BIN/seeder/godwit-seeder
 LEECHER=$GODWIT_BIN/leecher/godwit-leecher
 
+# Daemons started here inherit nothing but stdio: a process that outlives
+# the test must not hold a lock (or socket) of whoever ran ctest.
+for fd in /proc/$$/fd/[3-9]; do
+  [ -e "$fd" ] && eval "exec ${fd##*/}>&-"
+done
+
 TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/godwit-test-XXXXXX")
 cleanup_pids=()
 cleanup() {
