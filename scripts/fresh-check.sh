@@ -15,6 +15,9 @@
 # namespace: nothing stays mounted or running after it. Exit 0 pass, 1 fail,
 # 2 bad usage.
 set -euo pipefail
+# All in one block, read whole before it runs: editing this file during a
+# (long) run cannot change what the run does.
+{
 
 cache=${GODWIT_FRESH_CACHE:-/var/cache/godwit-fresh}
 suite=bookworm
@@ -26,7 +29,7 @@ while [ $# -gt 0 ]; do
     --rebuild) rebuild=1 ;;
     --reuse) reuse=1 ;;
     --) shift; [ $# -gt 0 ] && command=("$@"); break ;;
-    -h | --help) sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0"; exit 0 ;;
     *) echo "fresh-check: unknown argument '$1' (--rebuild, --reuse, -- COMMAND or --help)" >&2; exit 2 ;;
   esac
   shift
@@ -126,6 +129,9 @@ done
 if [ "$reuse" -eq 0 ] && [ -n "$(git -C "$repo" status --porcelain --untracked-files=no)" ]; then
   say "note: uncommitted changes in $repo are not checked (only HEAD $head is)"
 fi
+mkdir -p "$cache"
+exec 9>"$cache/lock"
+flock -n 9 || { say "another fresh-check is running (it holds $cache/lock)"; exit 1; }
 if [ "$rebuild" -eq 1 ] || [ ! -x "$base/bin/bash" ]; then
   make_base
 fi
@@ -141,6 +147,10 @@ status=0
 unshare --mount --pid --fork --kill-child bash -c "$(declare -p command passed); run_inside" \
   >"$log" 2>&1 || status=$?
 took=$(($(date +%s) - started))
+# A test skipped here but not on a developer's machine usually means a
+# package install-deps.sh leaves out: say which ones were.
+skipped=$(grep -o 'Test *#[0-9]*: [^ ]* \.*\*\*\*Skipped' "$log" | awk '{print $3}' | sort -u | tr '\n' ' ')
+[ -z "$skipped" ] || say "skipped on the fresh machine: $skipped(see $log)"
 if [ "$status" -eq 0 ]; then
   tail -3 "$log"
   say "PASS in ${took}s: ${command[*]} at $head on a fresh Debian $suite"
@@ -149,3 +159,5 @@ else
   say "FAIL (exit $status) in ${took}s: ${command[*]} at $head on a fresh Debian $suite; log: $log"
   exit 1
 fi
+exit 0
+}
