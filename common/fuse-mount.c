@@ -98,14 +98,21 @@ struct fuse_mount *fuse_mount_start(const char *dir, const char *socket_path, st
     if (check_prerequisites(dir, err, errlen) < 0)
         return NULL;
     struct fuse_mount *mount = calloc(1, sizeof *mount);
-    if (!mount || asprintf(&mount->file, "%s/image", dir) < 0 ||
-        asprintf(&mount->pidfile, "%s.nbdfuse.pid", socket_path) < 0) {
-        snprintf(err, errlen, "out of memory");
-        free(mount);
+    if (!mount) {
+        snprintf(err, errlen, "out of memory mounting %s", dir);
         return NULL;
     }
-    mount->dir = strdup(dir);
     mount->log = log;
+    mount->pid = -1;
+    if (asprintf(&mount->file, "%s/image", dir) < 0)
+        mount->file = NULL;
+    if (asprintf(&mount->pidfile, "%s.nbdfuse.pid", socket_path) < 0)
+        mount->pidfile = NULL;
+    if (!mount->file || !mount->pidfile || !(mount->dir = strdup(dir))) {
+        snprintf(err, errlen, "out of memory mounting %s", dir);
+        fuse_mount_stop(mount);
+        return NULL;
+    }
     unlink(mount->pidfile);
     char *argv[] = {"nbdfuse",           "-P", mount->pidfile, mount->file, "--unix",
                     (char *)socket_path, NULL};
@@ -150,7 +157,8 @@ void fuse_mount_stop(struct fuse_mount *mount)
             waitpid(mount->pid, NULL, 0);
         }
     }
-    unlink(mount->pidfile);
+    if (mount->pidfile)
+        unlink(mount->pidfile);
     free(mount->pidfile);
     free(mount->file);
     free(mount->dir);

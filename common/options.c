@@ -87,7 +87,7 @@ static int set_from_text(const struct option_spec *spec, const char *text)
         char **dest = spec->value;
         free(*dest);
         *dest = strdup(text);
-        return *dest ? 0 : -1;
+        return *dest ? 0 : (errno = ENOMEM, -1);
     }
     case OPTION_SIZE:
         return parse_size(text, spec->value);
@@ -178,9 +178,13 @@ static int load_config(const char *path, const struct option_spec *specs, size_t
         }
         if (from_flags[spec - specs])
             continue;
+        errno = 0;
         if (set_from_json(spec, value) < 0) {
-            snprintf(err, errlen, "config %s: \"%s\" must be %s", path, key,
-                     type_words(spec->type));
+            if (errno == ENOMEM)
+                snprintf(err, errlen, "out of memory reading config %s", path);
+            else
+                snprintf(err, errlen, "config %s: \"%s\" must be %s", path, key,
+                         type_words(spec->type));
             r = -1;
             break;
         }
@@ -189,14 +193,17 @@ static int load_config(const char *path, const struct option_spec *specs, size_t
     return r;
 }
 
-/* Duplicates string defaults so every stored string is ours to free. */
-static void own_defaults(const struct option_spec *specs, size_t n)
+/* Duplicates string defaults so every stored string is ours to free; -1
+ * (ENOMEM) if one does not fit (those not duplicated are then NULL). */
+static int own_defaults(const struct option_spec *specs, size_t n)
 {
+    int r = 0;
     for (size_t i = 0; i < n; i++) {
         char **dest = specs[i].value;
-        if (specs[i].type == OPTION_STRING && *dest)
-            *dest = strdup(*dest);
+        if (specs[i].type == OPTION_STRING && *dest && !(*dest = strdup(*dest)))
+            r = -1;
     }
+    return r;
 }
 
 /* Parses one "--name[=value]" at ARGV[*i]; -1 with ERR on a bad flag. */
@@ -223,9 +230,13 @@ static int parse_flag(const struct option_spec *specs, size_t n, int argc, char 
         }
         value = argv[++*i];
     }
+    errno = 0;
     if (set_from_text(spec, value ? value : "") < 0) {
-        snprintf(err, errlen, "option --%s: \"%s\" is not %s", spec->name, value,
-                 type_words(spec->type));
+        if (errno == ENOMEM)
+            snprintf(err, errlen, "out of memory storing --%s", spec->name);
+        else
+            snprintf(err, errlen, "option --%s: \"%s\" is not %s", spec->name, value,
+                     type_words(spec->type));
         return -1;
     }
     from_flags[spec - specs] = true;
@@ -236,7 +247,10 @@ int options_parse(const struct program_info *info, const struct option_spec *spe
                   int argc, char **argv, char *err, size_t errlen)
 {
     const char *config = NULL;
-    own_defaults(specs, n);
+    if (own_defaults(specs, n) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             print_help(info, specs, n);

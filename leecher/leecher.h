@@ -67,8 +67,10 @@ struct leecher {
 };
 
 /* puller.c: background workers; on-demand pulls. */
-int pullers_start(struct leecher *l, pthread_t **threads);
-void pullers_join(struct leecher *l, pthread_t *threads);
+/* Starts n_workers workers into *THREADS; *STARTED says how many run
+ * (join them even when it fails: -1 with errno ENOMEM or pthread's). */
+int pullers_start(struct leecher *l, pthread_t **threads, unsigned *started);
+void pullers_join(pthread_t *threads, unsigned started);
 /* Makes CHUNK local (pulling it now if needed) or fails with EIO after the
  * pull timeout; ESHUTDOWN when stopping. */
 int leecher_ensure_local(struct leecher *l, uint64_t chunk);

@@ -154,8 +154,10 @@ static int prepare_image(struct leecher *l, const struct leecher_options *o, cha
         return -1;
     l->map = chunk_map_new(l->geo.chunks);
     l->order = l->map ? pull_order_open(&pull_order_sequential, l->map, l->geo.chunks) : NULL;
-    if (asprintf(&l->state_path, "%s.godwit-state", o->image) < 0 || !l->order) {
-        snprintf(err, errlen, "out of memory");
+    if (asprintf(&l->state_path, "%s.godwit-state", o->image) < 0)
+        l->state_path = NULL;
+    if (!l->state_path || !l->order) {
+        snprintf(err, errlen, "out of memory setting up the local image's state");
         return -1;
     }
     int resumed = state_file_load(l, err, errlen);
@@ -178,7 +180,8 @@ struct running {
     int control_port; /* the bound TCP port of control (0 for a unix socket) */
     struct rpc_service service;
     pthread_t *workers, syncer, monitor;
-    bool threads;
+    unsigned workers_started;
+    bool syncer_started, monitor_started;
 };
 
 static int start(struct leecher *l, struct running *run, const struct leecher_options *o, char *err,
@@ -210,13 +213,15 @@ static int start(struct leecher *l, struct running *run, const struct leecher_op
     if (!(run->control =
               rpc_server_start(&config, &run->service, 1, &run->control_port, err, errlen)))
         return -1;
-    if (pullers_start(l, &run->workers) < 0 ||
-        pthread_create(&run->syncer, NULL, syncer_thread, l) != 0 ||
-        pthread_create(&run->monitor, NULL, monitor_thread, l) != 0) {
-        snprintf(err, errlen, "cannot start threads");
+    int r = pullers_start(l, &run->workers, &run->workers_started) < 0 ? errno : 0;
+    if (!r && !(r = pthread_create(&run->syncer, NULL, syncer_thread, l)))
+        run->syncer_started = true;
+    if (!r && !(r = pthread_create(&run->monitor, NULL, monitor_thread, l)))
+        run->monitor_started = true;
+    if (r) {
+        snprintf(err, errlen, "cannot start the leecher's threads: %s", strerror(r));
         return -1;
     }
-    run->threads = true;
     return 0;
 }
 
@@ -243,11 +248,11 @@ static void stop(struct leecher *l, struct running *run)
     fuse_mount_stop(run->mount);
     if (run->nbd)
         nbd_server_stop(run->nbd);
-    if (run->threads) {
-        pullers_join(l, run->workers);
+    pullers_join(run->workers, run->workers_started);
+    if (run->syncer_started)
         pthread_join(run->syncer, NULL);
+    if (run->monitor_started)
         pthread_join(run->monitor, NULL);
-    }
     if (run->control)
         rpc_server_stop(run->control, 2000);
     if (l->map && l->image.fd >= 0 && state_file_save(l) < 0)

@@ -78,18 +78,20 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
     return r;
 }
 
+/* One worker's own state, allocated before its thread starts. */
 struct worker_arg {
     struct leecher *l;
     unsigned index;
+    unsigned max;       /* chunks one ReadAt may carry: batch_bytes / chunk_size */
+    uint32_t tickets[]; /* max of them */
 };
 
 static void *worker(void *arg)
 {
     struct worker_arg *w = arg;
     struct leecher *l = w->l;
-    unsigned max = l->batch_bytes / l->geo.chunk_size;
-    max = max ? max : 1;
-    uint32_t *tickets = calloc(max, sizeof *tickets);
+    unsigned max = w->max;
+    uint32_t *tickets = w->tickets;
     int backoff = 0;
     for (;;) {
         uint64_t first = 0;
@@ -123,26 +125,35 @@ static void *worker(void *arg)
                      (unsigned long long)first, why);
         sleep_ms(backoff);
     }
-    free(tickets);
     free(w);
     return NULL;
 }
 
-int pullers_start(struct leecher *l, pthread_t **threads)
+int pullers_start(struct leecher *l, pthread_t **threads, unsigned *started)
 {
-    *threads = calloc(l->n_workers, sizeof **threads);
+    unsigned max = l->batch_bytes / l->geo.chunk_size;
+    max = max ? max : 1;
+    *started = 0;
+    if (!(*threads = calloc(l->n_workers, sizeof **threads)))
+        return errno = ENOMEM, -1;
     for (unsigned i = 0; i < l->n_workers; i++) {
-        struct worker_arg *w = malloc(sizeof *w);
-        *w = (struct worker_arg){l, i};
-        if (pthread_create(&(*threads)[i], NULL, worker, w) != 0)
-            return -1;
+        struct worker_arg *w = malloc(sizeof *w + max * sizeof w->tickets[0]);
+        if (!w)
+            return errno = ENOMEM, -1;
+        w->l = l, w->index = i, w->max = max;
+        int err = pthread_create(&(*threads)[i], NULL, worker, w);
+        if (err) {
+            free(w);
+            return errno = err, -1;
+        }
+        ++*started;
     }
     return 0;
 }
 
-void pullers_join(struct leecher *l, pthread_t *threads)
+void pullers_join(pthread_t *threads, unsigned started)
 {
-    for (unsigned i = 0; i < l->n_workers; i++)
+    for (unsigned i = 0; i < started; i++)
         pthread_join(threads[i], NULL);
     free(threads);
 }

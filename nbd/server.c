@@ -150,6 +150,13 @@ struct nbd_server *nbd_server_start(const struct nbd_server_config *config,
     server->description = config->description ? strdup(config->description) : NULL;
     pthread_mutex_init(&server->lock, NULL);
     server->wake[0] = server->wake[1] = -1;
+    if ((config->unix_path && !server->unix_path) ||
+        (config->export_name && !server->export_name) ||
+        (config->description && !server->description)) {
+        snprintf(err, errlen, "out of memory starting the NBD server");
+        nbd_server_stop(server);
+        return NULL;
+    }
     int fd = 0;
     if (config->unix_path && (fd = listen_unix(config->unix_path, err, errlen)) >= 0)
         server->listeners[server->n_listeners++] = fd;

@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include "grpc/health/v1/health.pb-c.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -202,6 +203,10 @@ static void arm_watch(struct rpc_server *server)
     if (atomic_load(&server->stopping))
         return;
     struct health_watch *w = calloc(1, sizeof *w);
+    if (!w) {
+        log_error(server->log, "cannot wait for a health Watch: out of memory");
+        return;
+    }
     w->arrived.fn = watch_arrived;
     w->sent.fn = watch_sent;
     w->closed_tag.fn = watch_closed;

@@ -57,7 +57,8 @@ struct rpc_server {
     struct rpc_tag shutdown_tag;
 };
 
-/* Encodes MESSAGE into a new byte buffer (NULL only on allocation failure). */
+/* Encodes MESSAGE into a new byte buffer. (gRPC's own allocator, which
+ * this uses, aborts when memory runs out: it never returns NULL.) */
 grpc_byte_buffer *rpc_pack(const ProtobufCMessage *message);
 
 /* Flattens BUFFER into one slice (caller unrefs). */

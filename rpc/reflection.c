@@ -7,7 +7,9 @@
  * read and one write at a time. */
 #include "internal.h"
 
+#include "cleanup.h"
 #include "descriptor-set.h"
+#include "log.h"
 #include "proto-wire.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
 
@@ -35,10 +37,13 @@ struct reflection_index {
     size_t n_symbols, symbols_room;
 };
 
+/* PREFIX.NAME (or NAME alone) on the heap; NULL (ENOMEM) if it does not fit. */
 static char *join(const char *prefix, struct bytes name)
 {
     size_t plen = strlen(prefix);
     char *out = malloc(plen + name.len + 2);
+    if (!out)
+        return NULL;
     memcpy(out, prefix, plen);
     size_t at = plen;
     if (plen)
@@ -48,13 +53,22 @@ static char *join(const char *prefix, struct bytes name)
     return out;
 }
 
-static void add_symbol(struct reflection_index *index, char *name, size_t file)
+/* Adds NAME (taking it; NULL from a failed join) for FILE; -1 (ENOMEM). */
+static int add_symbol(struct reflection_index *index, char *name, size_t file)
 {
+    if (!name)
+        return errno = ENOMEM, -1;
     if (index->n_symbols == index->symbols_room) {
-        index->symbols_room = index->symbols_room ? 2 * index->symbols_room : 64;
-        index->symbols = realloc(index->symbols, index->symbols_room * sizeof *index->symbols);
+        size_t room = index->symbols_room ? 2 * index->symbols_room : 64;
+        struct symbol *more = realloc(index->symbols, room * sizeof *more);
+        if (!more) {
+            free(name);
+            return errno = ENOMEM, -1;
+        }
+        index->symbols = more, index->symbols_room = room;
     }
     index->symbols[index->n_symbols++] = (struct symbol){name, file};
+    return 0;
 }
 
 /* The name (field 1) of a DescriptorProto, EnumDescriptorProto, ... */
@@ -73,24 +87,40 @@ static int index_scope(struct reflection_index *index, const char *prefix, struc
                        size_t file, bool is_service)
 {
     char *scope = join(prefix, name_of(body));
-    add_symbol(index, scope, file);
+    if (add_symbol(index, scope, file) < 0)
+        return -1;
     struct field f;
     int r;
     while ((r = wire_next(&body, &f)) == 0) {
         if (f.type != 2)
             continue;
         if (is_service && f.number == 2)
-            add_symbol(index, join(scope, name_of(f.value)), file);
+            r = add_symbol(index, join(scope, name_of(f.value)), file);
         else if (!is_service && f.number == 3)
             r = index_scope(index, scope, f.value, file, false);
         else if (!is_service && f.number == 4)
-            add_symbol(index, join(scope, name_of(f.value)), file);
+            r = add_symbol(index, join(scope, name_of(f.value)), file);
         if (r < 0)
             return -1;
     }
     return r < 0 ? -1 : 0;
 }
 
+/* Adds DEP (taking it; NULL from a failed join) to PF's imports; -1 (ENOMEM). */
+static int add_dep(struct proto_file *pf, char *dep)
+{
+    char **more = dep ? realloc(pf->deps, (pf->n_deps + 1) * sizeof *more) : NULL;
+    if (!more) {
+        free(dep);
+        return errno = ENOMEM, -1;
+    }
+    pf->deps = more;
+    pf->deps[pf->n_deps++] = dep;
+    return 0;
+}
+
+/* Indexes one FileDescriptorProto; -1 with errno ENOMEM, or EINVAL if it
+ * does not parse. */
 static int index_file(struct reflection_index *index, struct bytes raw)
 {
     size_t file = index->n_files++;
@@ -98,25 +128,24 @@ static int index_file(struct reflection_index *index, struct bytes raw)
     pf->raw = raw;
     char *package = strdup("");
     struct field f;
-    int r;
+    int r = package ? 0 : -1;
     struct bytes body = raw;
-    while ((r = wire_next(&body, &f)) == 0 && f.type == 2) {
+    while (r == 0 && (r = wire_next(&body, &f)) == 0 && f.type == 2) {
         if (f.number == 1)
-            pf->name = join("", f.value);
+            r = (pf->name = join("", f.value)) ? 0 : -1;
         else if (f.number == 2)
-            free(package), package = join("", f.value);
-        else if (f.number == 3) {
-            pf->deps = realloc(pf->deps, (pf->n_deps + 1) * sizeof *pf->deps);
-            pf->deps[pf->n_deps++] = join("", f.value);
-        } else if (f.number == 4 || f.number == 6)
+            free(package), r = (package = join("", f.value)) ? 0 : -1;
+        else if (f.number == 3)
+            r = add_dep(pf, join("", f.value));
+        else if (f.number == 4 || f.number == 6)
             r = index_scope(index, package, f.value, file, f.number == 6);
         else if (f.number == 5)
-            add_symbol(index, join(package, name_of(f.value)), file);
-        if (r < 0)
-            break;
+            r = add_symbol(index, join(package, name_of(f.value)), file);
     }
     free(package);
-    return r < 0 || !pf->name ? -1 : 0;
+    if (r == 0 && !pf->name)
+        errno = EINVAL, r = -1; /* a file without a name */
+    return r < 0 ? -1 : 0;
 }
 
 int reflection_register(struct rpc_server *server)
@@ -128,17 +157,24 @@ int reflection_register(struct rpc_server *server)
             grpc_server_register_method(server->server, paths[i], NULL, GRPC_SRM_PAYLOAD_NONE, 0);
     struct reflection_index *index = calloc(1, sizeof *index);
     server->reflection = index;
+    if (!index)
+        return errno = ENOMEM, -1;
     struct bytes set = {godwit_descriptor_set, godwit_descriptor_set_len};
     struct field f;
     size_t count = 0;
     for (struct bytes scan = set; wire_next(&scan, &f) == 0;)
         count++;
     index->files = calloc(count ? count : 1, sizeof *index->files);
+    if (!index->files)
+        return errno = ENOMEM, -1;
     int r;
-    while ((r = wire_next(&set, &f)) == 0)
-        if (f.number != 1 || f.type != 2 || index_file(index, f.value) < 0)
+    while ((r = wire_next(&set, &f)) == 0) {
+        if (f.number != 1 || f.type != 2)
+            return errno = EINVAL, -1;
+        if (index_file(index, f.value) < 0)
             return -1;
-    return r < 0 ? -1 : 0;
+    }
+    return r < 0 ? (errno = EINVAL, -1) : 0;
 }
 
 void reflection_free(struct rpc_server *server)
@@ -185,24 +221,26 @@ static void choose(const struct reflection_index *index, long file, bool *chosen
         choose(index, find_file(index, index->files[file].deps[i]), chosen);
 }
 
-/* Fills RESPONSE with FILE and its imports (the file first). */
-static void answer_files(const struct reflection_index *index, long file,
-                         Grpc__Reflection__V1alpha__ServerReflectionResponse *response,
-                         Grpc__Reflection__V1alpha__FileDescriptorResponse *files)
+/* Fills RESPONSE with FILE and its imports (the file first); -1 (ENOMEM). */
+static int answer_files(const struct reflection_index *index, long file,
+                        Grpc__Reflection__V1alpha__ServerReflectionResponse *response,
+                        Grpc__Reflection__V1alpha__FileDescriptorResponse *files)
 {
-    bool *chosen = calloc(index->n_files, sizeof *chosen);
-    choose(index, file, chosen);
+    CLEANUP_FREE bool *chosen = calloc(index->n_files, sizeof *chosen);
     files->file_descriptor_proto = calloc(index->n_files, sizeof(ProtobufCBinaryData));
+    if (!chosen || !files->file_descriptor_proto)
+        return errno = ENOMEM, -1;
+    choose(index, file, chosen);
     files->file_descriptor_proto[files->n_file_descriptor_proto++] =
         (ProtobufCBinaryData){index->files[file].raw.len, (uint8_t *)index->files[file].raw.data};
     for (size_t i = 0; i < index->n_files; i++)
         if (chosen[i] && (long)i != file)
             files->file_descriptor_proto[files->n_file_descriptor_proto++] =
                 (ProtobufCBinaryData){index->files[i].raw.len, (uint8_t *)index->files[i].raw.data};
-    free(chosen);
     response->message_response_case =
         GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE;
     response->file_descriptor_response = files;
+    return 0;
 }
 
 /* Scratch space for one answer; freed after packing. */
@@ -215,7 +253,8 @@ struct answer {
     Grpc__Reflection__V1alpha__ErrorResponse error;
 };
 
-static void answer_list(struct rpc_server *server, struct answer *a)
+/* Fills A with the list of services; -1 (ENOMEM). */
+static int answer_list(struct rpc_server *server, struct answer *a)
 {
     static const char *builtin[] = {"grpc.health.v1.Health",
                                     "grpc.reflection.v1alpha.ServerReflection",
@@ -223,6 +262,8 @@ static void answer_list(struct rpc_server *server, struct answer *a)
     size_t n = server->n_services + 3;
     a->services = calloc(n, sizeof *a->services);
     a->service_ptrs = calloc(n, sizeof *a->service_ptrs);
+    if (!a->services || !a->service_ptrs)
+        return errno = ENOMEM, -1;
     for (size_t i = 0; i < n; i++) {
         grpc__reflection__v1alpha__service_response__init(&a->services[i]);
         a->services[i].name = (char *)(i < server->n_services ? server->services[i].name
@@ -234,6 +275,7 @@ static void answer_list(struct rpc_server *server, struct answer *a)
     a->response.message_response_case =
         GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_LIST_SERVICES_RESPONSE;
     a->response.list_services_response = &a->list;
+    return 0;
 }
 
 /* An ErrorResponse inside the stream: its code is the status for ERR. */
@@ -256,9 +298,10 @@ static grpc_byte_buffer *answer(struct rpc_server *server,
     a.response.valid_host = request->host;
     a.response.original_request = request;
     long file = -1;
+    int r = 0;
     switch (request->message_request_case) {
     case GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES:
-        answer_list(server, &a);
+        r = answer_list(server, &a);
         break;
     case GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME:
         file = find_file(server->reflection, request->file_by_filename);
@@ -267,7 +310,7 @@ static grpc_byte_buffer *answer(struct rpc_server *server,
         file = find_symbol(server->reflection, request->file_containing_symbol);
     files:
         if (file >= 0)
-            answer_files(server->reflection, file, &a.response, &a.files);
+            r = answer_files(server->reflection, file, &a.response, &a.files);
         else
             answer_error(&a, ENOENT, "not found");
         break;
@@ -275,6 +318,8 @@ static grpc_byte_buffer *answer(struct rpc_server *server,
         answer_error(&a, ENOENT, "no extensions are defined");
         break;
     }
+    if (r < 0)
+        answer_error(&a, ENOMEM, "out of memory");
     grpc_byte_buffer *out = rpc_pack(&a.response.base);
     free(a.files.file_descriptor_proto);
     free(a.services);
@@ -369,6 +414,10 @@ static void arm_stream(struct rpc_server *server, int version)
     if (atomic_load(&server->stopping))
         return;
     struct reflection_call *c = calloc(1, sizeof *c);
+    if (!c) {
+        log_error(server->log, "cannot wait for a reflection stream: out of memory");
+        return;
+    }
     c->tag.fn = stream_arrived;
     c->server = server;
     c->version = version;

@@ -50,6 +50,12 @@ struct rpc_channel *rpc_channel_open(const struct rpc_channel_config *config, ch
         return NULL;
     }
     struct rpc_channel *ch = calloc(1, sizeof *ch);
+    if (!ch) {
+        snprintf(err, errlen, "out of memory opening a gRPC channel to %s", config->target);
+        grpc_channel_credentials_release(creds);
+        grpc_shutdown();
+        return NULL;
+    }
     ch->max_message = config->max_message ? config->max_message : 4u << 20;
     grpc_arg args[5] = {
         {.type = GRPC_ARG_INTEGER,

@@ -133,6 +133,11 @@ void rpc_finish_call(grpc_call *call, int err, const char *details, bool send_in
 {
     grpc_status_code status = rpc_status_from_errno(err);
     struct finish_call *f = calloc(1, sizeof *f);
+    if (!f) { /* no room for the batch: end the call without a status */
+        grpc_call_cancel(call, NULL);
+        grpc_call_unref(call);
+        return;
+    }
     f->tag.fn = finish_done;
     f->call = call;
     snprintf(f->details, sizeof f->details, "%s", details ? details : "");
@@ -218,6 +223,10 @@ static void arm_unary(struct rpc_server *server, struct rpc_registered *method)
     if (atomic_load(&server->stopping))
         return;
     struct unary_call *c = calloc(1, sizeof *c);
+    if (!c) {
+        log_error(server->log, "cannot wait for a call of %s: out of memory", method->method->name);
+        return;
+    }
     c->tag.fn = unary_arrived;
     c->server = server;
     c->method = method;
@@ -257,6 +266,10 @@ static void arm_generic(struct rpc_server *server)
     if (atomic_load(&server->stopping))
         return;
     struct generic_call *g = calloc(1, sizeof *g);
+    if (!g) {
+        log_error(server->log, "cannot wait for calls of unknown methods: out of memory");
+        return;
+    }
     g->tag.fn = generic_arrived;
     g->server = server;
     grpc_call_details_init(&g->details);
@@ -302,7 +315,7 @@ static int register_service(struct rpc_server *server, const struct rpc_service 
         r->handle = grpc_server_register_method(server->server, path, NULL,
                                                 GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
         if (!r->handle)
-            return -1;
+            return errno = EEXIST, -1;
     }
     return 0;
 }
@@ -314,6 +327,8 @@ static int register_methods(struct rpc_server *server)
     for (size_t i = 0; i < server->n_services; i++)
         total += server->services[i].n_methods;
     server->methods = calloc(total, sizeof *server->methods);
+    if (!server->methods)
+        return errno = ENOMEM, -1;
     for (size_t i = 0; i < server->n_services; i++)
         if (register_service(server, &server->services[i]) < 0)
             return -1;
@@ -371,11 +386,15 @@ static int create_server(struct rpc_server *server, const struct rpc_server_conf
     grpc_server_register_completion_queue(server->server, server->cq, NULL);
     health_register(server);
     if (register_methods(server) < 0) {
-        snprintf(err, errlen, "a gRPC method is registered twice");
+        snprintf(err, errlen, "%s",
+                 errno == ENOMEM ? "out of memory registering the gRPC methods"
+                                 : "a gRPC method is registered twice");
         return -1;
     }
     if (reflection_register(server) < 0) {
-        snprintf(err, errlen, "the embedded descriptor set does not parse");
+        snprintf(err, errlen, "%s",
+                 errno == ENOMEM ? "out of memory indexing the descriptor set for reflection"
+                                 : "the embedded descriptor set does not parse");
         return -1;
     }
     grpc_server_credentials *creds = server_credentials(&config->tls, err, errlen);
@@ -418,17 +437,56 @@ static void arm_everything(struct rpc_server *server)
     reflection_arm(server);
 }
 
+/* Ends a server whose start failed after it was armed: shut down, then
+ * drain the queue in this thread (armed calls come back and free
+ * themselves), then free everything. */
+static void abandon(struct rpc_server *server)
+{
+    atomic_store(&server->stopping, true);
+    grpc_server_shutdown_and_notify(server->server, server->cq, &server->shutdown_tag);
+    grpc_server_cancel_all_calls(server->server);
+    grpc_completion_queue_shutdown(server->cq);
+    cq_thread(server);
+    destroy(server);
+}
+
+/* Starts the completion-queue threads; fewer than asked is logged, none is
+ * an error (ERR). */
+static int start_threads(struct rpc_server *server, char *err, size_t errlen)
+{
+    int wanted = server->n_threads, r = 0;
+    server->n_threads = 0;
+    while (server->n_threads < wanted &&
+           (r = pthread_create(&server->threads[server->n_threads], NULL, cq_thread, server)) == 0)
+        server->n_threads++;
+    if (server->n_threads == 0) {
+        snprintf(err, errlen, "cannot start a gRPC thread: %s", strerror(r));
+        return -1;
+    }
+    if (server->n_threads < wanted)
+        log_warn(server->log, "gRPC runs %d of its %d threads: %s", server->n_threads, wanted,
+                 strerror(r));
+    return 0;
+}
+
 struct rpc_server *rpc_server_start(const struct rpc_server_config *config,
                                     const struct rpc_service *services, size_t n_services,
                                     int *port, char *err, size_t errlen)
 {
     grpc_init();
     struct rpc_server *server = calloc(1, sizeof *server);
+    int n_threads = config->threads > 0 ? config->threads : 4;
+    if (!server || !(server->threads = calloc((size_t)n_threads, sizeof *server->threads))) {
+        snprintf(err, errlen, "out of memory starting the gRPC server");
+        free(server);
+        grpc_shutdown();
+        return NULL;
+    }
     server->log = config->log;
     server->services = services;
     server->n_services = n_services;
     server->max_message = config->max_message ? config->max_message : 4u << 20;
-    server->n_threads = config->threads > 0 ? config->threads : 4;
+    server->n_threads = n_threads;
     atomic_init(&server->serving, true);
     pthread_mutex_init(&server->lock, NULL);
     pthread_cond_init(&server->changed, NULL);
@@ -448,9 +506,10 @@ struct rpc_server *rpc_server_start(const struct rpc_server_config *config,
     grpc_server_start(server->server);
     server->shutdown_tag.fn = shutdown_arrived;
     arm_everything(server);
-    server->threads = calloc((size_t)server->n_threads, sizeof *server->threads);
-    for (int i = 0; i < server->n_threads; i++)
-        pthread_create(&server->threads[i], NULL, cq_thread, server);
+    if (start_threads(server, err, errlen) < 0) {
+        abandon(server);
+        return NULL;
+    }
     if (port)
         *port = bound;
     return server;
