@@ -4,10 +4,10 @@
  * check that a ReadAt reply has the shape asked for. */
 #include "seeder-client.h"
 
-#include <errno.h>
+#include "proto-wire.h"
+
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 enum {
     CONTROL_TIMEOUT_MS = 10000,
@@ -135,28 +135,6 @@ grpc_status_code seeder_client_complete(struct seeder_client *client, struct rpc
                        &godwit__v1__complete_response__descriptor, result);
 }
 
-/* Where the data of a ReadAtResponse (tag 0x0a, varint length, bytes)
- * starts in REPLY; 0 if it is not EXPECTED bytes of data. */
-static size_t reply_data(const struct rpc_response *reply, uint32_t expected)
-{
-    uint8_t header[16];
-    struct iovec iov[sizeof header];
-    size_t have = reply->length < sizeof header ? reply->length : sizeof header, got = 0;
-    int n = rpc_response_iov(reply, 0, have, iov, (int)sizeof header);
-    for (int i = 0; i < n; got += iov[i].iov_len, i++)
-        memcpy(header + got, iov[i].iov_base, iov[i].iov_len);
-    if (n < 0 || got == 0 || header[0] != 0x0a)
-        return 0;
-    uint64_t len = 0;
-    size_t at = 1;
-    for (unsigned shift = 0; at < got && shift < 35; shift += 7) {
-        len |= (uint64_t)(header[at] & 0x7f) << shift;
-        if (!(header[at++] & 0x80))
-            break;
-    }
-    return len == expected && reply->length - at == len ? at : 0;
-}
-
 grpc_status_code seeder_client_read_at(struct seeder_client *client, const struct seeder_read *read,
                                        struct seeder_data *data, struct rpc_result *result)
 {
@@ -168,7 +146,8 @@ grpc_status_code seeder_client_read_at(struct seeder_client *client, const struc
     if (rpc_call_raw(bulk_channel(client, read->lane), "/godwit.v1.Seeder/ReadAt", &request.base,
                      &data->reply, READ_TIMEOUT_MS, result) != GRPC_STATUS_OK)
         return result->status;
-    if (!(data->at = reply_data(&data->reply, read->length))) {
+    uint64_t length;
+    if (wire_read_at_data(&data->reply, &data->at, &length) < 0 || length != read->length) {
         seeder_data_free(data);
         result->status = GRPC_STATUS_INTERNAL;
         snprintf(result->message, sizeof result->message, "a ReadAt reply of the wrong shape");

@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* A tiny protobuf wire-format reader. */
+/* Protobuf wire format by hand: a field reader and the ReadAtResponse
+ * codec. */
 #include "proto-wire.h"
+
+#include "rpc-client.h"
+
+#include <string.h>
+
+enum { READ_AT_TAG = 0x0a }; /* field 1, wire type 2 (length-delimited) */
 
 static int read_varint(struct bytes *in, uint64_t *value)
 {
@@ -44,4 +51,53 @@ int wire_next(struct bytes *in, struct field *f)
     default:
         return -1;
     }
+}
+
+/* Writes VALUE as a varint at P; returns how many bytes it took. */
+static size_t put_varint(uint8_t *p, uint64_t value)
+{
+    size_t n = 0;
+    do {
+        p[n++] = (uint8_t)((value & 0x7f) | (value > 0x7f ? 0x80 : 0));
+        value >>= 7;
+    } while (value);
+    return n;
+}
+
+uint8_t *wire_read_at_slice(grpc_slice *slice, size_t length)
+{
+    uint8_t header[WIRE_READ_AT_HEADER_MAX] = {READ_AT_TAG};
+    size_t header_len = 1 + put_varint(header + 1, length);
+    *slice = grpc_slice_malloc(header_len + length);
+    memcpy(GRPC_SLICE_START_PTR(*slice), header, header_len);
+    return GRPC_SLICE_START_PTR(*slice) + header_len;
+}
+
+/* Copies the first bytes of REPLY (at most WIRE_READ_AT_HEADER_MAX) into
+ * HEADER; returns how many. */
+static size_t first_bytes(const struct rpc_response *reply, uint8_t *header)
+{
+    struct iovec iov[WIRE_READ_AT_HEADER_MAX];
+    size_t want = reply->length < WIRE_READ_AT_HEADER_MAX ? reply->length : WIRE_READ_AT_HEADER_MAX;
+    int n = rpc_response_iov(reply, 0, want, iov, WIRE_READ_AT_HEADER_MAX);
+    size_t got = 0;
+    for (int i = 0; i < n; got += iov[i].iov_len, i++)
+        memcpy(header + got, iov[i].iov_base, iov[i].iov_len);
+    return got;
+}
+
+int wire_read_at_data(const struct rpc_response *reply, size_t *at, uint64_t *length)
+{
+    *at = 0, *length = 0;
+    if (reply->length == 0)
+        return 0;
+    uint8_t header[WIRE_READ_AT_HEADER_MAX];
+    struct bytes in = {header, first_bytes(reply, header)};
+    if (in.len == 0 || header[0] != READ_AT_TAG)
+        return -1;
+    in.data++, in.len--;
+    if (read_varint(&in, length) < 0)
+        return -1;
+    *at = (size_t)(in.data - header);
+    return *length == reply->length - *at ? 0 : -1;
 }

@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* A tiny reader of protobuf wire format, for parsing messages that have no
+/* Protobuf wire format by hand: a tiny reader, for messages that have no
  * generated code here (FileDescriptorProto in the reflection service and
- * its test). */
+ * its test), and the codec of ReadAtResponse, whose data must not be
+ * copied more than once on either side. */
 #ifndef GODWIT_PROTO_WIRE_H
 #define GODWIT_PROTO_WIRE_H
 
+#include <grpc/slice.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct rpc_response;
 
 /* A view of bytes; reading advances it. */
 struct bytes {
@@ -24,5 +28,23 @@ struct field {
 
 /* Reads the next field of IN; 0 on success, 1 at the end, -1 if malformed. */
 int wire_next(struct bytes *in, struct field *f);
+
+/* ReadAtResponse{bytes data = 1}: tag 0x0a, the data's length as a varint,
+ * the data. */
+enum { WIRE_READ_AT_HEADER_MAX = 11 }; /* the tag and a 10-byte varint */
+
+/* The seeder's side: makes *SLICE a new ReadAtResponse of LENGTH bytes
+ * with its header written, and returns where the caller puts the bytes
+ * (pread fills it directly). That place is inside *SLICE when the slice is
+ * small (inlined): fill it before copying *SLICE anywhere. Unref the slice
+ * if it is not sent. */
+uint8_t *wire_read_at_slice(grpc_slice *slice, size_t length);
+
+/* The leecher's side: where the data of the ReadAtResponse in REPLY (the
+ * raw reply, in any number of slices) starts (*AT) and how long it is
+ * (*LENGTH). An empty reply is an empty ReadAtResponse. -1 if REPLY is not
+ * one: another first field, a header cut short, or a length that is not
+ * the rest of the reply. */
+int wire_read_at_data(const struct rpc_response *reply, size_t *at, uint64_t *length);
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "godwit/v1/seeder.pb-c.h"
 #include "log.h"
+#include "proto-wire.h"
 #include "rpc-server.h"
 
 #include <errno.h>
@@ -49,19 +50,8 @@ static bool same_image(struct seeder *seeder, const char *expected, struct rpc_r
     return false;
 }
 
-/* Bytes a varint of VALUE takes, and writes it at P. */
-static size_t put_varint(uint8_t *p, uint64_t value)
-{
-    size_t n = 0;
-    do {
-        p[n++] = (uint8_t)((value & 0x7f) | (value > 0x7f ? 0x80 : 0));
-        value >>= 7;
-    } while (value);
-    return n;
-}
-
-/* Encodes ReadAtResponse{data} by hand so pread fills the reply slice
- * directly: field 1, wire type 2 (tag 0x0a), varint length, the bytes. */
+/* Answers with a ReadAtResponse encoded by hand (proto-wire.h), so pread
+ * fills the reply slice directly. */
 static void handle_read_at(void *opaque, const ProtobufCMessage *message, struct rpc_reply *reply)
 {
     struct seeder *seeder = opaque;
@@ -79,12 +69,9 @@ static void handle_read_at(void *opaque, const ProtobufCMessage *message, struct
                         (unsigned long long)seeder->image.size);
         return;
     }
-    uint8_t header[11] = {0x0a};
-    size_t header_len = 1 + put_varint(header + 1, request->length);
-    grpc_slice slice = grpc_slice_malloc(header_len + request->length);
-    uint8_t *p = GRPC_SLICE_START_PTR(slice);
-    memcpy(p, header, header_len);
-    if (image_pread(&seeder->image, p + header_len, request->length, request->offset) < 0) {
+    grpc_slice slice;
+    uint8_t *data = wire_read_at_slice(&slice, request->length);
+    if (image_pread(&seeder->image, data, request->length, request->offset) < 0) {
         int err = errno;
         grpc_slice_unref(slice);
         log_error(seeder->log, "ReadAt %llu+%u: %s", (unsigned long long)request->offset,

@@ -6,5 +6,7 @@ godwit_add_test(test-unit-dirty-set SOURCES test-unit-dirty-set.c
 target_include_directories(test-unit-dirty-set PRIVATE ${CMAKE_SOURCE_DIR}/seeder)
 godwit_add_test(test-unit-options SOURCES test-unit-options.c LABELS unit)
 godwit_add_test(test-unit-io SOURCES test-unit-io.c LIBS godwit_rpc LABELS unit grpc)
+godwit_add_test(test-unit-proto-wire SOURCES test-unit-proto-wire.c LIBS godwit_rpc
+  LABELS unit grpc)
 godwit_add_test(test-linkem SOURCES test-linkem.c LABELS unit)
 add_dependencies(test-linkem godwit-linkem)

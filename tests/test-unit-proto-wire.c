@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit test: the ReadAtResponse codec of rpc/proto-wire.c. What the
+ * seeder's encoder builds, the leecher's decoder finds again, however the
+ * transport split the reply into slices (the header itself split too), at
+ * every varint width; and the decoder refuses what is not a ReadAtResponse
+ * of the reply's own length: another tag, a header cut short, a length that
+ * disagrees with the reply. */
+#include "proto-wire.h"
+#include "rpc-client.h"
+#include "testlib.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { MAX_SLICES = 64 };
+
+/* A reply made of sub-slices of WHOLE, cut at CUTS (ascending offsets). */
+struct split {
+    grpc_slice slices[MAX_SLICES];
+    struct rpc_response reply;
+};
+
+static void split_reply(struct split *s, grpc_slice whole, const size_t *cuts, size_t n_cuts)
+{
+    size_t length = GRPC_SLICE_LENGTH(whole), start = 0, count = 0;
+    for (size_t i = 0; i <= n_cuts; i++) {
+        size_t end = i < n_cuts && cuts[i] < length ? cuts[i] : length;
+        if (end > start || (i == n_cuts && count == 0))
+            s->slices[count++] = grpc_slice_sub(whole, start, end);
+        start = end > start ? end : start;
+    }
+    s->reply = (struct rpc_response){s->slices, count, length};
+}
+
+static void split_free(struct split *s)
+{
+    for (size_t i = 0; i < s->reply.count; i++)
+        grpc_slice_unref(s->slices[i]);
+}
+
+/* True if the LENGTH bytes at AT of REPLY equal EXPECTED. */
+static bool data_equals(const struct rpc_response *reply, size_t at, const uint8_t *expected,
+                        size_t length)
+{
+    struct iovec iov[MAX_SLICES];
+    int n = rpc_response_iov(reply, at, length, iov, MAX_SLICES);
+    if (n < 0)
+        return false;
+    for (int i = 0; i < n; expected += iov[i].iov_len, i++)
+        if (memcmp(iov[i].iov_base, expected, iov[i].iov_len) != 0)
+            return false;
+    return true;
+}
+
+/* Encodes LENGTH random bytes, decodes them in one slice, in slices of one
+ * byte over the header, and in uneven slices over the data. */
+static void round_trip(size_t length, size_t header_len)
+{
+    uint8_t *bytes = malloc(length ? length : 1);
+    CHECK(bytes, "out of memory");
+    test_fill_random(bytes, length, length);
+    grpc_slice whole;
+    uint8_t *data = wire_read_at_slice(&whole, length);
+    CHECK(GRPC_SLICE_LENGTH(whole) == header_len + length, "%zu bytes: a %zu-byte header", length,
+          header_len);
+    memcpy(data, bytes, length);
+    const size_t one_piece[] = {0};
+    const size_t byte_by_byte[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+    const size_t uneven[] = {
+        1, header_len, header_len + 1, header_len + 7, length / 3 + 2, length / 2 + 5};
+    const struct {
+        const size_t *cuts;
+        size_t n;
+        const char *name;
+    } ways[] = {{one_piece, 0, "one slice"},
+                {byte_by_byte, sizeof byte_by_byte / sizeof *byte_by_byte, "a slice per byte"},
+                {uneven, sizeof uneven / sizeof *uneven, "uneven slices"}};
+    for (size_t w = 0; w < sizeof ways / sizeof *ways; w++) {
+        struct split s;
+        split_reply(&s, whole, ways[w].cuts, ways[w].n);
+        size_t at;
+        uint64_t got;
+        CHECK(wire_read_at_data(&s.reply, &at, &got) == 0, "%zu bytes in %s: decodes", length,
+              ways[w].name);
+        CHECK(at == header_len && got == length, "%zu bytes in %s: data at %zu, %llu bytes", length,
+              ways[w].name, at, (unsigned long long)got);
+        CHECK(data_equals(&s.reply, at, bytes, length), "%zu bytes in %s: the same bytes", length,
+              ways[w].name);
+        split_free(&s);
+    }
+    grpc_slice_unref(whole);
+    free(bytes);
+}
+
+/* The decoder's verdict on the bytes RAW (LEN of them), split at CUT. */
+static int decode_bytes(const uint8_t *raw, size_t len, size_t cut, size_t *at, uint64_t *length)
+{
+    grpc_slice whole = grpc_slice_from_copied_buffer((const char *)raw, len);
+    struct split s;
+    split_reply(&s, whole, &cut, 1);
+    int r = wire_read_at_data(&s.reply, at, length);
+    split_free(&s);
+    grpc_slice_unref(whole);
+    return r;
+}
+
+static void refusals(void)
+{
+    size_t at;
+    uint64_t length;
+    struct rpc_response empty = {NULL, 0, 0};
+    CHECK(wire_read_at_data(&empty, &at, &length) == 0 && at == 0 && length == 0,
+          "an empty reply is an empty ReadAtResponse");
+    const uint8_t wrong_tag[] = {0x12, 0x02, 'h', 'i'};
+    CHECK(decode_bytes(wrong_tag, sizeof wrong_tag, 1, &at, &length) < 0,
+          "field 2 is not the data");
+    const uint8_t varint_tag[] = {0x08, 0x02};
+    CHECK(decode_bytes(varint_tag, sizeof varint_tag, 1, &at, &length) < 0,
+          "field 1 as a varint is not the data");
+    const uint8_t tag_only[] = {0x0a};
+    CHECK(decode_bytes(tag_only, sizeof tag_only, 1, &at, &length) < 0, "a tag without a length");
+    const uint8_t cut_varint[] = {0x0a, 0x80, 0x80};
+    CHECK(decode_bytes(cut_varint, sizeof cut_varint, 2, &at, &length) < 0,
+          "a length whose varint never ends");
+    uint8_t too_long[16] = {0x0a};
+    memset(too_long + 1, 0xff, sizeof too_long - 1);
+    CHECK(decode_bytes(too_long, sizeof too_long, 5, &at, &length) < 0,
+          "a varint longer than 10 bytes");
+    const uint8_t short_data[] = {0x0a, 0x05, 'a', 'b', 'c', 'd'};
+    CHECK(decode_bytes(short_data, sizeof short_data, 3, &at, &length) < 0,
+          "fewer bytes than the length says");
+    const uint8_t long_data[] = {0x0a, 0x02, 'a', 'b', 'c'};
+    CHECK(decode_bytes(long_data, sizeof long_data, 3, &at, &length) < 0,
+          "more bytes than the length says");
+    const uint8_t fine[] = {0x0a, 0x03, 'a', 'b', 'c'};
+    CHECK(decode_bytes(fine, sizeof fine, 1, &at, &length) == 0 && at == 2 && length == 3,
+          "the same reply, well formed, decodes");
+}
+
+int main(void)
+{
+    round_trip(0, 2);
+    round_trip(1, 2);
+    round_trip(127, 2);
+    round_trip(128, 3);
+    round_trip(16383, 3);
+    round_trip(16384, 4);
+    round_trip(65536, 4);
+    round_trip((size_t)1 << 21, 5);
+    round_trip((size_t)16 << 20, 5);
+    refusals();
+    printf("test-unit-proto-wire: ok\n");
+    return 0;
+}
