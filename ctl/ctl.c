@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* godwit-ctl: a small client for the leecher's control API, for scripts and
- * hosts without grpcurl. Prints one JSON object.
+/* godwit-ctl: a small client for the leecher's control API and the
+ * seeder's operator calls, for scripts and hosts without grpcurl. Prints
+ * one JSON object.
  *
+ *   godwit-ctl --seeder 127.0.0.1:1337 info      (Seeder.Info)
+ *   godwit-ctl --seeder 127.0.0.1:1337 abort     (Seeder.Abort)
  *   godwit-ctl --control 127.0.0.1:1338 status
  *   godwit-ctl --control 127.0.0.1:1338 finalize
  *   godwit-ctl --control 127.0.0.1:1338 wait-local [--timeout S]   (pre-copy caught up)
  *   godwit-ctl --control 127.0.0.1:1338 wait-complete [--timeout S]
  */
 #include "godwit/v1/leecher.pb-c.h"
+#include "godwit/v1/seeder.pb-c.h"
 #include "options.h"
 #include "rpc-client.h"
 
@@ -104,26 +108,99 @@ static int finalize(struct rpc_channel *ch)
     return 0;
 }
 
+static const char *seeder_state_names[] = {"UNSPECIFIED", "SERVING", "TRACKING", "FROZEN",
+                                           "COMPLETE"};
+
+static const char *seeder_state_name(Godwit__V1__SeederState state)
+{
+    return seeder_state_names[state <= 4 ? state : 0];
+}
+
+static int seeder_info(struct rpc_channel *ch)
+{
+    Godwit__V1__InfoRequest request = GODWIT__V1__INFO_REQUEST__INIT;
+    ProtobufCMessage *response;
+    struct rpc_result result;
+    if (rpc_call(ch, "/godwit.v1.Seeder/Info", &request.base,
+                 &godwit__v1__info_response__descriptor, &response, 5000,
+                 &result) != GRPC_STATUS_OK) {
+        fprintf(stderr, "godwit-ctl: Seeder.Info failed: %s\n", result.message);
+        return 1;
+    }
+    Godwit__V1__InfoResponse *r = (void *)response;
+    printf("{\"state\":\"%s\",\"image_id\":\"%s\",\"size\":%llu,\"chunk_size\":%u,"
+           "\"sessions\":%u,\"dirty_chunks\":%llu,\"held_writes\":%llu,\"held_bytes\":%llu,"
+           "\"held_writes_total\":%llu,\"refused_writes_total\":%llu}\n",
+           seeder_state_name(r->state), r->image_id, (unsigned long long)r->size, r->chunk_size,
+           r->sessions, (unsigned long long)r->dirty_chunks, (unsigned long long)r->held_writes,
+           (unsigned long long)r->held_bytes, (unsigned long long)r->held_writes_total,
+           (unsigned long long)r->refused_writes_total);
+    protobuf_c_message_free_unpacked(response, NULL);
+    return 0;
+}
+
+static int seeder_abort(struct rpc_channel *ch)
+{
+    Godwit__V1__AbortRequest request = GODWIT__V1__ABORT_REQUEST__INIT;
+    ProtobufCMessage *response;
+    struct rpc_result result;
+    if (rpc_call(ch, "/godwit.v1.Seeder/Abort", &request.base,
+                 &godwit__v1__abort_response__descriptor, &response, 30000,
+                 &result) != GRPC_STATUS_OK) {
+        fprintf(stderr, "godwit-ctl: Seeder.Abort failed: %s\n", result.message);
+        return 1;
+    }
+    Godwit__V1__AbortResponse *r = (void *)response;
+    printf("{\"previous_state\":\"%s\",\"released_writes\":%llu,\"ended_sessions\":%llu,"
+           "\"image_id\":\"%s\"}\n",
+           seeder_state_name(r->previous_state), (unsigned long long)r->released_writes,
+           (unsigned long long)r->ended_sessions, r->image_id);
+    protobuf_c_message_free_unpacked(response, NULL);
+    return 0;
+}
+
+/* Runs COMMAND against the seeder (SEEDER) or the leecher; 2 if unknown. */
+static int run(struct rpc_channel *ch, bool seeder, const char *command, unsigned timeout)
+{
+    if (seeder && strcmp(command, "abort") == 0)
+        return seeder_abort(ch);
+    if (seeder && strcmp(command, "info") == 0)
+        return seeder_info(ch);
+    if (!seeder && strcmp(command, "finalize") == 0)
+        return finalize(ch);
+    if (!seeder && (strcmp(command, "wait-local") == 0 || strcmp(command, "wait-complete") == 0))
+        return wait_for(ch, strcmp(command, "wait-complete") == 0, timeout);
+    if (!seeder && strcmp(command, "status") == 0)
+        return print_once(ch);
+    fprintf(stderr, "godwit-ctl: unknown %s command \"%s\" (see --help)\n",
+            seeder ? "--seeder" : "--control", command);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
-    char *control = NULL, *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
+    char *control = NULL, *seeder = NULL, *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
     unsigned timeout = 600;
     const char *command = argc > 1 && argv[argc - 1][0] != '-' ? argv[argc - 1] : NULL;
     struct option_spec specs[] = {
         {"control", OPTION_STRING, &control, "ADDR:PORT", "the leecher's control address"},
+        {"seeder", OPTION_STRING, &seeder, "ADDR:PORT",
+         "the seeder's gRPC address, for info and abort"},
         {"timeout", OPTION_UINT, &timeout, "S", "for wait-*: give up after S seconds (600)"},
-        {"tls-ca", OPTION_STRING, &tls_ca, "FILE", "verify the leecher with this CA (TLS)"},
+        {"tls-ca", OPTION_STRING, &tls_ca, "FILE", "verify the daemon with this CA (TLS)"},
         {"tls-cert", OPTION_STRING, &tls_cert, "FILE", "our client certificate (mTLS)"},
         {"tls-key", OPTION_STRING, &tls_key, "FILE", "its private key"},
     };
     enum { N_SPECS = sizeof specs / sizeof specs[0] };
     char err[256];
-    const struct program_info info = {"godwit-ctl", "drive a godwit-leecher",
+    const struct program_info info = {"godwit-ctl", "drive a godwit-leecher or godwit-seeder",
                                       "--control ADDR:PORT status|finalize|wait-local|"
-                                      "wait-complete"};
+                                      "wait-complete, or --seeder ADDR:PORT info|abort"};
     int r = options_parse(&info, specs, N_SPECS, command ? argc - 1 : argc, argv, err, sizeof err);
-    if (r == 0 && (!control || !command)) {
-        snprintf(err, sizeof err, "give --control ADDR:PORT and a command (see --help)");
+    if (r == 0 && (!control == !seeder || !command)) {
+        snprintf(err, sizeof err,
+                 "give --control ADDR:PORT (leecher) or --seeder ADDR:PORT, and a command (see "
+                 "--help)");
         r = -1;
     }
     if (r != 0) {
@@ -132,20 +209,14 @@ int main(int argc, char **argv)
         options_free(specs, N_SPECS);
         return r < 0 ? 2 : 0;
     }
-    struct rpc_channel_config config = {.target = control, .tls = {tls_cert, tls_key, tls_ca}};
+    struct rpc_channel_config config = {.target = seeder ? seeder : control,
+                                        .tls = {tls_cert, tls_key, tls_ca}};
     struct rpc_channel *ch = rpc_channel_open(&config, err, sizeof err);
     if (!ch) {
         fprintf(stderr, "godwit-ctl: %s\n", err);
         r = 1;
-    } else if (strcmp(command, "finalize") == 0)
-        r = finalize(ch);
-    else if (strcmp(command, "wait-local") == 0 || strcmp(command, "wait-complete") == 0)
-        r = wait_for(ch, strcmp(command, "wait-complete") == 0, timeout);
-    else if (strcmp(command, "status") == 0)
-        r = print_once(ch);
-    else {
-        fprintf(stderr, "godwit-ctl: unknown command \"%s\"\n", command);
-        r = 2;
+    } else {
+        r = run(ch, seeder != NULL, command, timeout);
     }
     if (ch)
         rpc_channel_close(ch);

@@ -99,6 +99,7 @@ grpc_status_code rpc_status_from_errno(int err)
     case EACCES:
         return GRPC_STATUS_PERMISSION_DENIED;
     case ENOMEM:
+    case EUSERS: /* a configured limit of users (e.g. --max-sessions) */
         return GRPC_STATUS_RESOURCE_EXHAUSTED;
     case ENOTSUP:
     case ENOSYS:

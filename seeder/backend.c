@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The seeder's NBD backend: the local app's reads and writes go straight to
  * the image file; every write is bracketed by the tracker so it is recorded
- * while tracking and refused (EPERM) once frozen. */
+ * in every session while tracking, and held (or refused with EPERM) from
+ * the freeze on. */
 #include "seeder.h"
 
 #include "nbd-server.h"
@@ -14,11 +15,13 @@ static int seeder_pread(void *opaque, void *buf, uint32_t count, uint64_t offset
     return image_pread(&seeder->image, buf, count, offset);
 }
 
-/* Runs one write-like operation between tracker_begin_write and _end. */
-static int tracked(struct seeder *seeder, uint64_t count, uint64_t offset, int result)
+/* Ends a write that ran: its whole range is marked even if it failed, as
+ * part of it may have landed (or a failed FUA flush left it unsure). */
+static int tracked(struct seeder *seeder, const struct gate_pass *pass, uint64_t count,
+                   uint64_t offset, int result)
 {
     int saved = errno;
-    tracker_end_write(seeder->tracker, offset, result == 0 ? count : 0);
+    tracker_end_write(seeder->tracker, pass, offset, count);
     errno = saved;
     return result;
 }
@@ -31,19 +34,22 @@ static int flush_if(struct seeder *seeder, bool fua, int result)
 static int seeder_pwrite(void *opaque, const void *buf, uint32_t count, uint64_t offset, bool fua)
 {
     struct seeder *seeder = opaque;
-    if (tracker_begin_write(seeder->tracker) < 0)
+    struct gate_pass pass;
+    if (tracker_begin_write(seeder->tracker, count, &pass) < 0)
         return -1;
     int r = flush_if(seeder, fua, image_pwrite(&seeder->image, buf, count, offset));
-    return tracked(seeder, count, offset, r);
+    return tracked(seeder, &pass, count, offset, r);
 }
 
 static int seeder_zero(void *opaque, uint32_t count, uint64_t offset, bool fua)
 {
     struct seeder *seeder = opaque;
-    if (tracker_begin_write(seeder->tracker) < 0)
+    struct gate_pass pass;
+    /* Zeroing holds no payload: it counts 0 bytes against the hold cap. */
+    if (tracker_begin_write(seeder->tracker, 0, &pass) < 0)
         return -1;
     int r = flush_if(seeder, fua, image_zero(&seeder->image, count, offset));
-    return tracked(seeder, count, offset, r);
+    return tracked(seeder, &pass, count, offset, r);
 }
 
 static int seeder_flush(void *opaque)

@@ -12,6 +12,7 @@
 #include "rpc-server.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,11 @@ struct seeder_options {
     unsigned threads;
     bool exit_on_complete;
     char *tls_cert, *tls_key, *tls_ca;
+    char *freeze;      /* hold|fail */
+    unsigned max_held; /* --freeze-max-held */
+    uint64_t max_held_bytes;
+    unsigned max_sessions;
+    char *state_file; /* default IMAGE.godwit-seeder */
 };
 
 /* Everything main starts, so it can be stopped in reverse order. */
@@ -39,7 +45,7 @@ struct running {
     int port;
 };
 
-enum { MAX_SPECS = 16 };
+enum { MAX_SPECS = 24 };
 
 /* Fills SPECS (room for MAX_SPECS) with the seeder's flags; returns how many. */
 static size_t option_specs(struct seeder_options *o, struct option_spec *specs)
@@ -62,6 +68,16 @@ static size_t option_specs(struct seeder_options *o, struct option_spec *specs)
         {"tls-cert", OPTION_STRING, &o->tls_cert, "FILE", "serve gRPC over TLS with this cert"},
         {"tls-key", OPTION_STRING, &o->tls_key, "FILE", "the TLS private key"},
         {"tls-ca", OPTION_STRING, &o->tls_ca, "FILE", "require client certs signed by this CA"},
+        {"freeze", OPTION_STRING, &o->freeze, "hold|fail",
+         "source writes after Finalize wait (hold, default) or fail with EPERM"},
+        {"freeze-max-held", OPTION_UINT, &o->max_held, "N",
+         "hold at most N writes; more fail with EPERM (default 256)"},
+        {"freeze-max-held-bytes", OPTION_SIZE, &o->max_held_bytes, "BYTES",
+         "hold at most this much write payload (default 64M)"},
+        {"max-sessions", OPTION_UINT, &o->max_sessions, "N",
+         "leechers (sessions) at once (default 8)"},
+        {"state-file", OPTION_STRING, &o->state_file, "PATH",
+         "the persisted migration state (default IMAGE.godwit-seeder)"},
     };
     size_t n = sizeof table / sizeof table[0];
     _Static_assert(sizeof table / sizeof table[0] <= MAX_SPECS, "raise MAX_SPECS");
@@ -82,6 +98,10 @@ static int check_options(const void *ctx, char *err, size_t errlen)
         snprintf(err, errlen, "--tls-cert and --tls-key go together");
     else if (o->chunk_size > UINT32_MAX)
         snprintf(err, errlen, "--chunk-size is too large");
+    else if (strcmp(o->freeze, "hold") != 0 && strcmp(o->freeze, "fail") != 0)
+        snprintf(err, errlen, "--freeze must be hold or fail, not \"%s\"", o->freeze);
+    else if (o->max_sessions < 1 || o->max_sessions > 1024)
+        snprintf(err, errlen, "--max-sessions must be between 1 and 1024, not %u", o->max_sessions);
     else
         return 0;
     return -1;
@@ -100,11 +120,27 @@ static int seeder_init(struct seeder *seeder, const struct seeder_options *o, st
                  (unsigned long long)o->chunk_size);
         return -1;
     }
-    seeder->tracker = tracker_new(&seeder->geo);
-    if (!seeder->tracker || daemon_random_id(seeder->image_id, 16) < 0) {
-        snprintf(err, errlen, "cannot set up the tracker: %s", strerror(errno));
+    char path[4096];
+    snprintf(path, sizeof path, "%s.godwit-seeder", o->image);
+    const struct tracker_config config = {
+        .geo = seeder->geo,
+        .freeze = strcmp(o->freeze, "fail") == 0 ? FREEZE_FAIL : FREEZE_HOLD,
+        .limits = {o->max_held, o->max_held_bytes},
+        .max_sessions = o->max_sessions,
+        .state_path = o->state_file ? o->state_file : path,
+        .log = log,
+    };
+    seeder->max_sessions = o->max_sessions;
+    seeder->tracker = tracker_new(&config, err, errlen);
+    if (!seeder->tracker)
         return -1;
-    }
+    struct tracker_stats stats;
+    tracker_stats(seeder->tracker, 0, &stats);
+    if (stats.state >= TRACKER_FROZEN)
+        log_event(log, "restored",
+                  json_pack("{s:s,s:s,s:I}", "state_file", config.state_path, "phase",
+                            stats.state == TRACKER_COMPLETE ? "complete" : "frozen", "sessions",
+                            (json_int_t)stats.sessions));
     return 0;
 }
 
@@ -158,6 +194,8 @@ static void stop_all(struct running *run, struct seeder *seeder)
     if (run->rpc)
         rpc_server_set_serving(run->rpc, false);
     fuse_mount_stop(run->mount);
+    if (seeder->tracker)
+        tracker_shutdown(seeder->tracker); /* held writes fail: the NBD workers can end */
     if (run->nbd)
         nbd_server_stop(run->nbd);
     if (seeder->image.fd >= 0 && image_flush(&seeder->image) < 0)
@@ -170,8 +208,10 @@ static void stop_all(struct running *run, struct seeder *seeder)
 
 static void announce(struct seeder *seeder, const struct seeder_options *o, struct running *run)
 {
+    char image_id[33];
+    tracker_image_id(seeder->tracker, image_id);
     json_t *fields = json_pack("{s:s,s:i,s:s,s:I,s:i}", "listen", o->listen, "port", run->port,
-                               "image_id", seeder->image_id, "size", (json_int_t)seeder->image.size,
+                               "image_id", image_id, "size", (json_int_t)seeder->image.size,
                                "chunk_size", (int)seeder->geo.chunk_size);
     if (o->nbd_socket)
         json_object_set_new(fields, "nbd_socket", json_string(o->nbd_socket));
@@ -210,6 +250,10 @@ int main(int argc, char **argv)
         .listen = "127.0.0.1:1337",
         .log_format = "text",
         .threads = 4,
+        .freeze = "hold",
+        .max_held = 256,
+        .max_held_bytes = 64 << 20,
+        .max_sessions = 8,
     };
     struct option_spec specs[MAX_SPECS];
     size_t n = option_specs(&o, specs);

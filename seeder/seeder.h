@@ -23,10 +23,10 @@ struct rpc_service;
 struct seeder {
     struct image_file image;
     struct chunk_geometry geo;
-    struct tracker *tracker;
-    char image_id[33]; /* 128 random bits, hex */
+    struct tracker *tracker; /* owns the identity (Abort draws a new one) */
     struct logger *log;
-    bool exit_on_complete; /* raise SIGTERM once the leecher calls Complete */
+    bool exit_on_complete; /* raise SIGTERM once every session called Complete */
+    unsigned max_sessions; /* for the sentence that refuses one more */
 };
 
 /* The NBD backend through which the local app reads and writes the image. */

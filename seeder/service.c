@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The godwit.v1.Seeder gRPC service: Info, ReadAt, Track, Sync, Finalize
- * and Complete, as api/godwit/v1/seeder.proto documents them. Handlers run
- * concurrently on the server's threads; ReadAt takes no lock at all. */
+/* The godwit.v1.Seeder gRPC service: Info, ReadAt, Track, Sync, Finalize,
+ * Complete and Abort, as api/godwit/v1/seeder.proto documents them.
+ * Handlers run concurrently on the server's threads; ReadAt takes no lock
+ * at all. */
 #include "seeder.h"
 
 #include "godwit/v1/seeder.pb-c.h"
@@ -23,30 +24,43 @@ static const Godwit__V1__SeederState wire_states[] = {
     [TRACKER_COMPLETE] = GODWIT__V1__SEEDER_STATE__SEEDER_STATE_COMPLETE,
 };
 
-static void handle_info(void *opaque, const ProtobufCMessage *request, struct rpc_reply *reply)
+static void handle_info(void *opaque, const ProtobufCMessage *message, struct rpc_reply *reply)
 {
     struct seeder *seeder = opaque;
+    const Godwit__V1__InfoRequest *request = (const void *)message;
     struct tracker_stats stats;
-    (void)request;
-    tracker_stats(seeder->tracker, &stats);
+    char image_id[33];
+    tracker_stats(seeder->tracker, request->session_id, &stats);
+    tracker_image_id(seeder->tracker, image_id);
     Godwit__V1__InfoResponse response = GODWIT__V1__INFO_RESPONSE__INIT;
     response.size = seeder->image.size;
     response.chunk_size = seeder->geo.chunk_size;
-    response.image_id = seeder->image_id;
+    response.image_id = image_id;
     response.max_read_length = SEEDER_MAX_READ;
     response.state = wire_states[stats.state];
     response.dirty_chunks = stats.dirty_chunks;
     response.dirty_rate = stats.dirty_rate;
+    response.sessions = (uint32_t)stats.sessions;
+    response.held_writes = stats.gate.held_now;
+    response.held_bytes = stats.gate.held_bytes_now;
+    response.held_writes_total = stats.gate.held_total;
+    response.refused_writes_total = stats.gate.refused_total;
     rpc_reply_message(reply, &response.base);
 }
 
 /* False (and the reply sent) if the caller expects another image. */
 static bool same_image(struct seeder *seeder, const char *expected, struct rpc_reply *reply)
 {
-    if (!expected || !expected[0] || strcmp(expected, seeder->image_id) == 0)
+    if (!expected || !expected[0])
         return true;
-    rpc_reply_errno(reply, ESTALE, "this seeder serves image %s, not %s (it was restarted?)",
-                    seeder->image_id, expected);
+    char image_id[33];
+    tracker_image_id(seeder->tracker, image_id);
+    if (strcmp(expected, image_id) == 0)
+        return true;
+    rpc_reply_errno(reply, ESTALE,
+                    "this seeder serves image %s, not %s (it was restarted before Finalize, or "
+                    "the migration was aborted)",
+                    image_id, expected);
     return false;
 }
 
@@ -92,26 +106,50 @@ static bool flushed(struct seeder *seeder, struct rpc_reply *reply)
     return false;
 }
 
-static void handle_track(void *opaque, const ProtobufCMessage *request, struct rpc_reply *reply)
+/* Answers a failed tracker call: WHAT says which state the call needs. */
+static void reply_tracker_error(struct rpc_reply *reply, uint64_t session, const char *what)
+{
+    int err = errno;
+    if (err == EBUSY)
+        rpc_reply_errno(reply, err, "%s", what);
+    else if (err == ESTALE)
+        rpc_reply_errno(reply, err,
+                        "no session %llu on this seeder (call Track first; sessions end at Abort "
+                        "and at a restart before Finalize)",
+                        (unsigned long long)session);
+    else if (err == EIO)
+        rpc_reply_errno(reply, err, "cannot write the seeder's state file (see its log); retry");
+    else
+        rpc_reply_errno(reply, err, "%s", strerror(err));
+}
+
+static void handle_track(void *opaque, const ProtobufCMessage *message, struct rpc_reply *reply)
 {
     struct seeder *seeder = opaque;
-    (void)request;
+    const Godwit__V1__TrackRequest *request = (const void *)message;
     /* Flush what the file held before, while nothing waits on it: later
      * flushes (Sync, Finalize) then cost only the writes since. */
     if (!flushed(seeder, reply))
         return;
+    const struct track_request track = {request->session_id, request->new_session};
+    struct track_result result;
+    if (tracker_track(seeder->tracker, &track, &result) < 0) {
+        if (errno == EUSERS)
+            rpc_reply_errno(reply, EUSERS,
+                            "this seeder already has %u sessions, its --max-sessions",
+                            seeder->max_sessions);
+        else
+            reply_tracker_error(reply, request->session_id,
+                                "the migration is complete: no new session");
+        return;
+    }
     Godwit__V1__TrackResponse response = GODWIT__V1__TRACK_RESPONSE__INIT;
-    response.already_tracking = tracker_track(seeder->tracker) == 1;
+    response.already_tracking = result.already_tracking;
+    response.session_id = result.session_id;
     if (!response.already_tracking)
-        log_event(seeder->log, "tracking", NULL);
+        log_event(seeder->log, "tracking",
+                  json_pack("{s:I}", "session", (json_int_t)result.session_id));
     rpc_reply_message(reply, &response.base);
-}
-
-/* A tracker call failed with errno: WHAT says why for EBUSY (wrong state). */
-static void reply_tracker_error(struct rpc_reply *reply, const char *what)
-{
-    int err = errno;
-    rpc_reply_errno(reply, err, "%s", err == EBUSY ? what : strerror(err));
 }
 
 static void handle_sync(void *opaque, const ProtobufCMessage *message, struct rpc_reply *reply)
@@ -121,9 +159,9 @@ static void handle_sync(void *opaque, const ProtobufCMessage *message, struct rp
     struct dirty_list list;
     if (!same_image(seeder, request->image_id, reply) || !flushed(seeder, reply))
         return;
-    if (tracker_sync(seeder->tracker, request->ack_generation, &list) < 0) {
-        reply_tracker_error(reply, "Sync needs Track first, and is over once Finalize froze the "
-                                   "image");
+    if (tracker_sync(seeder->tracker, request->session_id, request->ack_generation, &list) < 0) {
+        reply_tracker_error(reply, request->session_id,
+                            "Sync is over once the session called Finalize");
         return;
     }
     Godwit__V1__SyncResponse response = GODWIT__V1__SYNC_RESPONSE__INIT;
@@ -143,8 +181,9 @@ static void handle_finalize(void *opaque, const ProtobufCMessage *message, struc
      * has the last few writes to push: downtime stays small. */
     if (!same_image(seeder, request->image_id, reply) || !flushed(seeder, reply))
         return;
-    if (tracker_finalize(seeder->tracker, request->ack_generation, &list) < 0) {
-        reply_tracker_error(reply, "Finalize needs Track first");
+    if (tracker_finalize(seeder->tracker, request->session_id, request->ack_generation, &list) <
+        0) {
+        reply_tracker_error(reply, request->session_id, "Finalize needs Track first");
         return;
     }
     if (!flushed(seeder, reply)) {
@@ -153,7 +192,8 @@ static void handle_finalize(void *opaque, const ProtobufCMessage *message, struc
     }
     if (!list.already_finalized)
         log_event(seeder->log, "frozen",
-                  json_pack("{s:I}", "dirty_chunks", (json_int_t)list.count));
+                  json_pack("{s:I,s:I}", "session", (json_int_t)request->session_id, "dirty_chunks",
+                            (json_int_t)list.count));
     Godwit__V1__FinalizeResponse response = GODWIT__V1__FINALIZE_RESPONSE__INIT;
     response.n_dirty_offsets = list.count;
     response.dirty_offsets = list.offsets;
@@ -162,19 +202,46 @@ static void handle_finalize(void *opaque, const ProtobufCMessage *message, struc
     free(list.offsets);
 }
 
-static void handle_complete(void *opaque, const ProtobufCMessage *request, struct rpc_reply *reply)
+static void handle_complete(void *opaque, const ProtobufCMessage *message, struct rpc_reply *reply)
 {
     struct seeder *seeder = opaque;
-    (void)request;
-    if (tracker_complete(seeder->tracker) < 0) {
-        reply_tracker_error(reply, "Complete needs Finalize first");
+    const Godwit__V1__CompleteRequest *request = (const void *)message;
+    bool all_done;
+    if (tracker_complete(seeder->tracker, request->session_id, &all_done) < 0) {
+        reply_tracker_error(reply, request->session_id, "Complete needs Finalize first");
         return;
     }
     Godwit__V1__CompleteResponse response = GODWIT__V1__COMPLETE_RESPONSE__INIT;
     rpc_reply_message(reply, &response.base);
-    log_event(seeder->log, "complete", NULL);
-    if (seeder->exit_on_complete)
+    log_event(seeder->log, "complete",
+              json_pack("{s:I,s:b}", "session", (json_int_t)request->session_id, "all_sessions",
+                        all_done));
+    if (seeder->exit_on_complete && all_done)
         kill(getpid(), SIGTERM); /* main's signal wait runs the clean shutdown */
+}
+
+static void handle_abort(void *opaque, const ProtobufCMessage *request, struct rpc_reply *reply)
+{
+    struct seeder *seeder = opaque;
+    struct abort_result result;
+    (void)request;
+    if (tracker_abort(seeder->tracker, &result) < 0) {
+        reply_tracker_error(reply, 0,
+                            "the migration is complete: a destination holds the image, there is "
+                            "nothing to abort");
+        return;
+    }
+    char image_id[33];
+    tracker_image_id(seeder->tracker, image_id);
+    Godwit__V1__AbortResponse response = GODWIT__V1__ABORT_RESPONSE__INIT;
+    response.previous_state = wire_states[result.before];
+    response.released_writes = result.released;
+    response.ended_sessions = result.sessions;
+    response.image_id = image_id;
+    rpc_reply_message(reply, &response.base);
+    log_event(seeder->log, "aborted",
+              json_pack("{s:I,s:I,s:s}", "released_writes", (json_int_t)result.released,
+                        "ended_sessions", (json_int_t)result.sessions, "image_id", image_id));
 }
 
 static const struct rpc_method seeder_methods[] = {
@@ -184,6 +251,7 @@ static const struct rpc_method seeder_methods[] = {
     {"Sync", &godwit__v1__sync_request__descriptor, handle_sync},
     {"Finalize", &godwit__v1__finalize_request__descriptor, handle_finalize},
     {"Complete", &godwit__v1__complete_request__descriptor, handle_complete},
+    {"Abort", &godwit__v1__abort_request__descriptor, handle_abort},
 };
 
 void seeder_service(struct seeder *seeder, struct rpc_service *service)

@@ -1,66 +1,143 @@
 /* SPDX-License-Identifier: MIT */
-/* Migration state of the source side. Writes mark chunks in an atomic
- * dirty set after they land; Sync swaps the set out word by word; Finalize
- * takes the write side of a rwlock that every write holds shared, so the
- * freeze waits for writes in flight and no write lands after it. */
+/* Migration state of the source side. Writes pass the write gate (shared)
+ * and mark their chunks in every session's atomic dirty set after they
+ * land; Sync swaps a session's set out word by word; the first Finalize
+ * closes the gate, which waits for writes in flight, so none lands after
+ * the freeze, and holds (or refuses) the later ones. From the freeze on,
+ * every change is written to the state file before it is answered. */
 #include "tracker.h"
 
 #include "cleanup.h"
+#include "daemon.h"
 #include "dirty-set.h"
 #include "image-file.h"
+#include "log.h"
+#include "state-file.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+/* A seeding's identity. Abort draws a new one; the old ones stay allocated
+ * (one per Abort) so that a reader never sees a freed string. */
+struct identity {
+    struct identity *older;
+    char hex[33];
+};
+
+/* Lock order: sync_lock, then the gate (rw, then its lock). */
 struct tracker {
-    struct chunk_geometry geo;
+    struct tracker_config config; /* read-only */
+    struct write_gate gate;
+    _Atomic int state;                   /* enum tracker_state; changed under sync_lock */
+    _Atomic bool unflushed;              /* set by each write, cleared by tracker_flush */
+    _Atomic uint64_t dirtied_total;      /* chunks newly marked, ever (for the rate) */
+    _Atomic(struct identity *) identity; /* replaced under sync_lock */
 
-    /* Held shared by each local write for its whole duration, exclusively
-     * by Track and Finalize to change state. */
-    pthread_rwlock_t write_gate;
-    _Atomic int state; /* enum tracker_state; changed under write_gate (exclusive) */
-
-    /* Lock-free: marked by writers, swapped out by Sync/Finalize. */
-    struct dirty_set *dirty;
-    _Atomic bool unflushed;         /* set by each write, cleared by tracker_flush */
-    _Atomic uint64_t dirtied_total; /* chunks newly marked, ever (for the rate) */
+    /* The sessions: changed under sync_lock and gate_lock_all both, so a
+     * write (inside the gate) or a holder of sync_lock may read them. */
+    struct session **sessions; /* room for capacity */
+    size_t n_sessions, capacity;
 
     /* Everything below is owned by sync_lock. */
     pthread_mutex_t sync_lock;
-    struct dirty_set *pending; /* last set returned by Sync, not acknowledged yet */
-    uint64_t generation;       /* of pending */
-    struct dirty_list frozen;  /* the answer of Finalize, kept for retries */
-    bool frozen_ready;         /* frozen holds the answer (listing may fail: ENOMEM) */
-    double rate;               /* last computed dirty rate */
-    uint64_t rate_total;       /* dirtied_total at rate_time */
+    uint64_t next_session;    /* the id of the next session opened */
+    uint64_t default_session; /* the session of requests without an id; 0: none yet */
+    double rate;              /* last computed dirty rate */
+    uint64_t rate_total;      /* dirtied_total at rate_time */
     struct timespec rate_time;
 };
 
-struct tracker *tracker_new(const struct chunk_geometry *geo)
+static int new_identity(struct tracker *tracker, const char *hex)
+{
+    struct identity *id = calloc(1, sizeof *id);
+    if (!id)
+        return -1;
+    if (hex)
+        snprintf(id->hex, sizeof id->hex, "%s", hex);
+    else if (daemon_random_id(id->hex, 16) < 0) {
+        free(id);
+        return -1;
+    }
+    id->older = atomic_load(&tracker->identity);
+    atomic_store(&tracker->identity, id);
+    return 0;
+}
+
+void tracker_image_id(struct tracker *tracker, char id[33])
+{
+    memcpy(id, atomic_load(&tracker->identity)->hex, 33);
+}
+
+/* Takes the sessions and identity of a restored STATE. */
+static int adopt(struct tracker *tracker, struct seeder_state *state)
+{
+    size_t capacity = tracker->capacity > state->n_sessions ? tracker->capacity : state->n_sessions;
+    struct session **room = realloc(state->sessions, (capacity ? capacity : 1) * sizeof *room);
+    if (!room || new_identity(tracker, state->image_id) < 0) {
+        free(room ? room : state->sessions);
+        return -1;
+    }
+    tracker->sessions = room, tracker->capacity = capacity;
+    tracker->n_sessions = state->n_sessions;
+    tracker->next_session = state->next_session;
+    tracker->default_session = state->default_session;
+    atomic_store(&tracker->state, state->phase);
+    bool refuse = state->phase == TRACKER_COMPLETE || tracker->config.freeze == FREEZE_FAIL;
+    gate_set_mode(&tracker->gate, refuse ? GATE_REFUSE : GATE_HOLD);
+    return 0;
+}
+
+/* Restores the state file if there is one, else draws a new identity. */
+static int start_state(struct tracker *tracker, char *err, size_t errlen)
+{
+    struct seeder_state state;
+    const char *path = tracker->config.state_path;
+    int r = path ? state_file_load(path, &tracker->config.geo, &state, err, errlen) : 0;
+    if (r < 0)
+        return -1;
+    if (r == 1 && adopt(tracker, &state) < 0) {
+        snprintf(err, errlen, "cannot restore %s: %s", path, strerror(ENOMEM));
+        return -1;
+    }
+    if (r == 0 && new_identity(tracker, NULL) < 0) {
+        snprintf(err, errlen, "cannot draw an image id: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+struct tracker *tracker_new(const struct tracker_config *config, char *err, size_t errlen)
 {
     struct tracker *tracker = calloc(1, sizeof *tracker);
-    if (!tracker)
+    if (!tracker) {
+        snprintf(err, errlen, "cannot set up the tracker: %s", strerror(ENOMEM));
         return NULL;
-    tracker->geo = *geo;
-    tracker->dirty = dirty_set_new(geo->chunks);
-    tracker->pending = dirty_set_new(geo->chunks);
-    if (!tracker->dirty || !tracker->pending) {
+    }
+    tracker->config = *config;
+    tracker->capacity = config->max_sessions;
+    tracker->sessions =
+        calloc(config->max_sessions ? config->max_sessions : 1, sizeof *tracker->sessions);
+    tracker->next_session = 1;
+    atomic_init(&tracker->state, TRACKER_SERVING);
+    atomic_init(&tracker->unflushed, true); /* the file may hold writes from before we started */
+    atomic_init(&tracker->identity, NULL);
+    pthread_mutex_init(&tracker->sync_lock, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &tracker->rate_time);
+    if (!tracker->sessions || gate_init(&tracker->gate, &config->limits, config->log) < 0) {
+        snprintf(err, errlen, "cannot set up the tracker: %s", strerror(errno ? errno : ENOMEM));
+        free(tracker->sessions);
+        pthread_mutex_destroy(&tracker->sync_lock);
+        free(tracker);
+        return NULL;
+    }
+    if (start_state(tracker, err, errlen) < 0) {
         tracker_free(tracker);
         return NULL;
     }
-    pthread_rwlockattr_t attr;
-    pthread_rwlockattr_init(&attr);
-    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    pthread_rwlock_init(&tracker->write_gate, &attr);
-    pthread_rwlockattr_destroy(&attr);
-    pthread_mutex_init(&tracker->sync_lock, NULL);
-    clock_gettime(CLOCK_MONOTONIC, &tracker->rate_time);
-    atomic_init(&tracker->state, TRACKER_SERVING);
-    atomic_init(&tracker->unflushed, true); /* the file may hold writes from before we started */
     return tracker;
 }
 
@@ -68,37 +145,39 @@ void tracker_free(struct tracker *tracker)
 {
     if (!tracker)
         return;
-    dirty_set_free(tracker->dirty);
-    dirty_set_free(tracker->pending);
-    free(tracker->frozen.offsets);
-    pthread_rwlock_destroy(&tracker->write_gate);
+    for (size_t i = 0; i < tracker->n_sessions; i++)
+        session_free(tracker->sessions[i]);
+    free(tracker->sessions);
+    for (struct identity *id = atomic_load(&tracker->identity), *older; id; id = older) {
+        older = id->older;
+        free(id);
+    }
+    gate_destroy(&tracker->gate);
     pthread_mutex_destroy(&tracker->sync_lock);
     free(tracker);
 }
 
-int tracker_begin_write(struct tracker *tracker)
+int tracker_begin_write(struct tracker *tracker, uint64_t count, struct gate_pass *pass)
 {
-    pthread_rwlock_rdlock(&tracker->write_gate);
-    if (atomic_load(&tracker->state) >= TRACKER_FROZEN) {
-        pthread_rwlock_unlock(&tracker->write_gate);
-        errno = EPERM;
-        return -1;
-    }
-    return 0;
+    return gate_enter(&tracker->gate, count, pass);
 }
 
-void tracker_end_write(struct tracker *tracker, uint64_t offset, uint64_t count)
+void tracker_end_write(struct tracker *tracker, const struct gate_pass *pass, uint64_t offset,
+                       uint64_t count)
 {
     /* Mark after the data landed: a Sync between the write and the mark
      * reports the chunk next time; marking first could lose it. */
-    if (count > 0 && atomic_load(&tracker->state) == TRACKER_TRACKING) {
-        uint64_t first, last;
-        chunk_span(&tracker->geo, offset, count, &first, &last);
-        uint64_t fresh = dirty_set_mark_range(tracker->dirty, first, last);
+    if (count > 0 && tracker->n_sessions > 0) {
+        uint64_t first, last, fresh = 0;
+        chunk_span(&tracker->config.geo, offset, count, &first, &last);
+        for (size_t i = 0; i < tracker->n_sessions; i++) {
+            uint64_t n = dirty_set_mark_range(tracker->sessions[i]->dirty, first, last);
+            fresh = n > fresh ? n : fresh;
+        }
         atomic_fetch_add(&tracker->dirtied_total, fresh);
     }
     atomic_store(&tracker->unflushed, true); /* even a failed write may have landed in part */
-    pthread_rwlock_unlock(&tracker->write_gate);
+    gate_leave(&tracker->gate, pass);
 }
 
 int tracker_flush(struct tracker *tracker, const struct image_file *image)
@@ -115,107 +194,189 @@ int tracker_flush(struct tracker *tracker, const struct image_file *image)
     return -1;
 }
 
-int tracker_track(struct tracker *tracker)
+/* Writes the state file if the freeze happened; -1 (EIO) if that failed.
+ * Caller holds sync_lock. */
+static int persist(struct tracker *tracker)
 {
-    pthread_rwlock_wrlock(&tracker->write_gate);
-    int state = atomic_load(&tracker->state);
-    if (state == TRACKER_SERVING)
+    const char *path = tracker->config.state_path;
+    if (!path || atomic_load(&tracker->state) < TRACKER_FROZEN)
+        return 0;
+    struct seeder_state state = {
+        .phase = atomic_load(&tracker->state),
+        .next_session = tracker->next_session,
+        .default_session = tracker->default_session,
+        .sessions = tracker->sessions,
+        .n_sessions = tracker->n_sessions,
+    };
+    tracker_image_id(tracker, state.image_id);
+    if (state_file_save(path, &tracker->config.geo, &state) == 0)
+        return 0;
+    log_error(tracker->config.log, "cannot write the seeder state file %s: %s", path,
+              strerror(errno));
+    errno = EIO;
+    return -1;
+}
+
+/* The session named ID (0: the default one); NULL with errno ESTALE.
+ * Caller holds sync_lock. */
+static struct session *find_session(struct tracker *tracker, uint64_t id)
+{
+    if (id == 0)
+        id = tracker->default_session;
+    for (size_t i = 0; id && i < tracker->n_sessions; i++)
+        if (tracker->sessions[i]->id == id)
+            return tracker->sessions[i];
+    errno = ESTALE;
+    return NULL;
+}
+
+/* Opens a session; caller holds sync_lock. */
+static struct session *open_session(struct tracker *tracker)
+{
+    if (atomic_load(&tracker->state) == TRACKER_COMPLETE) {
+        errno = EBUSY;
+        return NULL;
+    }
+    if (tracker->n_sessions >= tracker->capacity) {
+        errno = EUSERS;
+        return NULL;
+    }
+    struct session *session = session_new(tracker->next_session, tracker->config.geo.chunks);
+    if (!session)
+        return NULL;
+    tracker->next_session++;
+    /* Writes in flight end first: the new set starts between two writes. */
+    gate_lock_all(&tracker->gate);
+    tracker->sessions[tracker->n_sessions++] = session;
+    if (atomic_load(&tracker->state) == TRACKER_SERVING)
         atomic_store(&tracker->state, TRACKER_TRACKING);
-    pthread_rwlock_unlock(&tracker->write_gate);
-    return state != TRACKER_SERVING;
+    gate_unlock_all(&tracker->gate);
+    return session;
 }
 
-/* Lists SET as chunk offsets into OUT. Caller holds sync_lock. */
-static int list_offsets(const struct tracker *tracker, const struct dirty_set *set,
-                        struct dirty_list *out)
-{
-    size_t count = (size_t)dirty_set_count(set);
-    out->offsets = malloc((count ? count : 1) * sizeof *out->offsets);
-    if (!out->offsets) {
-        errno = ENOMEM;
-        return -1;
-    }
-    out->count = dirty_set_list(set, out->offsets, count);
-    for (size_t i = 0; i < out->count; i++)
-        out->offsets[i] = chunk_offset(&tracker->geo, out->offsets[i]);
-    return 0;
-}
-
-int tracker_sync(struct tracker *tracker, uint64_t ack_generation, struct dirty_list *out)
+int tracker_track(struct tracker *tracker, const struct track_request *request,
+                  struct track_result *result)
 {
     LOCK_FOR_SCOPE(&tracker->sync_lock);
-    if (atomic_load(&tracker->state) != TRACKER_TRACKING) {
+    struct session *session = NULL;
+    if (request->session_id || !request->new_session)
+        session = find_session(tracker, request->session_id);
+    if (!session && request->session_id)
+        return -1; /* ESTALE: a session this seeder does not know */
+    result->already_tracking = session != NULL;
+    if (!session && !(session = open_session(tracker)))
+        return -1;
+    if (!request->new_session && !request->session_id)
+        tracker->default_session = session->id;
+    result->session_id = session->id;
+    return result->already_tracking ? 0 : persist(tracker);
+}
+
+int tracker_sync(struct tracker *tracker, uint64_t id, uint64_t ack_generation,
+                 struct dirty_list *out)
+{
+    LOCK_FOR_SCOPE(&tracker->sync_lock);
+    struct session *session = find_session(tracker, id);
+    if (!session)
+        return -1;
+    if (session->finalized) {
         errno = EBUSY;
         return -1;
     }
-    if (ack_generation != 0 && ack_generation == tracker->generation)
-        dirty_set_clear(tracker->pending);
-    dirty_set_take(tracker->dirty, tracker->pending);
-    if (list_offsets(tracker, tracker->pending, out) < 0)
+    if (session_sync(session, &tracker->config.geo, ack_generation, out) < 0)
         return -1;
-    out->generation = ++tracker->generation;
-    out->already_finalized = 0;
-    return 0;
-}
-
-/* Copies the kept Finalize answer into OUT. Caller holds sync_lock. */
-static int copy_frozen(const struct tracker *tracker, struct dirty_list *out)
-{
-    *out = tracker->frozen;
-    out->offsets = malloc((out->count ? out->count : 1) * sizeof *out->offsets);
-    if (!out->offsets) {
-        errno = ENOMEM;
+    if (persist(tracker) < 0) {
+        free(out->offsets);
         return -1;
     }
-    for (size_t i = 0; i < out->count; i++)
-        out->offsets[i] = tracker->frozen.offsets[i];
     return 0;
 }
 
-/* Freezes: waits for writes in flight, then no write begins any more. */
-static int freeze(struct tracker *tracker)
+/* The first Finalize: waits for writes in flight, then holds or refuses
+ * every later one. Caller holds sync_lock. */
+static void freeze(struct tracker *tracker)
 {
-    pthread_rwlock_wrlock(&tracker->write_gate);
-    int state = atomic_load(&tracker->state);
-    if (state == TRACKER_TRACKING)
-        atomic_store(&tracker->state, TRACKER_FROZEN);
-    pthread_rwlock_unlock(&tracker->write_gate);
-    return state;
+    if (atomic_load(&tracker->state) != TRACKER_TRACKING)
+        return;
+    gate_set_mode(&tracker->gate, tracker->config.freeze == FREEZE_HOLD ? GATE_HOLD : GATE_REFUSE);
+    atomic_store(&tracker->state, TRACKER_FROZEN);
 }
 
-int tracker_finalize(struct tracker *tracker, uint64_t ack_generation, struct dirty_list *out)
+int tracker_finalize(struct tracker *tracker, uint64_t id, uint64_t ack_generation,
+                     struct dirty_list *out)
 {
     LOCK_FOR_SCOPE(&tracker->sync_lock);
-    int before = freeze(tracker);
-    if (before == TRACKER_SERVING) {
+    struct session *session = find_session(tracker, id);
+    if (!session)
+        return -1;
+    freeze(tracker);
+    if (session_finalize(session, &tracker->config.geo, ack_generation, out) < 0)
+        return -1;
+    if (persist(tracker) < 0) {
+        free(out->offsets);
+        return -1;
+    }
+    return 0;
+}
+
+int tracker_complete(struct tracker *tracker, uint64_t id, bool *all_done)
+{
+    LOCK_FOR_SCOPE(&tracker->sync_lock);
+    struct session *session = find_session(tracker, id);
+    if (!session)
+        return -1;
+    if (!session->finalized) {
         errno = EBUSY;
         return -1;
     }
-    if (!tracker->frozen_ready) {
-        /* pending keeps everything until the list exists, so a retry after
-         * a failure here still reports every chunk. */
-        if (ack_generation != 0 && ack_generation == tracker->generation)
-            dirty_set_clear(tracker->pending);
-        dirty_set_take(tracker->dirty, tracker->pending);
-        if (list_offsets(tracker, tracker->pending, &tracker->frozen) < 0)
-            return -1;
-        tracker->frozen_ready = true;
+    session->complete = true;
+    if (atomic_load(&tracker->state) != TRACKER_COMPLETE) {
+        gate_set_mode(&tracker->gate, GATE_REFUSE); /* held writes fail with EPERM */
+        atomic_store(&tracker->state, TRACKER_COMPLETE);
     }
-    if (copy_frozen(tracker, out) < 0)
-        return -1;
-    out->already_finalized = before != TRACKER_TRACKING;
-    return 0;
+    *all_done = true;
+    for (size_t i = 0; i < tracker->n_sessions; i++)
+        *all_done &= tracker->sessions[i]->complete;
+    return persist(tracker);
 }
 
-int tracker_complete(struct tracker *tracker)
+int tracker_abort(struct tracker *tracker, struct abort_result *result)
 {
     LOCK_FOR_SCOPE(&tracker->sync_lock);
-    if (atomic_load(&tracker->state) < TRACKER_FROZEN) {
+    result->before = atomic_load(&tracker->state);
+    if (result->before == TRACKER_COMPLETE) {
         errno = EBUSY;
         return -1;
     }
-    atomic_store(&tracker->state, TRACKER_COMPLETE);
+    /* The file goes first: a seeder restarted after a failed removal comes
+     * back frozen (safe), never unfrozen with the old identity. */
+    const char *path = tracker->config.state_path;
+    if (path && state_file_remove(path) < 0) {
+        log_error(tracker->config.log, "cannot remove the seeder state file %s: %s", path,
+                  strerror(errno));
+        errno = EIO;
+        return -1;
+    }
+    if (new_identity(tracker, NULL) < 0)
+        return -1;
+    struct gate_stats held;
+    gate_stats(&tracker->gate, &held);
+    result->released = held.held_now;
+    result->sessions = tracker->n_sessions;
+    gate_lock_all(&tracker->gate);
+    for (size_t i = 0; i < tracker->n_sessions; i++)
+        session_free(tracker->sessions[i]);
+    tracker->n_sessions = 0;
+    tracker->default_session = 0;
+    atomic_store(&tracker->state, TRACKER_SERVING);
+    gate_unlock_all(&tracker->gate);
+    gate_set_mode(&tracker->gate, GATE_OPEN); /* held writes run, in order */
     return 0;
+}
+
+void tracker_shutdown(struct tracker *tracker)
+{
+    gate_set_mode(&tracker->gate, GATE_SHUTDOWN);
 }
 
 static double seconds_since(const struct timespec *then, struct timespec *now)
@@ -224,13 +385,14 @@ static double seconds_since(const struct timespec *then, struct timespec *now)
     return (double)(now->tv_sec - then->tv_sec) + (double)(now->tv_nsec - then->tv_nsec) / 1e9;
 }
 
-void tracker_stats(struct tracker *tracker, struct tracker_stats *stats)
+void tracker_stats(struct tracker *tracker, uint64_t id, struct tracker_stats *stats)
 {
     LOCK_FOR_SCOPE(&tracker->sync_lock);
     stats->state = atomic_load(&tracker->state);
-    stats->dirty_chunks = stats->state >= TRACKER_FROZEN
-                              ? tracker->frozen.count
-                              : dirty_set_count_union(tracker->dirty, tracker->pending);
+    struct session *session = find_session(tracker, id);
+    stats->dirty_chunks = session ? session_dirty_count(session) : 0;
+    stats->sessions = tracker->n_sessions;
+    gate_stats(&tracker->gate, &stats->gate);
     struct timespec now;
     double elapsed = seconds_since(&tracker->rate_time, &now);
     if (elapsed >= 1.0) {

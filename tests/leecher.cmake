@@ -21,6 +21,7 @@ godwit_add_e2e(test-e2e-seeder-dies seeder-dies)
 godwit_add_e2e(test-e2e-downtime-flat downtime)
 godwit_add_e2e(test-e2e-mount mount)
 godwit_add_e2e(test-e2e-auto-workers auto-workers)
+godwit_add_e2e(test-e2e-abort abort)
 
 # The fault-injection soak: a short version here (4 randomized runs, a new
 # seed each time, printed so a failure can be replayed: test-soak RUNS SEED).

@@ -14,3 +14,5 @@ add_dependencies(test-seeder-mount godwit-seeder)
 godwit_add_script_test(test-tls test-tls.sh seeder leecher grpc)
 # The stand-in workload (bench/writer.c) against a seeder that comes and goes.
 godwit_add_script_test(test-writer-retry test-writer-retry.sh seeder grpc)
+godwit_add_test(test-freeze SOURCES test-freeze.c LIBS godwit_seeder_harness LABELS seeder grpc)
+add_dependencies(test-freeze godwit-seeder godwit-ctl)

@@ -9,7 +9,7 @@
  * does not grow with the image.
  *
  *   test-e2e migrate W C | early | restart-leecher | restart-seeder |
- *               seeder-dies | downtime | mount */
+ *            seeder-dies | downtime | mount | auto-workers | abort */
 #include "leecher-harness.h"
 #include "testlib.h"
 
@@ -132,6 +132,19 @@ static void destination_app(struct migration *m)
     nbd_close(nbd);
 }
 
+static Godwit__V1__SeederState seeder_state(struct seeder_proc *seeder)
+{
+    Godwit__V1__InfoRequest request = GODWIT__V1__INFO_REQUEST__INIT;
+    ProtobufCMessage *response;
+    struct rpc_result result;
+    CHECK(seeder_call(seeder, "Info", &request.base, &godwit__v1__info_response__descriptor,
+                      &response, &result) == GRPC_STATUS_OK,
+          "Info: %s", result.message);
+    Godwit__V1__SeederState state = ((Godwit__V1__InfoResponse *)response)->state;
+    protobuf_c_message_free_unpacked(response, NULL);
+    return state;
+}
+
 static void test_migrate(const char *workers, const char *channels, bool early)
 {
     struct migration m = {0};
@@ -152,19 +165,34 @@ static void test_migrate(const char *workers, const char *channels, bool early)
     uint64_t downtime;
     CHECK(leecher_finalize_call(&m.leecher, &downtime) == GRPC_STATUS_OK, "Finalize");
     CHECK(downtime > 0, "downtime reported");
+    /* The freeze is a pause: a source write waits, unanswered, until the
+     * migration completes (at once when every chunk was local), and then
+     * fails with EPERM. */
     char byte = 1;
-    CHECK(nbd_pwrite(src, &byte, 1, 0, 0) == -1 && nbd_get_errno() == EPERM,
-          "the source must be frozen after Finalize");
-    nbd_close(src);
+    int64_t held = nbd_aio_pwrite(src, &byte, 1, 0, NBD_NULL_COMPLETION, 0);
+    CHECK(held > 0, "aio write: %s", nbd_get_error());
     Godwit__V1__StatusResponse *s = leecher_status(&m.leecher);
     CHECK(s && s->state >= GODWIT__V1__STATE__POSTCOPY, "state after Finalize");
     if (early)
         CHECK(s->chunks_local < s->chunks_total, "early Finalize should leave chunks missing");
     protobuf_c_message_free_unpacked(&s->base, NULL);
+    usleep(20000);
+    CHECK(nbd_poll(src, 0) >= 0, "poll: %s", nbd_get_error());
+    int done = nbd_aio_command_completed(src, held); /* nonzero retires the command */
+    if (done != 0)
+        CHECK(seeder_state(&m.seeder) == GODWIT__V1__SEEDER_STATE__SEEDER_STATE_COMPLETE,
+              "a source write after Finalize was answered before Complete: it must be held");
     destination_app(&m);
     uint64_t again;
     CHECK(leecher_finalize_call(&m.leecher, &again) == GRPC_STATUS_OK && again == downtime,
           "a second Finalize answers the same");
+    s = leecher_wait_state(&m.leecher, GODWIT__V1__STATE__COMPLETE, 60000);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    while (done == 0 && (done = nbd_aio_command_completed(src, held)) == 0)
+        CHECK(nbd_poll(src, 5000) >= 0, "poll: %s", nbd_get_error());
+    CHECK(done == -1 && nbd_get_errno() == EPERM,
+          "the held source write must fail with EPERM after Complete (errno %d)", nbd_get_errno());
+    nbd_close(src);
     finish(&m);
 }
 
@@ -248,6 +276,57 @@ static void test_seeder_dies(void)
     leecher_stop(&m.leecher);
     seeder_cleanup(&m.seeder);
     free(m.model);
+}
+
+/* Abort in post-copy: the source write held by the freeze lands, the first
+ * leecher fails loudly (the image id changed), and a second migration of
+ * the same seeder ends byte-exact. */
+static void test_abort(void)
+{
+    struct migration m = {0};
+    start_seeder(&m, "e2e-abort", 16 << 20);
+    start_link(&m, "4");
+    const char *extra[] = {"--workers", "1", "--sync-interval", "200", NULL};
+    start_leecher(&m, extra);
+    struct nbd_handle *src = seeder_nbd(&m.seeder);
+    source_writes(&m, src, 4000);
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&m.leecher, &downtime) == GRPC_STATUS_OK, "Finalize");
+    unsigned char held_bytes[3000];
+    test_fill_random(held_bytes, sizeof held_bytes, 4321);
+    int64_t held =
+        nbd_aio_pwrite(src, held_bytes, sizeof held_bytes, 5 * CHUNK + 11, NBD_NULL_COMPLETION, 0);
+    CHECK(held > 0, "aio write: %s", nbd_get_error());
+    usleep(100000);
+    CHECK(nbd_poll(src, 0) >= 0 && nbd_aio_command_completed(src, held) == 0,
+          "a source write during the freeze was answered: it must be held");
+    Godwit__V1__AbortRequest request = GODWIT__V1__ABORT_REQUEST__INIT;
+    ProtobufCMessage *response;
+    struct rpc_result result;
+    CHECK(seeder_call(&m.seeder, "Abort", &request.base, &godwit__v1__abort_response__descriptor,
+                      &response, &result) == GRPC_STATUS_OK,
+          "Abort: %s", result.message);
+    protobuf_c_message_free_unpacked(response, NULL);
+    int done;
+    while ((done = nbd_aio_command_completed(src, held)) == 0)
+        CHECK(nbd_poll(src, 5000) >= 0, "poll: %s", nbd_get_error());
+    CHECK(done == 1, "the held write failed after Abort: %s", nbd_get_error());
+    memcpy(m.model + 5 * CHUNK + 11, held_bytes, sizeof held_bytes);
+    int status = leecher_wait_exit(&m.leecher, 30000);
+    CHECK(status > 0 && status < 128, "the aborted leecher must exit non-zero, got %d", status);
+    char state[700];
+    snprintf(state, sizeof state, "%s.godwit-state", m.leecher.image);
+    unlink(state);
+    unlink(m.leecher.image);
+    test_stop(m.linkem, 5000);
+    m.linkem = 0;
+    start_leecher(&m, extra); /* the second migration, at full speed */
+    source_writes(&m, src, 5000);
+    leecher_wait_local(&m.leecher, m.size / CHUNK, 60000);
+    source_writes(&m, src, 6000);
+    CHECK(leecher_finalize_call(&m.leecher, &downtime) == GRPC_STATUS_OK, "second Finalize");
+    nbd_close(src);
+    finish(&m);
 }
 
 /* Downtime of a migration of SIZE with DIRTY chunks written at the end. */
@@ -380,6 +459,8 @@ int main(int argc, char **argv)
         test_mount();
     else if (strcmp(which, "auto-workers") == 0)
         test_auto_workers();
+    else if (strcmp(which, "abort") == 0)
+        test_abort();
     else
         CHECK(false, "unknown test %s", which);
     printf("test-e2e %s: ok\n", which);
