@@ -7,6 +7,7 @@
  * chunk is then WRITTEN and no later pull overwrites it. */
 #include "leecher.h"
 
+#include "cleanup.h"
 #include "nbd-server.h"
 
 #include <errno.h>
@@ -15,14 +16,13 @@
 /* Waits for Finalize to open the export; -1 (ESHUTDOWN) when stopping. */
 static int pass_gate(struct leecher *l)
 {
-    pthread_mutex_lock(&l->lock);
+    LOCK_FOR_SCOPE(&l->lock);
     while (!l->gate_open && !l->stopping && l->state != FAILED)
         pthread_cond_wait(&l->changed, &l->lock);
-    int r = l->gate_open ? 0 : -1;
-    pthread_mutex_unlock(&l->lock);
-    if (r < 0)
-        errno = ESHUTDOWN;
-    return r;
+    if (l->gate_open)
+        return 0;
+    errno = ESHUTDOWN;
+    return -1;
 }
 
 static int leecher_pread(void *opaque, void *buf, uint32_t count, uint64_t offset)

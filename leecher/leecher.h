@@ -39,6 +39,12 @@ struct leecher {
     char *state_path;    /* IMAGE.godwit-state */
     uint64_t started_us;
 
+    /* Lock order: finalize_lock -> save_lock -> lock. A Finalize (holding
+     * finalize_lock) writes the state file (save_lock), which reads
+     * ack_generation (lock); no one takes finalize_lock or save_lock while
+     * holding a later lock. The chunk map's stripe locks are leaves: held
+     * only around a chunk's store, never with any of these. */
+
     /* Held for the whole of a Finalize, so two (SIGUSR1 and the RPC) never
      * interleave. */
     pthread_mutex_t finalize_lock;

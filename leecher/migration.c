@@ -5,6 +5,7 @@
  * completion). */
 #include "leecher.h"
 
+#include "cleanup.h"
 #include "log.h"
 #include "pull-order.h"
 #include "seeder-client.h"
@@ -20,12 +21,10 @@ static const char *state_names[] = {"", "PRECOPY", "FINALIZING", "POSTCOPY", "CO
 static bool precopy_wait(struct leecher *l, int ms)
 {
     uint64_t deadline = leecher_now_us() + (uint64_t)ms * 1000;
-    pthread_mutex_lock(&l->lock);
+    LOCK_FOR_SCOPE(&l->lock);
     while (l->state == PRECOPY && !l->stopping && leecher_now_us() < deadline)
         leecher_wait(l, 50000);
-    bool go_on = l->state == PRECOPY && !l->stopping;
-    pthread_mutex_unlock(&l->lock);
-    return go_on;
+    return l->state == PRECOPY && !l->stopping;
 }
 
 /* Marks the chunks at OFFSETS remote; returns how many had been pulled. */
@@ -134,30 +133,19 @@ static Godwit__V1__FinalizeResponse *freeze_source(struct leecher *l, char *err,
 /* Enters FINALIZING; 1 if already finalized, -1 if not allowed, 0 to go. */
 static int begin_finalize(struct leecher *l, char *err, size_t errlen)
 {
-    pthread_mutex_lock(&l->lock);
-    int r = 0;
+    LOCK_FOR_SCOPE(&l->lock);
+    pthread_cond_broadcast(&l->changed); /* the waiters see the state once we unlock */
     if (l->state == POSTCOPY || l->state == COMPLETE)
-        r = 1;
-    else if (l->state == FAILED) {
+        return 1;
+    if (l->state == FAILED) {
         snprintf(err, errlen, "the migration has failed: %s", l->error);
-        r = -1;
-    } else
-        l->state = FINALIZING;
-    pthread_cond_broadcast(&l->changed);
-    pthread_mutex_unlock(&l->lock);
-    return r;
+        return -1;
+    }
+    l->state = FINALIZING;
+    return 0;
 }
 
-static int finalize_locked(struct leecher *l, char *err, size_t errlen);
-
-int leecher_finalize(struct leecher *l, char *err, size_t errlen)
-{
-    pthread_mutex_lock(&l->finalize_lock);
-    int r = finalize_locked(l, err, errlen);
-    pthread_mutex_unlock(&l->finalize_lock);
-    return r;
-}
-
+/* Finalize, with finalize_lock held. */
 static int finalize_locked(struct leecher *l, char *err, size_t errlen)
 {
     /* One last Sync while the source still runs: it flushes the source and
@@ -198,6 +186,12 @@ static int finalize_locked(struct leecher *l, char *err, size_t errlen)
     if (state_file_save(l) < 0)
         log_warn(l->log, "cannot write %s: %s", l->state_path, strerror(errno));
     return 0;
+}
+
+int leecher_finalize(struct leecher *l, char *err, size_t errlen)
+{
+    LOCK_FOR_SCOPE(&l->finalize_lock); /* one Finalize at a time */
+    return finalize_locked(l, err, errlen);
 }
 
 /* Tells the seeder it may exit; retried a few times, never fatal. */

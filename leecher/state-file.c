@@ -6,6 +6,8 @@
  * a chunk whose bytes did not reach the disk. */
 #include "leecher.h"
 
+#include "cleanup.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,16 +63,7 @@ int state_file_load(struct leecher *l, char *err, size_t errlen)
     return r;
 }
 
-static int save_locked(struct leecher *l);
-
-int state_file_save(struct leecher *l)
-{
-    pthread_mutex_lock(&l->save_lock);
-    int r = save_locked(l);
-    pthread_mutex_unlock(&l->save_lock);
-    return r;
-}
-
+/* Writes the state file, with save_lock held. */
 static int save_locked(struct leecher *l)
 {
     struct state_header h = {
@@ -103,4 +96,10 @@ static int save_locked(struct leecher *l)
     if (r == 0)
         r = rename(tmp, l->state_path);
     return r;
+}
+
+int state_file_save(struct leecher *l)
+{
+    LOCK_FOR_SCOPE(&l->save_lock); /* one temporary name: one writer at a time */
+    return save_locked(l);
 }
