@@ -5,6 +5,11 @@
  * refuses new ones), SIGUSR2 restores it: for fault-injection tests.
  *
  *   godwit-linkem --listen 127.0.0.1:9000 --target 127.0.0.1:1337 --rtt-ms 10 [--rate-mbps 1000]
+ *                 [--shared-rate]
+ *
+ * --rate-mbps caps each connection on a line of its own; with --shared-rate
+ * all connections take turns on one line per direction, in segments of at
+ * most 1 ms, as packets share a real link.
  *
  * Once it listens it prints a ready event with the bound port (--listen
  * 127.0.0.1:0 lets the kernel pick one); --log-format json makes its lines
@@ -51,11 +56,18 @@ struct pipe_dir {
     int from, to;
 };
 
+/* The emulated link. shared_line: every connection's segments take turns on
+ * one line per direction (a real link's bandwidth), instead of each
+ * connection having a line of its own; line_lock owns line_free_ns. */
 struct link {
-    uint64_t delay_ns;      /* one way: RTT / 2 */
-    double bytes_per_ns;    /* 0: unlimited */
-    _Atomic bool cut;       /* connections are refused / dropped */
-    _Atomic unsigned epoch; /* bumped at each cut: connections of older epochs close */
+    uint64_t delay_ns;   /* one way: RTT / 2 */
+    double bytes_per_ns; /* 0: unlimited */
+    bool shared_line;
+    size_t segment_bytes;      /* largest segment read at once: SEGMENT, or 1 ms of a shared line */
+    pthread_mutex_t line_lock; /* a leaf: taken with no other lock held */
+    uint64_t line_free_ns[2];  /* [0] upstream, [1] downstream: when each line is free again */
+    _Atomic bool cut;          /* connections are refused / dropped */
+    _Atomic unsigned epoch;    /* bumped at each cut: connections of older epochs close */
 };
 
 struct connection {
@@ -101,8 +113,9 @@ static void *read_side(void *arg)
     struct pipe_dir *dir = arg;
     struct connection *conn = dir->conn;
     for (;;) {
-        struct segment *seg = malloc(sizeof *seg + SEGMENT);
-        ssize_t n = seg ? recv(dir->from, seg->data, SEGMENT, 0) : -1;
+        size_t want = conn->link->segment_bytes;
+        struct segment *seg = malloc(sizeof *seg + want);
+        ssize_t n = seg ? recv(dir->from, seg->data, want, 0) : -1;
         LOCK_FOR_SCOPE(&dir->lock);
         if (n <= 0 || dir->broken || atomic_load(&conn->link->epoch) != conn->epoch) {
             free(seg);
@@ -139,20 +152,34 @@ static struct segment *next_segment(struct pipe_dir *dir)
     return seg;
 }
 
+/* A segment of LEN bytes due at DUE goes on the line once it is free:
+ * returns when it has left the line. The line is the link's shared one
+ * for direction DOWN, or the connection's own (*OWN_FREE_NS). */
+static uint64_t reserve_line(struct link *link, bool down, uint64_t *own_free_ns, uint64_t due,
+                             size_t len)
+{
+    uint64_t busy_ns = (uint64_t)((double)len / link->bytes_per_ns);
+    if (!link->shared_line) {
+        *own_free_ns = (*own_free_ns > due ? *own_free_ns : due) + busy_ns;
+        return *own_free_ns;
+    }
+    LOCK_FOR_SCOPE(&link->line_lock);
+    uint64_t *free_ns = &link->line_free_ns[down];
+    *free_ns = (*free_ns > due ? *free_ns : due) + busy_ns;
+    return *free_ns;
+}
+
 /* Writer side: deliver each segment when due, paced to the rate cap. */
 static void *write_side(void *arg)
 {
     struct pipe_dir *dir = arg;
     struct connection *conn = dir->conn;
-    uint64_t line_free_ns = 0; /* when the emulated line is free again */
+    uint64_t own_line_free_ns = 0; /* when this connection's line is free again */
     struct segment *seg;
     while ((seg = next_segment(dir))) {
         uint64_t due = seg->due_ns;
-        if (conn->link->bytes_per_ns > 0) {
-            uint64_t start = line_free_ns > due ? line_free_ns : due;
-            line_free_ns = start + (uint64_t)((double)seg->len / conn->link->bytes_per_ns);
-            due = line_free_ns;
-        }
+        if (conn->link->bytes_per_ns > 0)
+            due = reserve_line(conn->link, dir == &conn->down, &own_line_free_ns, due, seg->len);
         sleep_until(due);
         bool ok = atomic_load(&conn->link->epoch) == conn->epoch &&
                   send(dir->to, seg->data, seg->len, MSG_NOSIGNAL) == (ssize_t)seg->len;
@@ -292,13 +319,17 @@ int main(int argc, char **argv)
 {
     char *listen_addr = NULL, *target_addr = NULL, *log_format = NULL;
     unsigned rtt_us = 0, rtt_ms = 0, rate_mbps = 0;
+    bool shared_rate = false;
     enum log_format format = LOG_TEXT;
     struct option_spec specs[] = {
         {"listen", OPTION_STRING, &listen_addr, "ADDR:PORT", "where clients connect (required)"},
         {"target", OPTION_STRING, &target_addr, "ADDR:PORT", "where to relay to (required)"},
         {"rtt-ms", OPTION_UINT, &rtt_ms, "MS", "round-trip time to add (default 0)"},
         {"rtt-us", OPTION_UINT, &rtt_us, "US", "round-trip time in microseconds (adds to rtt-ms)"},
-        {"rate-mbps", OPTION_UINT, &rate_mbps, "MBPS", "cap each direction, megabytes/s (0: none)"},
+        {"rate-mbps", OPTION_UINT, &rate_mbps, "MBPS",
+         "cap each direction of each connection, megabytes/s (0: none)"},
+        {"shared-rate", OPTION_BOOL, &shared_rate, NULL,
+         "the --rate-mbps cap is one line all connections share, as on a real link"},
         {"log-format", OPTION_STRING, &log_format, "text|json", "log lines (default text)"},
     };
     size_t n = sizeof specs / sizeof specs[0];
@@ -325,7 +356,14 @@ int main(int argc, char **argv)
     struct logger log;
     daemon_start(&log, "godwit-linkem", format == LOG_JSON ? "json" : "text");
     struct link link = {.delay_ns = ((uint64_t)rtt_ms * 1000 + rtt_us) * 500,
-                        .bytes_per_ns = rate_mbps * 1e6 / 1e9};
+                        .bytes_per_ns = rate_mbps * 1e6 / 1e9,
+                        .shared_line = shared_rate,
+                        .segment_bytes = SEGMENT};
+    /* On a shared line a segment holds the others up for as long as it is
+     * on it: at most 1 ms (as packets interleave on a real link). */
+    if (shared_rate && rate_mbps && rate_mbps * 1000u < SEGMENT)
+        link.segment_bytes = rate_mbps * 1000u < 1500 ? 1500 : rate_mbps * 1000u;
+    pthread_mutex_init(&link.line_lock, NULL);
     int port, listener = listen_on(&listen_sa, &port);
     if (listener < 0) {
         log_error(&log, "cannot listen on %s: %s", listen_addr, strerror(errno));
@@ -336,7 +374,10 @@ int main(int argc, char **argv)
     pthread_t acceptor;
     pthread_create(&acceptor, NULL, accept_loop, args);
     log_info(&log, "%s -> %s, rtt %u.%03u ms, rate %s", listen_addr, target_addr,
-             rtt_ms + rtt_us / 1000, rtt_us % 1000, rate_mbps ? "capped" : "unlimited");
+             rtt_ms + rtt_us / 1000, rtt_us % 1000,
+             !rate_mbps    ? "unlimited"
+             : shared_rate ? "capped, shared"
+                           : "capped per connection");
     log_event(
         &log, "ready",
         json_pack("{s:s,s:i,s:s}", "listen", listen_addr, "port", port, "target", target_addr));

@@ -18,7 +18,24 @@ q "$defs"'
   (map(select(.bench == "run"))[0]) as $run |
   "# godwit benchmark run (\(if $m.quick then "quick" else "full" end), \($m.cores) cores, kernel \($m.kernel))\n",
   "Took \($run.seconds) s; host CPU steal during the run: \($run.host_steal_ticks) ticks; page reporting held: \($m.page_reporting_held).",
+  (if $m.loadavg_start then "Load average (1, 5, 15 min) at the start: \($m.loadavg_start | map(tostring) | join(", ")); at the end: \($run.loadavg_end | map(tostring) | join(", ")) (the machine is shared: compare ratios within the run)." else empty end),
   "Figures are medians (min-max) over the runs of each cell.\n",
+  "## 0. godwit against its peers (same run, taking turns run by run)\n",
+  "Time to a complete destination (godwit: leecher start, wait-local, Finalize, wait-complete; every",
+  "destination compared with its source). CPU: all of the tool'"'"'s processes (seeder + leecher;",
+  "qemu-img or nbdcopy + nbdkit; both QEMUs during the migration). QEMU'"'"'s destination RAM is on tmpfs,",
+  "so its allocation is memory, not comparable.\n",
+  ([.[] | select(.bench == "peers")] | group_by(.workload) | sort_by(
+     {"dense": 0, "sparse": 1, "writer": 2, "slowlink": 3}[.[0].workload]) | .[] |
+   . as $rows | ($rows | map(select(.tool == "godwit" and .seconds))[0]) as $g |
+   "### \($rows[0].workload), \($rows[0].size_mb) MiB\(if $rows[0].workload == "sparse" then " (10% data in 1 MiB extents)" elif $rows[0].workload == "writer" then " (godwit-writer at \($g.writer_mbps // "?") MB/s during pre-copy; QEMU'"'"'s guest dirties \(($rows | map(select(.hot_mib))[0].hot_mib) // "?") MiB)" elif $rows[0].workload == "slowlink" then " over godwit-linkem at \($g.link_mbps // "?") MB/s (shared line), Finalize after \($g.finalize_after_s // "?") s with 2 blocks written" else " random, page-cached" end)\n",
+   "| tool | time | MB/s | CPU s/GiB | destination allocation (x source) | downtime | Finalize call |",
+   "|---|---|---|---|---|---|---|",
+   ($rows[] | if .skipped then "| \(.tool) | skipped: \(.skipped) | | | | | |" else
+     "| \({"godwit": "godwit", "qemu-img": "qemu-img convert from nbdkit file", "nbdcopy": "nbdcopy from nbdkit file", "copy-floor": "copy floor (4 streams)", "qemu": "QEMU live migration (unthrottled)", "qemu-default-bandwidth": "QEMU live migration (default 128 MiB/s)"}[.tool] // .tool) | \(m(.seconds)) s | \(m(.mb_per_s)) | \(med(.cpu_s_per_gib)) | \(med(.dest_alloc_kib) / 1024 | floor) MiB (\(r(med(.dest_alloc_kib) / .source_alloc_kib)))\(if .tool == "qemu" or .tool == "qemu-default-bandwidth" then ", tmpfs" else "" end) | \(if .downtime_ms then "\(m(.downtime_ms)) ms" else "" end) | \(if .finalize_call_ms then "\(m(.finalize_call_ms)) ms" else "" end) |" end),
+   "",
+   ([$rows[] | select(.seconds and .tool != "godwit")] | map("\(.tool) \(if $g then r(med($g.seconds) / med(.seconds)) else "-" end)") |
+     if length > 0 and $g then "godwit time / peer time: " + join(", ") + "\n" else empty end)),
   "## Baselines (same run)\n",
   "| baseline | MB/s |", "|---|---|",
   (.[] | select(.bench == "tcp") | "| loopback TCP, \(.streams) stream(s) | \(.mb_per_s) |"),
@@ -72,12 +89,23 @@ q "$defs"'
   (map(select(.bench == "first_chunk"))) as $fc |
   (map(select(.bench == "downtime" and .dirty_pct == 1)) | sort_by(.size_mb)) as $dt |
   (map(select(.bench == "nbd_serve"))) as $nbd |
+  def peer(w; t): map(select(.bench == "peers" and .workload == w and .tool == t and .seconds))[0];
+  peer("dense"; "godwit") as $dg | peer("dense"; "qemu-img") as $dq | peer("dense"; "copy-floor") as $dc |
+  peer("sparse"; "godwit") as $sg | peer("sparse"; "qemu-img") as $sq | peer("slowlink"; "godwit") as $lg |
   "## Targets\n",
   "| target | figure | verdict |", "|---|---|---|",
+  (if $dg and $dq then "| dense \($dg.size_mb) MiB: godwit time <= 0.8 x qemu-img convert | \(med($dg.seconds)) / \(med($dq.seconds)) s = \(r(med($dg.seconds) / med($dq.seconds))) | \(verdict(med($dg.seconds) <= 0.8 * med($dq.seconds))) |" else empty end),
+  (if $dg and $dc then "| dense \($dg.size_mb) MiB: godwit throughput >= 0.8 x the copy floor | \(med($dg.mb_per_s)) / \(med($dc.mb_per_s)) MB/s = \(r(med($dg.mb_per_s) / med($dc.mb_per_s))) | \(verdict(med($dg.mb_per_s) >= 0.8 * med($dc.mb_per_s))) |" else empty end),
+  (if $sg and $sq then "| sparse \($sg.size_mb) MiB: godwit time <= 1.0 x qemu-img convert | \(med($sg.seconds)) / \(med($sq.seconds)) s = \(r(med($sg.seconds) / med($sq.seconds))) | \(verdict(med($sg.seconds) <= med($sq.seconds))) |" else empty end),
+  (if $sg then "| sparse: destination allocation <= 1.1 x the source'"'"'s | \(med($sg.dest_alloc_kib) / 1024 | floor) / \($sg.source_alloc_kib / 1024 | floor) MiB = \(r(med($sg.dest_alloc_kib) / $sg.source_alloc_kib)) | \(verdict(med($sg.dest_alloc_kib) <= 1.1 * $sg.source_alloc_kib)) |" else empty end),
+  (if $dg and $dq then "| CPU s/GiB, seeder + leecher <= qemu-img + nbdkit (dense) | \(med($dg.cpu_s_per_gib)) vs \(med($dq.cpu_s_per_gib)) | \(verdict(med($dg.cpu_s_per_gib) <= med($dq.cpu_s_per_gib))) |" else empty end),
+  (if $lg then "| slow link (\($lg.link_mbps) MB/s, \(med($lg.dirty_chunks)) dirty chunks): downtime <= 20 ms | \(med($lg.downtime_ms)) ms | \(verdict(med($lg.downtime_ms) <= 20)) |" else empty end),
+  (if $lg then "| slow link: the Finalize call <= 1 s | \(med($lg.finalize_call_ms)) ms | \(verdict(med($lg.finalize_call_ms) <= 1000)) |" else empty end),
+  (map(select(.bench == "rss"))[0] | if . then "| leecher peak RSS, \(.size_mb) MiB image, default workers <= 64 MiB | \(.leecher_peak_rss_kb / 1024 | floor) MiB | \(verdict(.leecher_peak_rss_kb <= 65536)) |" else empty end),
   (if $pull then "| pull at 0 ms >= 0.7 x one TCP stream | 16 x 4: \(med($pull.mb_per_s)) / \($tcp) MB/s = \($pull.ratio_to_tcp) (copy floor: \($pull.ratio_to_copy_floor)) | \(verdict($pull.ratio_to_tcp >= 0.7)) |" else empty end),
   (if $r0 and $r50 then "| 50 ms >= 0.5 x 0 ms, default configuration (\($dw) x 4) | \(med($r50.mb_per_s)) / \(med($r0.mb_per_s)) MB/s = \(r(med($r50.mb_per_s) / med($r0.mb_per_s))) | \(verdict(med($r50.mb_per_s) >= 0.5 * med($r0.mb_per_s))) |" else empty end),
   ($fc[] | if .rtt_ms == 0 then
-     "| first chunk p50 < 1 ms at 0 ms | \(.first_read_us.p50 / 1000) ms | \(verdict(.first_read_us.p50 < 1000)) |"
+     "| first chunk p50 <= 0.5 ms at 0 ms | \(.first_read_us.p50 / 1000) ms | \(verdict(.first_read_us.p50 <= 500)) |"
    else
      ((.link_rtt_us // (.rtt_ms * 1000))) as $link |
      "| first chunk p50 < RTT + 2 ms at \(.rtt_ms) ms (the link itself: \($link / 1000) ms) | \(.first_read_us.p50 / 1000) ms | \(verdict(.first_read_us.p50 < $link + 2000)) |"
@@ -89,4 +117,7 @@ q "$defs"'
   (map(select(.bench == "pull" or .bench == "downtime") | select(.size_mb >= 4096)) | max_by(.leecher_peak_rss_kb) |
      if . then "| leecher peak RSS, 4 GiB image < 128 MiB | \(.leecher_peak_rss_kb / 1024 | floor) MiB (\(.workers) x \(.channels)) | \(verdict(.leecher_peak_rss_kb < 131072)) |" else empty end),
   "",
-  "r3map (published, not measured here): gRPC transport 395-500 MB/s at 0 ms RTT, about 50 MB/s at 28-40 ms."'
+  "r3map (published, not measured here): gRPC transport 395-500 MB/s at 0 ms RTT, about 50 MB/s at 28-40 ms.",
+  "",
+  (map(select(.bench == "section")) | if length > 0 then
+     "## Time per section\n", "| section | seconds |", "|---|---|", (.[] | "| \(.name) | \(.seconds) |") else empty end)'

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Test of the link emulator: a ping-pong through godwit-linkem at RTT r
  * takes at least r (and not wildly more), bytes arrive intact and in
- * order, and SIGUSR1 / SIGUSR2 cut and restore the link. */
+ * order, SIGUSR1 / SIGUSR2 cut and restore the link, and with
+ * --shared-rate two connections share one line's rate. */
 #include "testlib.h"
 
 #include <arpa/inet.h>
@@ -10,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,7 +28,20 @@ static int listen_port(int *port)
     return fd;
 }
 
-/* Echoes every connection until it closes. */
+/* Echoes one connection until it closes (FD smuggled in the pointer). */
+static void *echo_connection(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[65536];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0)
+        if (send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
+            break;
+    close(fd);
+    return NULL;
+}
+
+/* Echoes every connection, each on a thread of its own, until the listener closes. */
 static void *echo_server(void *arg)
 {
     int listener = *(int *)arg;
@@ -34,12 +49,10 @@ static void *echo_server(void *arg)
         int fd = accept(listener, NULL, NULL);
         if (fd < 0)
             return NULL;
-        char buf[65536];
-        ssize_t n;
-        while ((n = recv(fd, buf, sizeof buf, 0)) > 0)
-            if (send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
-                break;
-        close(fd);
+        pthread_t thread;
+        CHECK(pthread_create(&thread, NULL, echo_connection, (void *)(intptr_t)fd) == 0,
+              "start an echo thread");
+        pthread_detach(thread);
     }
 }
 
@@ -67,6 +80,62 @@ static bool roundtrip(int fd, const void *out, void *in, size_t len)
         got += (size_t)n;
     }
     return true;
+}
+
+/* One connection's share of the shared-line check: echo LEN bytes. */
+struct echo_job {
+    int fd;
+    size_t len;
+    bool ok;
+};
+
+static void *echo_job_run(void *arg)
+{
+    struct echo_job *job = arg;
+    char *out = malloc(job->len), *in = malloc(job->len);
+    CHECK(out && in, "out of memory");
+    test_fill_random(out, job->len, (unsigned)job->fd);
+    job->ok = roundtrip(job->fd, out, in, job->len) && memcmp(out, in, job->len) == 0;
+    free(out);
+    free(in);
+    return NULL;
+}
+
+/* --rate-mbps 4 --shared-rate: two connections echoing 1 MiB each put
+ * 2 MiB on each direction's one line, so it takes at least 2 MiB / 4 MB/s
+ * (with a line per connection: half that). */
+static void check_shared_rate(const char *linkem, const char *target_arg, const char *dir)
+{
+    char log[512];
+    snprintf(log, sizeof log, "%s/linkem-shared.log", dir);
+    char *argv[] = {(char *)linkem,     "--listen",    "127.0.0.1:0", "--target",
+                    (char *)target_arg, "--rate-mbps", "4",           "--shared-rate",
+                    "--log-format",     "json",        NULL};
+    pid_t pid;
+    json_t *ready = test_spawn_ready(argv, log, &pid, 5000);
+    int port = test_event_int(ready, "port");
+    json_decref(ready);
+    struct echo_job jobs[2];
+    pthread_t threads[2];
+    uint64_t start = test_now_us();
+    for (int i = 0; i < 2; i++) {
+        jobs[i] = (struct echo_job){.fd = connect_port(port), .len = 1 << 20};
+        CHECK(jobs[i].fd >= 0, "connect through the shared line");
+        pthread_create(&threads[i], NULL, echo_job_run, &jobs[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(threads[i], NULL);
+        CHECK(jobs[i].ok, "connection %d's 1 MiB came back intact", i);
+        close(jobs[i].fd);
+    }
+    uint64_t took = test_now_us() - start, floor_us = 2 * (1 << 20) / 4; /* bytes / (4 B/us) */
+    CHECK(took >= floor_us * 95 / 100,
+          "2 MiB crossed a shared 4 MB/s line in %llu us, faster than the line allows",
+          (unsigned long long)took);
+    CHECK(took < 10 * floor_us, "2 MiB over a shared 4 MB/s line took %llu us",
+          (unsigned long long)took);
+    printf("linkem: 2 x 1 MiB echoed over one shared 4 MB/s line in %.2f s\n", took / 1e6);
+    CHECK(test_stop(pid, 5000) == 0, "shared-rate linkem exit status");
 }
 
 int main(void)
@@ -122,6 +191,7 @@ int main(void)
     close(fd);
 
     CHECK(test_stop(pid, 5000) == 0, "linkem exit status");
+    check_shared_rate(linkem, target_arg, dir);
     free(out);
     free(in);
     free(linkem);
