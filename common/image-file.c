@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Local image storage: open or create the file, whole-range I/O, zeroing. */
+/* Local image storage: open or create the file, whole-range I/O, zeroing,
+ * and finding holes. */
 #include "image-file.h"
 
 #include <errno.h>
@@ -167,4 +168,48 @@ int image_zero(const struct image_file *image, uint64_t count, uint64_t offset)
     if (!image->is_block_device && fallocate(image->fd, mode, (off_t)offset, (off_t)count) == 0)
         return 0;
     return write_zeroes(image, count, offset);
+}
+
+/* The run at OFFSET (< end): a hole or data, and its LENGTH up to END. The
+ * lseeks move the shared file offset, which no I/O here uses (all of it is
+ * pread/pwrite). */
+static int next_run(const struct image_file *image, uint64_t offset, uint64_t end, bool *hole,
+                    uint64_t *length)
+{
+    *hole = false, *length = end - offset;
+    if (image->is_block_device)
+        return 0;
+    off_t data = lseek(image->fd, (off_t)offset, SEEK_DATA);
+    if (data < 0) {
+        if (errno == ENXIO) /* no data after OFFSET: a hole to the end */
+            return *hole = true, 0;
+        return errno == EINVAL || errno == EOPNOTSUPP ? 0 : -1; /* cannot tell: data */
+    }
+    if ((uint64_t)data > offset) {
+        *hole = true;
+        *length = ((uint64_t)data < end ? (uint64_t)data : end) - offset;
+        return 0;
+    }
+    off_t after = lseek(image->fd, (off_t)offset, SEEK_HOLE);
+    if (after < 0)
+        return errno == ENXIO ? 0 : -1; /* truncated meanwhile: call it data */
+    if ((uint64_t)after > offset && (uint64_t)after < end)
+        *length = (uint64_t)after - offset;
+    return 0;
+}
+
+int image_describe(const struct image_file *image, uint64_t offset, uint64_t end,
+                   int (*add)(void *arg, uint64_t offset, uint64_t length, bool hole), void *arg)
+{
+    while (offset < end) {
+        bool hole;
+        uint64_t length;
+        if (next_run(image, offset, end, &hole, &length) < 0)
+            return -1;
+        int r = add(arg, offset, length, hole);
+        if (r != 0)
+            return r;
+        offset += length;
+    }
+    return 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* An image on local storage: a regular file (created sparse on request) or
- * a block device, with whole-range pread/pwrite that retry short transfers. */
+ * a block device, with whole-range pread/pwrite that retry short transfers,
+ * and where its holes are. */
 #ifndef GODWIT_IMAGE_FILE_H
 #define GODWIT_IMAGE_FILE_H
 
@@ -31,5 +32,13 @@ int image_flush(const struct image_file *image);
 /* Makes [offset, offset+count) read as zeroes: punches a hole where the
  * file system can, writes zeroes where it cannot. */
 int image_zero(const struct image_file *image, uint64_t count, uint64_t offset);
+
+/* Walks [offset, end) in order, calling ADD(ARG, offset, length, hole) for
+ * each run of data or hole (SEEK_DATA/SEEK_HOLE); a hole reads as zeroes.
+ * Block devices and file systems that cannot tell are all data. ADD returns
+ * 0 to go on, non-zero to stop (then so does this, with that value); -1
+ * with errno if the file cannot be asked. */
+int image_describe(const struct image_file *image, uint64_t offset, uint64_t end,
+                   int (*add)(void *arg, uint64_t offset, uint64_t length, bool hole), void *arg);
 
 #endif

@@ -4,7 +4,9 @@
  * consistent yet). After it, a read makes each chunk it touches local
  * first (pulling it on demand), and a write covers whole chunks directly
  * (no fetch) or makes a partly written chunk local first; either way the
- * chunk is then WRITTEN and no later pull overwrites it. */
+ * chunk is then WRITTEN and no later pull overwrites it. Block status
+ * (after Finalize too) tells holes only where the chunk is local, from the
+ * local file's holes; a chunk still to be pulled is reported as data. */
 #include "leecher.h"
 
 #include "cleanup.h"
@@ -108,6 +110,55 @@ static int leecher_flush(void *opaque)
     return image_flush(&l->image);
 }
 
+/* One run of the local file as an extent of the NBD reply. */
+static int add_run(void *arg, uint64_t offset, uint64_t length, bool hole)
+{
+    return nbd_extents_add(arg, offset, length,
+                           hole ? NBD_EXTENT_HOLE | NBD_EXTENT_ZERO : NBD_EXTENT_DATA);
+}
+
+static bool chunk_is_local(struct leecher *l, uint64_t chunk)
+{
+    return chunk_state_is_local(chunk_map_state(l->map, chunk));
+}
+
+/* Chunks [first, last] were all LOCAL (they stay so once the gate is
+ * open) or all not: the local file's holes, or data (a remote chunk's bytes
+ * are not here to look at; one pulled meanwhile is data or zeroes, so data
+ * is still true). */
+static int describe_chunks(struct leecher *l, bool local, uint64_t first, uint64_t last,
+                           uint64_t from, uint64_t to, struct nbd_extents *extents)
+{
+    uint64_t start = chunk_offset(&l->geo, first);
+    uint64_t end = chunk_offset(&l->geo, last) + chunk_length(&l->geo, last);
+    from = from > start ? from : start;
+    to = to < end ? to : end;
+    if (local)
+        return image_describe(&l->image, from, to, add_run, extents);
+    return nbd_extents_add(extents, from, to - from, NBD_EXTENT_DATA);
+}
+
+static int leecher_extents(void *opaque, uint32_t count, uint64_t offset,
+                           struct nbd_extents *extents)
+{
+    struct leecher *l = opaque;
+    if (pass_gate(l) < 0)
+        return -1;
+    uint64_t first, last;
+    chunk_span(&l->geo, offset, count, &first, &last);
+    for (uint64_t c = first; c <= last;) {
+        bool local = chunk_is_local(l, c);
+        uint64_t run = c + 1; /* the next chunk whose locality differs */
+        while (run <= last && chunk_is_local(l, run) == local)
+            run++;
+        int r = describe_chunks(l, local, c, run - 1, offset, offset + count, extents);
+        if (r != 0)
+            return r < 0 ? -1 : 0;
+        c = run;
+    }
+    return 0;
+}
+
 void leecher_backend(struct leecher *l, struct nbd_backend *backend)
 {
     *backend = (struct nbd_backend){
@@ -118,5 +169,6 @@ void leecher_backend(struct leecher *l, struct nbd_backend *backend)
         .flush = leecher_flush,
         .trim = leecher_zero,
         .zero = leecher_zero,
+        .extents = leecher_extents,
     };
 }

@@ -2,7 +2,8 @@
 /* The seeder's NBD backend: the local app's reads and writes go straight to
  * the image file; every write is bracketed by the tracker so it is recorded
  * in every session while tracking, and held (or refused with EPERM) from
- * the freeze on. */
+ * the freeze on. Block status comes from the file's holes
+ * (SEEK_DATA/SEEK_HOLE): a hole is HOLE|ZERO. */
 #include "seeder.h"
 
 #include "nbd-server.h"
@@ -58,6 +59,21 @@ static int seeder_flush(void *opaque)
     return image_flush(&seeder->image);
 }
 
+/* One run of the image as an extent of the NBD reply. */
+static int add_run(void *arg, uint64_t offset, uint64_t length, bool hole)
+{
+    return nbd_extents_add(arg, offset, length,
+                           hole ? NBD_EXTENT_HOLE | NBD_EXTENT_ZERO : NBD_EXTENT_DATA);
+}
+
+static int seeder_extents(void *opaque, uint32_t count, uint64_t offset,
+                          struct nbd_extents *extents)
+{
+    struct seeder *seeder = opaque;
+    int r = image_describe(&seeder->image, offset, offset + count, add_run, extents);
+    return r < 0 ? -1 : 0;
+}
+
 void seeder_backend(struct seeder *seeder, struct nbd_backend *backend)
 {
     *backend = (struct nbd_backend){
@@ -70,5 +86,6 @@ void seeder_backend(struct seeder *seeder, struct nbd_backend *backend)
          * too: it is a write of zeroes as far as tracking goes. */
         .trim = seeder_zero,
         .zero = seeder_zero,
+        .extents = seeder_extents,
     };
 }

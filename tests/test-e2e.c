@@ -6,7 +6,8 @@
  * destination image equal to source writes + destination writes. Also the
  * faults: a seeder restart (identity change), a leecher restart (resume),
  * the seeder dying in post-copy (an error, never zeros), and downtime that
- * does not grow with the image.
+ * does not grow with the image. The leecher's block status says hole only
+ * where the destination app zeroed a chunk, pulled or not.
  *
  *   test-e2e migrate W C | early | restart-leecher | restart-seeder |
  *            seeder-dies | downtime | mount | auto-workers | abort */
@@ -145,6 +146,53 @@ static Godwit__V1__SeederState seeder_state(struct seeder_proc *seeder)
     return state;
 }
 
+/* What the leecher's block status said, checked against ZEROED (the one
+ * chunk the destination app zeroed; the source is random, so any other
+ * hole would be a lie, most of all over chunks not pulled yet). */
+struct extent_check {
+    uint64_t zeroed, next, hole_bytes;
+};
+
+static int check_extent(void *user_data, const char *context, uint64_t offset, uint32_t *entries,
+                        size_t n, int *error)
+{
+    struct extent_check *c = user_data;
+    (void)context, (void)error;
+    CHECK(offset == c->next, "block status from %llu, asked from %llu", (unsigned long long)offset,
+          (unsigned long long)c->next);
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        uint64_t start = c->next, end = start + entries[i];
+        bool in_hole = start >= c->zeroed && end <= c->zeroed + CHUNK;
+        bool outside = end <= c->zeroed || start >= c->zeroed + CHUNK;
+        CHECK(in_hole || outside, "extent %llu+%u straddles the zeroed chunk",
+              (unsigned long long)start, entries[i]);
+        CHECK(entries[i + 1] == (in_hole ? 3u : 0u), "extent %llu+%u has flags %u",
+              (unsigned long long)start, entries[i], entries[i + 1]);
+        c->hole_bytes += in_hole ? entries[i] : 0;
+        c->next = end;
+    }
+    return 0;
+}
+
+static void check_leecher_extents(struct migration *m)
+{
+    struct nbd_handle *nbd = nbd_create();
+    CHECK(nbd && nbd_add_meta_context(nbd, "base:allocation") == 0 &&
+              nbd_connect_unix(nbd, m->leecher.socket) == 0,
+          "connect: %s", nbd_get_error());
+    struct extent_check c = {.zeroed = (m->size / CHUNK - 20) * CHUNK};
+    CHECK(nbd_zero(nbd, CHUNK, c.zeroed, 0) == 0, "zero: %s", nbd_get_error());
+    memset(m->model + c.zeroed, 0, CHUNK);
+    while (c.next < m->size)
+        CHECK(nbd_block_status(nbd, m->size - c.next, c.next,
+                               (nbd_extent_callback){.callback = check_extent, .user_data = &c},
+                               0) == 0,
+              "block status: %s", nbd_get_error());
+    CHECK(c.hole_bytes == CHUNK, "the zeroed chunk shows %llu bytes of hole",
+          (unsigned long long)c.hole_bytes);
+    nbd_close(nbd);
+}
+
 static void test_migrate(const char *workers, const char *channels, bool early)
 {
     struct migration m = {0};
@@ -183,6 +231,7 @@ static void test_migrate(const char *workers, const char *channels, bool early)
         CHECK(seeder_state(&m.seeder) == GODWIT__V1__SEEDER_STATE__SEEDER_STATE_COMPLETE,
               "a source write after Finalize was answered before Complete: it must be held");
     destination_app(&m);
+    check_leecher_extents(&m);
     uint64_t again;
     CHECK(leecher_finalize_call(&m.leecher, &again) == GRPC_STATUS_OK && again == downtime,
           "a second Finalize answers the same");
