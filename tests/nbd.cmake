@@ -24,3 +24,7 @@ godwit_add_script_test(test-nbd-serve-file test-nbd-serve-file.sh nbd)
 godwit_add_test(test-nbd-errno SOURCES test-nbd-errno.c
   LIBS godwit_test_nbd_memory PkgConfig::LIBNBD LABELS nbd)
 target_include_directories(test-nbd-errno PRIVATE ${CMAKE_SOURCE_DIR}/nbd)
+
+# The seeder's block status against real clients: nbdinfo --map equals
+# nbdkit file's, nbdcopy of a 2 GiB image with 10% data stays sparse.
+godwit_add_script_test(test-nbd-map test-nbd-map.sh nbd)
