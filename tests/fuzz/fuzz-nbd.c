@@ -4,7 +4,9 @@
  * real nbd_server (memory backend) over a socketpair, and the server must
  * neither crash, leak, nor hang (the fuzzer's timeout catches hangs).
  * Inputs that start with a valid handshake (the seeds do) reach the
- * transmission phase, so requests are fuzzed too. */
+ * transmission phase, so requests are fuzzed too: simple and structured
+ * replies, metadata contexts and block status (the backend reports each
+ * all-zero 64 KiB block as a hole). */
 #include "nbd-server.h"
 
 #include <errno.h>
@@ -40,6 +42,18 @@ static int mem_flush(void *opaque)
 {
     (void)opaque;
     return 0;
+}
+
+static int mem_extents(void *opaque, uint32_t count, uint64_t offset, struct nbd_extents *extents)
+{
+    static const char zeroes[65536];
+    int r = 0;
+    for (uint64_t block = offset & ~65535ull; r == 0 && block < offset + count; block += 65536) {
+        bool zero = memcmp((char *)opaque + block, zeroes, sizeof zeroes) == 0;
+        r = nbd_extents_add(extents, block, sizeof zeroes,
+                            zero ? NBD_EXTENT_HOLE | NBD_EXTENT_ZERO : NBD_EXTENT_DATA);
+    }
+    return r < 0 ? -1 : 0;
 }
 
 /* Sends DATA and drains the server's answers until it closes the socket. */
@@ -83,7 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                   .pread = mem_pread,
                                   .pwrite = mem_pwrite,
                                   .flush = mem_flush,
-                                  .trim = mem_trim};
+                                  .trim = mem_trim,
+                                  .extents = mem_extents};
     struct nbd_server_config config = {
         .export_name = "fuzz", .threads_per_connection = 2, .max_request = 1 << 20};
     char err[256];
