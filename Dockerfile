@@ -7,10 +7,14 @@
 # FUSE device plugin); without --mount no capability is needed.
 FROM debian:bookworm-slim AS build
 WORKDIR /src
+# The dependencies first: their layer stays cached until install-deps.sh
+# changes, so a source change rebuilds only the binaries.
+COPY scripts/install-deps.sh scripts/
+RUN scripts/install-deps.sh
 COPY . .
-RUN scripts/install-deps.sh \
-    && cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DGODWIT_WERROR=ON \
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DGODWIT_WERROR=ON \
     && cmake --build /build -j"$(nproc)" \
+       --target godwit-seeder godwit-leecher godwit-ctl godwit-writer \
     && DESTDIR=/staging cmake --install /build --prefix /usr/local
 
 FROM debian:bookworm-slim

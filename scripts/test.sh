@@ -6,8 +6,11 @@
 # the whole suite), "tsan" (-fsanitize=thread, the tests that neither link
 # gRPC nor start a daemon that does: gRPC's own threads are not instrumented,
 # so TSan cannot see their synchronisation) and "fuzz" (clang + libFuzzer, a
-# short run of every fuzz target). Idempotent; fails loudly with the reason.
-#   scripts/test.sh                                  # format and all four
+# short run of every fuzz target); then "container" (scripts/container-test.sh:
+# podman builds the image from the Dockerfile and migrates between containers
+# and Pods; nothing is built on the host). Idempotent; fails loudly with the
+# reason.
+#   scripts/test.sh                                  # format and all five
 #   GODWIT_TEST_CONFIGS="format plain" scripts/test.sh   # a subset
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +18,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
 jobs=$(nproc)
-configs=${GODWIT_TEST_CONFIGS:-"format plain sanitize tsan fuzz"}
+configs=${GODWIT_TEST_CONFIGS:-"format plain sanitize tsan fuzz container"}
 
 # Every C file of the tree, committed or new (git), or all under it (a tarball).
 c_files() {
@@ -48,13 +51,16 @@ for config in $configs; do
     fuzz)
       dir=build-fuzz; flags=(-DGODWIT_FUZZ=ON -DCMAKE_C_COMPILER=clang)
       target=fuzzers; ctest_args=(-L fuzz) ;;
+    container)
+      dir=build-container; flags=(-DGODWIT_CONTAINER_TEST=ON)
+      target=""; ctest_args=(-L container --verbose) ;;
     *)
-      echo "test.sh: unknown configuration '$config' (format, plain, sanitize, tsan or fuzz)" >&2
+      echo "test.sh: unknown configuration '$config' (format, plain, sanitize, tsan, fuzz or container)" >&2
       exit 2 ;;
   esac
   echo "=== $config: configure and build in $dir"
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${flags[@]}" >/dev/null
-  cmake --build "$dir" -j "$jobs" --target "$target"
+  [ -z "$target" ] || cmake --build "$dir" -j "$jobs" --target "$target"
   echo "=== $config: ctest"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
