@@ -55,7 +55,7 @@ static grpc_status_code call(const char *target, const struct rpc_tls *tls)
     struct rpc_result result;
     grpc_status_code status =
         rpc_call(ch, "/godwit.v1.Seeder/Info", &request.base,
-                 &godwit__v1__info_response__descriptor, &response, 2000, &result);
+                 &godwit__v1__info_response__descriptor, &response, 10000, &result);
     if (response)
         protobuf_c_message_free_unpacked(response, NULL);
     rpc_channel_close(ch);
