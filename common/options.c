@@ -4,6 +4,7 @@
 #include "options.h"
 
 #include "cleanup.h"
+#include "log.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -301,6 +302,64 @@ int options_parse_main(const struct program_info *info, const struct option_spec
     if (r < 0)
         fprintf(stderr, "%s: %s\n", info->name, err);
     return r < 0 ? 2 : 0;
+}
+
+size_t daemon_option_rows(struct daemon_options *o, const struct daemon_option_help *help,
+                          struct option_spec *rows)
+{
+    const struct option_spec table[DAEMON_OPTION_ROWS] = {
+        {"nbd-socket", OPTION_STRING, &o->nbd_socket, "PATH", help->nbd_socket},
+        {"mount", OPTION_STRING, &o->mount, "DIR", help->mount},
+        {"log-format", OPTION_STRING, &o->log_format, "text|json", "log lines (default text)"},
+        {"tls-cert", OPTION_STRING, &o->tls_cert, "FILE", help->tls_cert},
+        {"tls-key", OPTION_STRING, &o->tls_key, "FILE", help->tls_key},
+        {"tls-ca", OPTION_STRING, &o->tls_ca, "FILE", help->tls_ca},
+    };
+    memcpy(rows, table, sizeof table);
+    return DAEMON_OPTION_ROWS;
+}
+
+int daemon_options_check(const struct daemon_options *o, char *err, size_t errlen)
+{
+    enum log_format format;
+    if (!o->log_format || log_format_parse(o->log_format, &format) < 0)
+        snprintf(err, errlen, "--log-format must be text or json, not \"%s\"",
+                 o->log_format ? o->log_format : "");
+    else if (o->mount && !o->nbd_socket)
+        snprintf(err, errlen, "--mount needs --nbd-socket (the FUSE file is served from it)");
+    else if (!!o->tls_cert != !!o->tls_key)
+        snprintf(err, errlen, "--tls-cert and --tls-key go together");
+    else if (o->tls_ca && !o->tls_cert)
+        snprintf(err, errlen,
+                 "--tls-ca needs --tls-cert and --tls-key (without them there is no TLS for the CA "
+                 "to check)");
+    else
+        return 0;
+    return -1;
+}
+
+/* True if TEXT is a port number, 0 to 65535. */
+static bool is_port(const char *text)
+{
+    char *end;
+    errno = 0;
+    unsigned long port = strtoul(text, &end, 10);
+    return *text >= '0' && *text <= '9' && *end == '\0' && !errno && port <= 65535;
+}
+
+int options_check_address(const char *flag, const char *address, char *err, size_t errlen)
+{
+    if (address && strncmp(address, "unix:", 5) == 0 && address[5] != '\0')
+        return 0;
+    const char *colon = address ? strrchr(address, ':') : NULL;
+    size_t host_len = colon ? (size_t)(colon - address) : 0;
+    bool bracketed = host_len >= 2 && address[0] == '[' && address[host_len - 1] == ']';
+    bool plain_host = host_len > 0 && !memchr(address, ':', host_len) && address[0] != '[';
+    if (colon && (bracketed || plain_host) && is_port(colon + 1))
+        return 0;
+    snprintf(err, errlen, "--%s must be HOST:PORT, [IPv6]:PORT or unix:PATH, not \"%s\"", flag,
+             address ? address : "");
+    return -1;
 }
 
 void options_free(const struct option_spec *specs, size_t n)

@@ -44,6 +44,37 @@ int options_parse_main(const struct program_info *info, const struct option_spec
                        int argc, char **argv,
                        int (*check)(const void *ctx, char *err, size_t errlen), const void *ctx);
 
+/* The flags both daemons take (the same names, types and rules). */
+struct daemon_options {
+    char *nbd_socket;
+    char *mount;
+    char *log_format;
+    char *tls_cert, *tls_key, *tls_ca;
+};
+
+/* The help lines of the shared flags that differ between the daemons. */
+struct daemon_option_help {
+    const char *nbd_socket, *mount, *tls_cert, *tls_key, *tls_ca;
+};
+
+enum { DAEMON_OPTION_ROWS = 6 };
+
+/* Writes the shared rows (nbd-socket, mount, log-format, tls-cert,
+ * tls-key, tls-ca) for O into ROWS, which has room for DAEMON_OPTION_ROWS;
+ * returns how many. */
+size_t daemon_option_rows(struct daemon_options *o, const struct daemon_option_help *help,
+                          struct option_spec *rows);
+
+/* The shared rules, one sentence in ERR on the first broken one: the log
+ * format is text or json; --mount needs --nbd-socket; --tls-cert and
+ * --tls-key go together; --tls-ca needs both. */
+int daemon_options_check(const struct daemon_options *o, char *err, size_t errlen);
+
+/* An address to listen on, given to --FLAG: "unix:PATH", or HOST:PORT
+ * (HOST a name, an IPv4 address or [IPv6]; PORT 0 to 65535). -1 with one
+ * sentence in ERR otherwise. */
+int options_check_address(const char *flag, const char *address, char *err, size_t errlen);
+
 /* Frees the strings options_parse stored. */
 void options_free(const struct option_spec *specs, size_t n);
 

@@ -19,15 +19,15 @@
 #include <string.h>
 
 struct leecher_options {
-    char *seeder, *image, *nbd_socket, *mount, *control, *log_format;
+    char *seeder, *image, *control;
     unsigned workers, channels, sync_interval, pull_timeout;
     uint64_t batch;
     bool skip_final_sync;
-    char *tls_cert, *tls_key, *tls_ca;
+    struct daemon_options d; /* nbd-socket, mount, log-format, TLS */
 };
 
 enum {
-    MAX_SPECS = 16,
+    MAX_SPECS = 20,
     MAX_WORKERS = 1024,
     LINK_BYTES_PER_S = 1250000000, /* 10 Gbit/s: what choose_workers plans for */
 };
@@ -37,9 +37,6 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
     const struct option_spec table[] = {
         {"seeder", OPTION_STRING, &o->seeder, "ADDR:PORT", "the seeder's gRPC address (required)"},
         {"image", OPTION_STRING, &o->image, "PATH", "the local image to fill (required)"},
-        {"nbd-socket", OPTION_STRING, &o->nbd_socket, "PATH",
-         "serve the image over NBD here from Finalize on"},
-        {"mount", OPTION_STRING, &o->mount, "DIR", "also expose it as DIR/image via FUSE"},
         {"workers", OPTION_UINT, &o->workers, "N",
          "background pullers (default: from the round trip, 16 to 64)"},
         {"channels", OPTION_UINT, &o->channels, "N", "gRPC connections to the seeder (default 4)"},
@@ -51,34 +48,33 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
         {"batch", OPTION_SIZE, &o->batch, "BYTES", "largest background ReadAt (default 1M)"},
         {"skip-final-sync", OPTION_BOOL, &o->skip_final_sync, NULL,
          "no last Sync before the freeze (measures Finalize with the whole dirty set)"},
-        {"log-format", OPTION_STRING, &o->log_format, "text|json", "log lines (default text)"},
-        {"tls-cert", OPTION_STRING, &o->tls_cert, "FILE",
-         "our certificate: to the seeder (mTLS) and on the control port"},
-        {"tls-key", OPTION_STRING, &o->tls_key, "FILE", "its private key"},
-        {"tls-ca", OPTION_STRING, &o->tls_ca, "FILE",
-         "verify the seeder, and control clients, with this CA"},
     };
-    _Static_assert(sizeof table / sizeof table[0] <= MAX_SPECS, "raise MAX_SPECS");
+    const struct daemon_option_help help = {
+        .nbd_socket = "serve the image over NBD here from Finalize on",
+        .mount = "also expose it as DIR/image via FUSE (needs --nbd-socket)",
+        .tls_cert = "our certificate: to the seeder (mTLS) and on the control port",
+        .tls_key = "its private key",
+        .tls_ca = "verify the seeder, and control clients, with this CA (needs --tls-cert)",
+    };
+    size_t n = sizeof table / sizeof table[0];
+    _Static_assert(sizeof table / sizeof table[0] + DAEMON_OPTION_ROWS <= MAX_SPECS,
+                   "raise MAX_SPECS");
     memcpy(specs, table, sizeof table);
-    return sizeof table / sizeof table[0];
+    return n + daemon_option_rows(&o->d, &help, specs + n);
 }
 
 static int check_options(const void *ctx, char *err, size_t errlen)
 {
     const struct leecher_options *o = ctx;
-    enum log_format format;
     if (!o->seeder || !o->image)
         snprintf(err, errlen, "--seeder and --image are required (see --help)");
-    else if (log_format_parse(o->log_format, &format) < 0)
-        snprintf(err, errlen, "--log-format must be text or json, not \"%s\"", o->log_format);
+    else if (daemon_options_check(&o->d, err, errlen) < 0 ||
+             options_check_address("control", o->control, err, errlen) < 0)
+        return -1;
     else if (!o->channels || !o->sync_interval)
         snprintf(err, errlen, "--channels and --sync-interval must be at least 1");
     else if (o->workers > MAX_WORKERS)
         snprintf(err, errlen, "--workers must be at most %d", MAX_WORKERS);
-    else if (o->mount && !o->nbd_socket)
-        snprintf(err, errlen, "--mount needs --nbd-socket");
-    else if (!!o->tls_cert != !!o->tls_key)
-        snprintf(err, errlen, "--tls-cert and --tls-key go together");
     else
         return 0;
     return -1;
@@ -86,8 +82,9 @@ static int check_options(const void *ctx, char *err, size_t errlen)
 
 static int open_seeder(struct leecher *l, const struct leecher_options *o, char *err, size_t errlen)
 {
-    const struct seeder_client_config config = {
-        .target = o->seeder, .channels = o->channels, .tls = {o->tls_cert, o->tls_key, o->tls_ca}};
+    const struct seeder_client_config config = {.target = o->seeder,
+                                                .channels = o->channels,
+                                                .tls = {o->d.tls_cert, o->d.tls_key, o->d.tls_ca}};
     l->seeder = seeder_client_open(&config, err, errlen);
     return l->seeder ? 0 : -1;
 }
@@ -187,25 +184,25 @@ struct running {
 static int start(struct leecher *l, struct running *run, const struct leecher_options *o, char *err,
                  size_t errlen)
 {
-    if (o->nbd_socket) {
+    if (o->d.nbd_socket) {
         struct nbd_backend backend;
         leecher_backend(l, &backend);
-        const struct nbd_server_config config = {.unix_path = o->nbd_socket,
+        const struct nbd_server_config config = {.unix_path = o->d.nbd_socket,
                                                  .description = "godwit-leecher image",
                                                  .max_connections = 256,
                                                  .log = l->log};
         if (!(run->nbd = nbd_server_start(&config, &backend, err, errlen)))
             return -1;
-        if (o->mount &&
-            !(run->mount = fuse_mount_start(o->mount, o->nbd_socket, l->log, err, errlen)))
+        if (o->d.mount &&
+            !(run->mount = fuse_mount_start(o->d.mount, o->d.nbd_socket, l->log, err, errlen)))
             return -1;
     }
     leecher_service(l, &run->service);
     /* The control port uses the same certificate (and client CA) as the
      * connection to the seeder; without them it is plaintext. */
     const struct rpc_server_config config = {
-        .listen = o->control, .tls = {o->tls_cert, o->tls_key, o->tls_ca}, .log = l->log};
-    if (!o->tls_cert && !daemon_address_is_local(o->control))
+        .listen = o->control, .tls = {o->d.tls_cert, o->d.tls_key, o->d.tls_ca}, .log = l->log};
+    if (!o->d.tls_cert && !daemon_address_is_local(o->control))
         log_warn(l->log,
                  "the control API on %s is plaintext and reachable from other hosts; anyone there "
                  "can call Finalize (use --tls-cert/--tls-key, or a NetworkPolicy)",
@@ -230,8 +227,8 @@ static void announce(struct leecher *l, const struct running *run, const struct 
 {
     json_t *fields =
         json_pack("{s:s,s:i}", "control", o->control, "control_port", run->control_port);
-    if (o->nbd_socket)
-        json_object_set_new(fields, "nbd_socket", json_string(o->nbd_socket));
+    if (o->d.nbd_socket)
+        json_object_set_new(fields, "nbd_socket", json_string(o->d.nbd_socket));
     if (run->mount)
         json_object_set_new(fields, "mount", json_string(fuse_mount_file(run->mount)));
     log_event(l->log, "ready", fields);
@@ -314,7 +311,7 @@ static int run_leecher(struct leecher *l, const struct leecher_options *o, char 
 int main(int argc, char **argv)
 {
     struct leecher_options o = {.control = "127.0.0.1:1338",
-                                .log_format = "text",
+                                .d.log_format = "text",
                                 .channels = 4,
                                 .sync_interval = 1000,
                                 .pull_timeout = 30000,
@@ -330,7 +327,7 @@ int main(int argc, char **argv)
         return status;
     char err[512] = "";
     struct logger log;
-    daemon_start(&log, "godwit-leecher", o.log_format);
+    daemon_start(&log, "godwit-leecher", o.d.log_format);
     struct leecher l = {.log = &log,
                         .image.fd = -1,
                         .n_workers = o.workers,

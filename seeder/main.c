@@ -22,18 +22,15 @@ struct seeder_options {
     uint64_t size;
     uint64_t chunk_size;
     char *listen;
-    char *nbd_socket;
     char *nbd_tcp;
-    char *mount;
-    char *log_format;
     unsigned threads;
     bool exit_on_complete;
-    char *tls_cert, *tls_key, *tls_ca;
     char *freeze;      /* hold|fail */
     unsigned max_held; /* --freeze-max-held */
     uint64_t max_held_bytes;
     unsigned max_sessions;
-    char *state_file; /* default IMAGE.godwit-seeder */
+    char *state_file;        /* default IMAGE.godwit-seeder */
+    struct daemon_options d; /* nbd-socket, mount, log-format, TLS */
 };
 
 /* Everything main starts, so it can be stopped in reverse order. */
@@ -57,17 +54,11 @@ static size_t option_specs(struct seeder_options *o, struct option_spec *specs)
          "dirty-tracking granularity, a power of two (default 256K)"},
         {"listen", OPTION_STRING, &o->listen, "ADDR:PORT",
          "gRPC address (default 127.0.0.1:1337; port 0 picks one)"},
-        {"nbd-socket", OPTION_STRING, &o->nbd_socket, "PATH", "serve the image over NBD here"},
         {"nbd-tcp", OPTION_STRING, &o->nbd_tcp, "ADDR:PORT",
          "also serve NBD over TCP (unauthenticated)"},
-        {"mount", OPTION_STRING, &o->mount, "DIR", "expose the image as DIR/image via FUSE"},
-        {"log-format", OPTION_STRING, &o->log_format, "text|json", "log lines (default text)"},
         {"threads", OPTION_UINT, &o->threads, "N", "gRPC threads (default 4)"},
         {"exit-on-complete", OPTION_BOOL, &o->exit_on_complete, NULL,
          "exit once the leecher reports the migration complete"},
-        {"tls-cert", OPTION_STRING, &o->tls_cert, "FILE", "serve gRPC over TLS with this cert"},
-        {"tls-key", OPTION_STRING, &o->tls_key, "FILE", "the TLS private key"},
-        {"tls-ca", OPTION_STRING, &o->tls_ca, "FILE", "require client certs signed by this CA"},
         {"freeze", OPTION_STRING, &o->freeze, "hold|fail",
          "source writes after Finalize wait (hold, default) or fail with EPERM"},
         {"freeze-max-held", OPTION_UINT, &o->max_held, "N",
@@ -79,32 +70,45 @@ static size_t option_specs(struct seeder_options *o, struct option_spec *specs)
         {"state-file", OPTION_STRING, &o->state_file, "PATH",
          "the persisted migration state (default IMAGE.godwit-seeder)"},
     };
+    const struct daemon_option_help help = {
+        .nbd_socket = "serve the image over NBD here",
+        .mount = "expose the image as DIR/image via FUSE (needs --nbd-socket)",
+        .tls_cert = "serve gRPC over TLS with this cert (needs --tls-key)",
+        .tls_key = "the TLS private key",
+        .tls_ca = "require client certs signed by this CA (needs --tls-cert)",
+    };
     size_t n = sizeof table / sizeof table[0];
-    _Static_assert(sizeof table / sizeof table[0] <= MAX_SPECS, "raise MAX_SPECS");
+    _Static_assert(sizeof table / sizeof table[0] + DAEMON_OPTION_ROWS <= MAX_SPECS,
+                   "raise MAX_SPECS");
     memcpy(specs, table, sizeof table);
-    return n;
+    return n + daemon_option_rows(&o->d, &help, specs + n);
 }
 
 /* Checks what the table cannot; one sentence in ERR. */
 static int check_options(const void *ctx, char *err, size_t errlen)
 {
     const struct seeder_options *o = ctx;
-    enum log_format format;
-    if (!o->image)
+    if (!o->image) {
         snprintf(err, errlen, "--image is required (see --help)");
-    else if (log_format_parse(o->log_format, &format) < 0)
-        snprintf(err, errlen, "--log-format must be text or json, not \"%s\"", o->log_format);
-    else if (!!o->tls_cert != !!o->tls_key)
-        snprintf(err, errlen, "--tls-cert and --tls-key go together");
-    else if (o->chunk_size > UINT32_MAX)
+        return -1;
+    }
+    if (daemon_options_check(&o->d, err, errlen) < 0 ||
+        options_check_address("listen", o->listen, err, errlen) < 0 ||
+        (o->nbd_tcp && options_check_address("nbd-tcp", o->nbd_tcp, err, errlen) < 0))
+        return -1;
+    if (o->chunk_size > UINT32_MAX) {
         snprintf(err, errlen, "--chunk-size is too large");
-    else if (strcmp(o->freeze, "hold") != 0 && strcmp(o->freeze, "fail") != 0)
+        return -1;
+    }
+    if (strcmp(o->freeze, "hold") != 0 && strcmp(o->freeze, "fail") != 0) {
         snprintf(err, errlen, "--freeze must be hold or fail, not \"%s\"", o->freeze);
-    else if (o->max_sessions < 1 || o->max_sessions > 1024)
+        return -1;
+    }
+    if (o->max_sessions < 1 || o->max_sessions > 1024) {
         snprintf(err, errlen, "--max-sessions must be between 1 and 1024, not %u", o->max_sessions);
-    else
-        return 0;
-    return -1;
+        return -1;
+    }
+    return 0;
 }
 
 /* Opens the image and sets up the seeder's state. */
@@ -147,12 +151,12 @@ static int seeder_init(struct seeder *seeder, const struct seeder_options *o, st
 static int start_nbd(struct running *run, struct seeder *seeder, const struct seeder_options *o,
                      char *err, size_t errlen)
 {
-    if (!o->nbd_socket && !o->nbd_tcp)
+    if (!o->d.nbd_socket && !o->nbd_tcp)
         return 0;
     struct nbd_backend backend;
     seeder_backend(seeder, &backend);
     const struct nbd_server_config config = {
-        .unix_path = o->nbd_socket,
+        .unix_path = o->d.nbd_socket,
         .tcp_address = o->nbd_tcp,
         .description = "godwit-seeder image",
         .max_connections = 256, /* documented in README: Limits */
@@ -161,8 +165,8 @@ static int start_nbd(struct running *run, struct seeder *seeder, const struct se
     run->nbd = nbd_server_start(&config, &backend, err, errlen);
     if (!run->nbd)
         return -1;
-    if (o->mount) {
-        run->mount = fuse_mount_start(o->mount, o->nbd_socket, seeder->log, err, errlen);
+    if (o->d.mount) {
+        run->mount = fuse_mount_start(o->d.mount, o->d.nbd_socket, seeder->log, err, errlen);
         if (!run->mount)
             return -1;
     }
@@ -177,10 +181,10 @@ static int start_rpc(struct running *run, struct seeder *seeder, const struct se
         .listen = o->listen,
         .threads = (int)o->threads,
         .max_message = SEEDER_MAX_READ + 4096,
-        .tls = {o->tls_cert, o->tls_key, o->tls_ca},
+        .tls = {o->d.tls_cert, o->d.tls_key, o->d.tls_ca},
         .log = seeder->log,
     };
-    if (!o->tls_cert && !daemon_address_is_local(o->listen))
+    if (!o->d.tls_cert && !daemon_address_is_local(o->listen))
         log_warn(seeder->log,
                  "gRPC on %s is plaintext and reachable from other hosts; anyone there can read "
                  "the image (use --tls-cert/--tls-key)",
@@ -213,8 +217,8 @@ static void announce(struct seeder *seeder, const struct seeder_options *o, stru
     json_t *fields = json_pack("{s:s,s:i,s:s,s:I,s:i}", "listen", o->listen, "port", run->port,
                                "image_id", image_id, "size", (json_int_t)seeder->image.size,
                                "chunk_size", (int)seeder->geo.chunk_size);
-    if (o->nbd_socket)
-        json_object_set_new(fields, "nbd_socket", json_string(o->nbd_socket));
+    if (o->d.nbd_socket)
+        json_object_set_new(fields, "nbd_socket", json_string(o->d.nbd_socket));
     if (o->nbd_tcp) {
         json_object_set_new(fields, "nbd_tcp", json_string(o->nbd_tcp));
         json_object_set_new(fields, "nbd_port", json_integer(nbd_server_tcp_port(run->nbd)));
@@ -248,7 +252,7 @@ int main(int argc, char **argv)
     struct seeder_options o = {
         .chunk_size = 256 << 10,
         .listen = "127.0.0.1:1337",
-        .log_format = "text",
+        .d.log_format = "text",
         .threads = 4,
         .freeze = "hold",
         .max_held = 256,
@@ -268,7 +272,7 @@ int main(int argc, char **argv)
     char err[512] = "";
 
     struct logger log;
-    daemon_start(&log, "godwit-seeder", o.log_format);
+    daemon_start(&log, "godwit-seeder", o.d.log_format);
     struct seeder seeder = {.image.fd = -1};
     int r = seeder_init(&seeder, &o, &log, err, sizeof err);
     if (r == 0)

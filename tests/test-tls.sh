@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # TLS and mTLS: a throwaway CA, server and client certificates made with the
 # openssl CLI; a migration over mTLS ends byte-exact; a plaintext client, a
-# client without a certificate and a client with another CA's certificate
-# are refused, and the seeder keeps serving.
+# leecher with a CA but no certificate (a flag error) and a client with
+# another CA's certificate are refused, and the seeder keeps serving.
 source "$(dirname "$0")/functions.sh"
 requires openssl
 CTL=$GODWIT_BIN/ctl/godwit-ctl
@@ -41,7 +41,9 @@ refused() {
   grep -q "cannot reach the seeder" "$name.out" || fail "$name: no clear sentence: $(cat "$name.out")"
 }
 refused plaintext
-refused no-client-cert --tls-ca ca.crt
+# A CA alone is a flag error (no certificate for mTLS or the control port).
+expect_exit 2 "$LEECHER" --seeder "127.0.0.1:$sport" --image ca-only.img --tls-ca ca.crt
+one_sentence "--tls-ca needs --tls-cert and --tls-key"
 refused other-ca --tls-ca ca.crt --tls-cert intruder.crt --tls-key intruder.key
 
 "$LEECHER" --seeder "127.0.0.1:$sport" --image dest.img --nbd-socket d.sock --log-format json \

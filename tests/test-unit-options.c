@@ -28,8 +28,42 @@ static int parse(struct values *v, char *err, int argc, char **argv)
     return r;
 }
 
+/* The shared rules of both daemons, and listen addresses. */
+static void test_daemon_rules(void)
+{
+    char err[256];
+    struct daemon_options d = {.log_format = "text"};
+    CHECK(daemon_options_check(&d, err, sizeof err) == 0, "defaults: %s", err);
+    d.log_format = "yaml";
+    CHECK(daemon_options_check(&d, err, sizeof err) < 0 && strstr(err, "--log-format"), "%s", err);
+    d.log_format = "json", d.mount = "/mnt";
+    CHECK(daemon_options_check(&d, err, sizeof err) < 0 && strstr(err, "--mount needs"), "%s", err);
+    d.nbd_socket = "/run/s.sock";
+    CHECK(daemon_options_check(&d, err, sizeof err) == 0, "mount with a socket: %s", err);
+    d.tls_cert = "c.pem";
+    CHECK(daemon_options_check(&d, err, sizeof err) < 0 && strstr(err, "go together"), "%s", err);
+    d.tls_cert = NULL, d.tls_ca = "ca.pem";
+    CHECK(daemon_options_check(&d, err, sizeof err) < 0 && strstr(err, "--tls-ca needs"), "%s",
+          err);
+    d.tls_cert = "c.pem", d.tls_key = "k.pem";
+    CHECK(daemon_options_check(&d, err, sizeof err) == 0, "the TLS triplet: %s", err);
+
+    const char *good[] = {"127.0.0.1:0", "0.0.0.0:1337", "[::]:1337",
+                          "[::1]:65535", "localhost:80", "unix:/run/g.sock"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        CHECK(options_check_address("listen", good[i], err, sizeof err) == 0, "%s: %s", good[i],
+              err);
+    const char *bad[] = {"",         "1337",   "host",    "host:", ":1337",  "host:65536",
+                         "host:12x", "::1:80", "[::1:80", "unix:", "host:-1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(options_check_address("listen", bad[i], err, sizeof err) < 0 &&
+                  strstr(err, "--listen must be"),
+              "\"%s\" was accepted", bad[i]);
+}
+
 int main(void)
 {
+    test_daemon_rules();
     char err[256];
     uint64_t bytes;
     CHECK(parse_size("256K", &bytes) == 0 && bytes == 262144, "256K");
