@@ -7,6 +7,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* The largest ReadAt a seeder serves (Info's max_read_length): a chunk
+ * must fit in one, so it bounds --chunk-size and the leecher's --batch. */
+#define CHUNK_MAX_READ (16u << 20)
+
 struct chunk_geometry {
     uint64_t size;       /* image size in bytes */
     uint32_t chunk_size; /* a power of two */

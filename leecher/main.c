@@ -26,9 +26,12 @@ struct leecher_options {
     struct daemon_options d; /* nbd-socket, mount, log-format, TLS */
 };
 
+#define BATCH_UNSET UINT64_MAX /* --batch not given */
+
 enum {
     MAX_SPECS = 20,
     MAX_WORKERS = 1024,
+    DEFAULT_BATCH = 1 << 20,       /* without --batch: 1M, or one chunk if larger */
     LINK_BYTES_PER_S = 1250000000, /* 10 Gbit/s: what choose_workers plans for */
 };
 
@@ -45,7 +48,8 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
         {"sync-interval", OPTION_UINT, &o->sync_interval, "MS", "Sync every MS (default 1000)"},
         {"pull-timeout", OPTION_UINT, &o->pull_timeout, "MS",
          "post-copy: a read waits this long for a missing chunk, then fails (default 30000)"},
-        {"batch", OPTION_SIZE, &o->batch, "BYTES", "largest background ReadAt (default 1M)"},
+        {"batch", OPTION_SIZE, &o->batch, "BYTES",
+         "largest background ReadAt, from one chunk to 16M (default 1M, or one chunk)"},
         {"skip-final-sync", OPTION_BOOL, &o->skip_final_sync, NULL,
          "no last Sync before the freeze (measures Finalize with the whole dirty set)"},
     };
@@ -75,9 +79,43 @@ static int check_options(const void *ctx, char *err, size_t errlen)
         snprintf(err, errlen, "--channels and --sync-interval must be at least 1");
     else if (o->workers > MAX_WORKERS)
         snprintf(err, errlen, "--workers must be at most %d", MAX_WORKERS);
-    else
-        return 0;
+    else if (o->batch != BATCH_UNSET && (o->batch < 4096 || o->batch > CHUNK_MAX_READ))
+        snprintf(err, errlen, "--batch must be from 4K to 16M (the largest ReadAt), not %llu",
+                 (unsigned long long)o->batch);
+    else {
+        const struct rpc_tls tls = {o->d.tls_cert, o->d.tls_key, o->d.tls_ca};
+        return rpc_tls_check(&tls, err, errlen);
+    }
     return -1;
+}
+
+/* The largest background ReadAt, from the seeder's chunk size and
+ * max_read_length. 0, -1 with ERR if the seeder's chunks do not fit in
+ * one of its reads, -2 with ERR if --batch does not fit the seeder (a flag
+ * error: exit 2). */
+static int choose_batch(struct leecher *l, uint64_t batch, char *err, size_t errlen)
+{
+    if (l->geo.chunk_size > l->max_read) {
+        snprintf(err, errlen,
+                 "the seeder's chunks (%u bytes) do not fit in its largest read "
+                 "(max_read_length %u): they cannot be pulled",
+                 l->geo.chunk_size, l->max_read);
+        return -1;
+    }
+    if (batch == BATCH_UNSET) {
+        batch = l->geo.chunk_size > DEFAULT_BATCH ? l->geo.chunk_size : DEFAULT_BATCH;
+        l->batch_bytes = (uint32_t)(batch < l->max_read ? batch : l->max_read);
+        return 0;
+    }
+    if (batch < l->geo.chunk_size || batch > l->max_read) {
+        snprintf(err, errlen,
+                 "--batch %llu must be from the seeder's chunk size (%u) to its largest read "
+                 "(%u)",
+                 (unsigned long long)batch, l->geo.chunk_size, l->max_read);
+        return -2;
+    }
+    l->batch_bytes = (uint32_t)batch;
+    return 0;
 }
 
 static int open_seeder(struct leecher *l, const struct leecher_options *o, char *err, size_t errlen)
@@ -89,9 +127,12 @@ static int open_seeder(struct leecher *l, const struct leecher_options *o, char 
     return l->seeder ? 0 : -1;
 }
 
-/* Info and Track: learns the image and starts the source's tracking. */
-static int contact_seeder(struct leecher *l, const char *seeder, char *err, size_t errlen)
+/* Info and Track: learns the image, sizes the batch, and starts the
+ * source's tracking. -2 (exit 2) if --batch does not fit the seeder. */
+static int contact_seeder(struct leecher *l, const struct leecher_options *o, char *err,
+                          size_t errlen)
 {
+    const char *seeder = o->seeder;
     struct rpc_result result;
     Godwit__V1__InfoResponse *info = seeder_client_info(l->seeder, &result);
     if (!info) {
@@ -106,6 +147,8 @@ static int contact_seeder(struct leecher *l, const char *seeder, char *err, size
         snprintf(err, errlen, "the seeder reports an unusable chunk size");
         return -1;
     }
+    if ((r = choose_batch(l, o->batch, err, errlen)) < 0)
+        return r;
     if (seeder_client_track(l->seeder, &result) != GRPC_STATUS_OK) {
         snprintf(err, errlen, "Seeder.Track failed: %s", result.message);
         return -1;
@@ -290,7 +333,7 @@ static int run_leecher(struct leecher *l, const struct leecher_options *o, char 
     struct running run = {0};
     int r = open_seeder(l, o, err, errlen);
     if (r == 0)
-        r = contact_seeder(l, o->seeder, err, errlen);
+        r = contact_seeder(l, o, err, errlen);
     if (r == 0 && !l->n_workers)
         choose_workers(l);
     if (r == 0)
@@ -315,7 +358,7 @@ int main(int argc, char **argv)
                                 .channels = 4,
                                 .sync_interval = 1000,
                                 .pull_timeout = 30000,
-                                .batch = 1 << 20};
+                                .batch = BATCH_UNSET};
     struct option_spec specs[MAX_SPECS];
     size_t n = option_specs(&o, specs);
     const struct program_info info = {"godwit-leecher",
@@ -331,7 +374,6 @@ int main(int argc, char **argv)
     struct leecher l = {.log = &log,
                         .image.fd = -1,
                         .n_workers = o.workers,
-                        .batch_bytes = (uint32_t)(o.batch > (16u << 20) ? 16u << 20 : o.batch),
                         .sync_interval_ms = (int)o.sync_interval,
                         .pull_timeout_ms = (int)o.pull_timeout,
                         .final_sync = !o.skip_final_sync,
@@ -345,5 +387,5 @@ int main(int argc, char **argv)
     if (r < 0)
         log_error(&log, "%s", err);
     options_free(specs, n);
-    return r < 0 ? 1 : 0;
+    return r == -2 ? 2 : r < 0 ? 1 : 0; /* 2: a flag that does not fit the seeder */
 }

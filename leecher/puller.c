@@ -119,6 +119,12 @@ static void *worker(void *arg)
             leecher_fail(l, "the seeder refused to serve image %s: %s", l->image_id, why);
             break;
         }
+        if (status == GRPC_STATUS_INVALID_ARGUMENT || status == GRPC_STATUS_OUT_OF_RANGE) {
+            /* The same read would be refused forever: fail loudly instead. */
+            leecher_fail(l, "the seeder refused a read of chunk %llu: %s",
+                         (unsigned long long)first, why);
+            break;
+        }
         backoff = backoff ? (backoff * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : backoff * 2) : 50;
         if (backoff == 50)
             log_warn(l->log, "pulling chunk %llu failed (%s); retrying with backoff",

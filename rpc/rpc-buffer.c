@@ -46,6 +46,11 @@ char *rpc_read_pem(const char *path, char *err, size_t errlen)
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
+    if (!out) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        fclose(f);
+        return NULL;
+    }
     char buf[4096];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0)

@@ -44,6 +44,12 @@ struct rpc_tls {
     const char *client_ca; /* if set, require and verify client certificates (mTLS) */
 };
 
+/* Reads and parses each file TLS names (with OpenSSL): the certificates
+ * must parse and not have expired, the key must be an unencrypted PEM key
+ * that belongs to the certificate. -1 with one sentence in ERR naming the
+ * flag (--tls-cert, --tls-key, --tls-ca) and the file. */
+int rpc_tls_check(const struct rpc_tls *tls, char *err, size_t errlen);
+
 struct rpc_server_config {
     const char *listen; /* "127.0.0.1:1337", "[::]:1337" or "unix:/path" */
     int threads;        /* completion-queue threads; 0 means 4 */

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config git ca-certificates
-  libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
+  libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libssl-dev
   libnbd-dev libnbd-bin libjansson-dev fuse3 libfuse3-dev
   nbdkit qemu-utils openssl procps iproute2 clang clang-format jq
   # clang's sanitizer and libFuzzer runtimes: a Recommends of clang, so

@@ -42,7 +42,12 @@ struct running {
     int port;
 };
 
-enum { MAX_SPECS = 24 };
+enum {
+    MAX_SPECS = 24,
+    MAX_THREADS = 256,
+    DEFAULT_MAX_HELD = 256,
+    DEFAULT_MAX_HELD_BYTES = 64 << 20,
+};
 
 /* Fills SPECS (room for MAX_SPECS) with the seeder's flags; returns how many. */
 static size_t option_specs(struct seeder_options *o, struct option_spec *specs)
@@ -51,12 +56,12 @@ static size_t option_specs(struct seeder_options *o, struct option_spec *specs)
         {"image", OPTION_STRING, &o->image, "PATH", "image file or block device (required)"},
         {"size", OPTION_SIZE, &o->size, "BYTES", "create a missing image sparse with this size"},
         {"chunk-size", OPTION_SIZE, &o->chunk_size, "BYTES",
-         "dirty-tracking granularity, a power of two (default 256K)"},
+         "dirty-tracking granularity, a power of two from 4K to 16M (default 256K)"},
         {"listen", OPTION_STRING, &o->listen, "ADDR:PORT",
          "gRPC address (default 127.0.0.1:1337; port 0 picks one)"},
         {"nbd-tcp", OPTION_STRING, &o->nbd_tcp, "ADDR:PORT",
          "also serve NBD over TCP (unauthenticated)"},
-        {"threads", OPTION_UINT, &o->threads, "N", "gRPC threads (default 4)"},
+        {"threads", OPTION_UINT, &o->threads, "N", "gRPC threads, 1 to 256 (default 4)"},
         {"exit-on-complete", OPTION_BOOL, &o->exit_on_complete, NULL,
          "exit once the leecher reports the migration complete"},
         {"freeze", OPTION_STRING, &o->freeze, "hold|fail",
@@ -96,19 +101,34 @@ static int check_options(const void *ctx, char *err, size_t errlen)
         options_check_address("listen", o->listen, err, errlen) < 0 ||
         (o->nbd_tcp && options_check_address("nbd-tcp", o->nbd_tcp, err, errlen) < 0))
         return -1;
-    if (o->chunk_size > UINT32_MAX) {
-        snprintf(err, errlen, "--chunk-size is too large");
+    if (o->chunk_size < 4096 || o->chunk_size > SEEDER_MAX_READ ||
+        (o->chunk_size & (o->chunk_size - 1))) {
+        snprintf(err, errlen,
+                 "--chunk-size must be a power of two from 4K to 16M (a chunk must fit in one "
+                 "ReadAt), not %llu",
+                 (unsigned long long)o->chunk_size);
         return -1;
     }
     if (strcmp(o->freeze, "hold") != 0 && strcmp(o->freeze, "fail") != 0) {
         snprintf(err, errlen, "--freeze must be hold or fail, not \"%s\"", o->freeze);
         return -1;
     }
+    if (strcmp(o->freeze, "fail") == 0 &&
+        (o->max_held != DEFAULT_MAX_HELD || o->max_held_bytes != DEFAULT_MAX_HELD_BYTES)) {
+        snprintf(err, errlen,
+                 "--freeze-max-held and --freeze-max-held-bytes only matter with --freeze hold");
+        return -1;
+    }
     if (o->max_sessions < 1 || o->max_sessions > 1024) {
         snprintf(err, errlen, "--max-sessions must be between 1 and 1024, not %u", o->max_sessions);
         return -1;
     }
-    return 0;
+    if (o->threads < 1 || o->threads > MAX_THREADS) {
+        snprintf(err, errlen, "--threads must be from 1 to %d, not %u", MAX_THREADS, o->threads);
+        return -1;
+    }
+    const struct rpc_tls tls = {o->d.tls_cert, o->d.tls_key, o->d.tls_ca};
+    return rpc_tls_check(&tls, err, errlen);
 }
 
 /* Opens the image and sets up the seeder's state. */
@@ -120,9 +140,8 @@ static int seeder_init(struct seeder *seeder, const struct seeder_options *o, st
     if (image_open(&seeder->image, o->image, o->size, err, errlen) < 0)
         return -1;
     if (chunk_geometry_init(&seeder->geo, seeder->image.size, (uint32_t)o->chunk_size) < 0) {
-        snprintf(err, errlen, "--chunk-size must be a power of two from 4K to 64M, not %llu",
-                 (unsigned long long)o->chunk_size);
-        return -1;
+        snprintf(err, errlen, "--chunk-size %llu is unusable", (unsigned long long)o->chunk_size);
+        return -1; /* check_options refused it already */
     }
     char path[4096];
     snprintf(path, sizeof path, "%s.godwit-seeder", o->image);
@@ -255,8 +274,8 @@ int main(int argc, char **argv)
         .d.log_format = "text",
         .threads = 4,
         .freeze = "hold",
-        .max_held = 256,
-        .max_held_bytes = 64 << 20,
+        .max_held = DEFAULT_MAX_HELD,
+        .max_held_bytes = DEFAULT_MAX_HELD_BYTES,
         .max_sessions = 8,
     };
     struct option_spec specs[MAX_SPECS];

@@ -16,7 +16,7 @@ struct nbd_backend;
 struct rpc_service;
 
 /* Largest ReadAt, bytes (documented in README and seeder.proto). */
-#define SEEDER_MAX_READ (16u << 20)
+#define SEEDER_MAX_READ CHUNK_MAX_READ
 
 /* Set up by main before any thread starts and read-only afterwards; the
  * tracker does its own locking. */

@@ -12,6 +12,9 @@ function(godwit_add_e2e name)
   godwit_test_properties(${name} 180 leecher grpc)
 endfunction()
 
+# The leecher's command line: flag rules, --batch against the seeder's chunks.
+godwit_add_script_test(test-leecher-cli test-leecher-cli.sh leecher grpc)
+
 godwit_add_e2e(test-e2e-migrate-1x1 migrate 1 1)
 godwit_add_e2e(test-e2e-migrate-16x4 migrate 16 4)
 godwit_add_e2e(test-e2e-early-finalize early)

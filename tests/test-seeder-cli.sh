@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # godwit-seeder's command line: --help, --version, one clear sentence and a
-# non-zero exit for bad flags or config, sparse creation, JSON config with
+# non-zero exit for bad flags or config (exit 2 for flags that conflict or
+# would be ignored, garbage TLS files), sparse creation, JSON config with
 # flags winning, port-in-use, JSON event lines, clean SIGTERM.
 source "$(dirname "$0")/functions.sh"
 
@@ -21,10 +22,44 @@ one_sentence "--log-format must be text or json"
 expect_exit 1 "$SEEDER" --image "$TEST_DIR/missing.img"
 one_sentence "give --size to create it"
 truncate -s 1M "$TEST_DIR/odd.img"
-expect_exit 1 "$SEEDER" --image "$TEST_DIR/odd.img" --chunk-size 3000
-one_sentence "power of two"
+expect_exit 2 "$SEEDER" --image "$TEST_DIR/odd.img" --chunk-size 3000
+one_sentence "--chunk-size must be a power of two from 4K to 16M"
 expect_exit 1 "$SEEDER" --image "$TEST_DIR/odd.img" --size 2M
 one_sentence "but --size says"
+
+# Flags that would be ignored or conflict: exit 2 and one sentence.
+img=$TEST_DIR/odd.img
+expect_exit 2 "$SEEDER" --image "$img" --chunk-size 32M
+one_sentence "(a chunk must fit in one ReadAt)"
+expect_exit 2 "$SEEDER" --image "$img" --mount "$TEST_DIR/mnt"
+one_sentence "--mount needs --nbd-socket"
+expect_exit 2 "$SEEDER" --image "$img" --mount "$TEST_DIR/mnt" --nbd-tcp 127.0.0.1:0
+one_sentence "--mount needs --nbd-socket"
+echo "not a certificate" >"$TEST_DIR/garbage.pem"
+expect_exit 2 "$SEEDER" --image "$img" --tls-ca "$TEST_DIR/garbage.pem"
+one_sentence "--tls-ca needs --tls-cert and --tls-key"
+expect_exit 2 "$SEEDER" --image "$img" --tls-cert "$TEST_DIR/garbage.pem"
+one_sentence "--tls-cert and --tls-key go together"
+expect_exit 2 "$SEEDER" --image "$img" --tls-cert "$TEST_DIR/garbage.pem" \
+  --tls-key "$TEST_DIR/garbage.pem"
+one_sentence "--tls-cert $TEST_DIR/garbage.pem holds no PEM certificate"
+expect_exit 2 "$SEEDER" --image "$img" --tls-cert "$TEST_DIR/none.pem" --tls-key "$TEST_DIR/none.pem"
+one_sentence "cannot read --tls-cert $TEST_DIR/none.pem"
+expect_exit 2 "$SEEDER" --image "$img" --freeze fail --freeze-max-held 10
+one_sentence "only matter with --freeze hold"
+expect_exit 2 "$SEEDER" --image "$img" --threads 0
+one_sentence "--threads must be from 1 to 256"
+expect_exit 2 "$SEEDER" --image "$img" --listen 1337
+one_sentence "--listen must be HOST:PORT"
+expect_exit 2 "$SEEDER" --image "$img" --nbd-tcp localhost
+one_sentence "--nbd-tcp must be HOST:PORT"
+# Config keys go through the same checks.
+echo "{\"image\": \"$img\", \"mount\": \"$TEST_DIR/mnt\"}" >"$TEST_DIR/mount.json"
+expect_exit 2 "$SEEDER" --config "$TEST_DIR/mount.json"
+one_sentence "--mount needs --nbd-socket"
+echo "{\"image\": \"$img\", \"chunk_size\": \"64M\"}" >"$TEST_DIR/chunk.json"
+expect_exit 2 "$SEEDER" --config "$TEST_DIR/chunk.json"
+one_sentence "--chunk-size must be"
 
 echo '{"image": 5}' >"$TEST_DIR/bad.json"
 expect_exit 2 "$SEEDER" --config "$TEST_DIR/bad.json"

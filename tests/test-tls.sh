@@ -26,6 +26,18 @@ make_cert client ca
 make_cert intruder otherca
 
 head -c $((16 << 20)) /dev/urandom >source.img
+
+# Every TLS file is read and checked at start: exit 2 and one sentence,
+# never a plaintext fallback or a handshake that fails later.
+expect_exit 2 "$SEEDER" --image source.img --tls-cert server.crt --tls-key client.key
+one_sentence "--tls-key client.key is not the key of --tls-cert server.crt"
+echo "not a certificate" >garbage.pem
+expect_exit 2 "$SEEDER" --image source.img --tls-cert server.crt --tls-key server.key \
+  --tls-ca garbage.pem
+one_sentence "--tls-ca garbage.pem holds no PEM certificate"
+expect_exit 2 "$LEECHER" --seeder 127.0.0.1:1 --image x.img --tls-cert client.crt \
+  --tls-key client.key --tls-ca garbage.pem
+one_sentence "--tls-ca garbage.pem holds no PEM certificate"
 "$SEEDER" --image source.img --listen 127.0.0.1:0 --nbd-socket s.sock --log-format json \
   --tls-cert server.crt --tls-key server.key --tls-ca ca.crt >seeder.events 2>seeder.log &
 cleanup_pids+=($!)
