@@ -31,6 +31,8 @@ struct leecher_options {
 enum {
     MAX_SPECS = 20,
     MAX_WORKERS = 1024,
+    MAX_CHANNELS = 256,
+    MAX_MS = 86400000,             /* --sync-interval, --pull-timeout: a day */
     DEFAULT_BATCH = 1 << 20,       /* without --batch: 1M, or one chunk if larger */
     LINK_BYTES_PER_S = 1250000000, /* 10 Gbit/s: what choose_workers plans for */
 };
@@ -77,6 +79,11 @@ static int check_options(const void *ctx, char *err, size_t errlen)
         return -1;
     else if (!o->channels || !o->sync_interval)
         snprintf(err, errlen, "--channels and --sync-interval must be at least 1");
+    else if (o->channels > MAX_CHANNELS)
+        snprintf(err, errlen, "--channels must be at most %d", MAX_CHANNELS);
+    else if (o->sync_interval > MAX_MS || o->pull_timeout > MAX_MS)
+        snprintf(err, errlen, "--sync-interval and --pull-timeout must be at most %d ms (a day)",
+                 MAX_MS);
     else if (o->workers > MAX_WORKERS)
         snprintf(err, errlen, "--workers must be at most %d", MAX_WORKERS);
     else if (o->batch != BATCH_UNSET && (o->batch < 4096 || o->batch > CHUNK_MAX_READ))

@@ -22,6 +22,10 @@ expect_exit 2 "${run[@]}" --batch 32M
 one_sentence "--batch must be from 4K to 16M"
 expect_exit 2 "${run[@]}" --channels 0
 one_sentence "--channels and --sync-interval must be at least 1"
+expect_exit 2 "${run[@]}" --channels 1000
+one_sentence "--channels must be at most 256"
+expect_exit 2 "${run[@]}" --pull-timeout 4000000000
+one_sentence "--sync-interval and --pull-timeout must be at most 86400000 ms"
 expect_exit 2 "${run[@]}" --workers 5000
 one_sentence "--workers must be at most 1024"
 expect_exit 2 "${run[@]}" --mount "$TEST_DIR/mnt"
