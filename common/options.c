@@ -304,8 +304,8 @@ int options_parse_main(const struct program_info *info, const struct option_spec
     return r < 0 ? 2 : 0;
 }
 
-size_t daemon_option_rows(struct daemon_options *o, const struct daemon_option_help *help,
-                          struct option_spec *rows)
+size_t daemon_option_specs(struct option_spec *specs, const struct option_spec *own, size_t n,
+                           struct daemon_options *o, const struct daemon_option_help *help)
 {
     const struct option_spec table[DAEMON_OPTION_ROWS] = {
         {"nbd-socket", OPTION_STRING, &o->nbd_socket, "PATH", help->nbd_socket},
@@ -315,8 +315,9 @@ size_t daemon_option_rows(struct daemon_options *o, const struct daemon_option_h
         {"tls-key", OPTION_STRING, &o->tls_key, "FILE", help->tls_key},
         {"tls-ca", OPTION_STRING, &o->tls_ca, "FILE", help->tls_ca},
     };
-    memcpy(rows, table, sizeof table);
-    return DAEMON_OPTION_ROWS;
+    memcpy(specs, own, n * sizeof *own);
+    memcpy(specs + n, table, sizeof table);
+    return n + DAEMON_OPTION_ROWS;
 }
 
 int daemon_options_check(const struct daemon_options *o, char *err, size_t errlen)

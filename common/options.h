@@ -59,11 +59,11 @@ struct daemon_option_help {
 
 enum { DAEMON_OPTION_ROWS = 6 };
 
-/* Writes the shared rows (nbd-socket, mount, log-format, tls-cert,
- * tls-key, tls-ca) for O into ROWS, which has room for DAEMON_OPTION_ROWS;
- * returns how many. */
-size_t daemon_option_rows(struct daemon_options *o, const struct daemon_option_help *help,
-                          struct option_spec *rows);
+/* A daemon's option table: its own N rows OWN, then the shared rows
+ * (nbd-socket, mount, log-format, tls-cert, tls-key, tls-ca) for D, copied
+ * into SPECS, which has room for N + DAEMON_OPTION_ROWS; returns how many. */
+size_t daemon_option_specs(struct option_spec *specs, const struct option_spec *own, size_t n,
+                           struct daemon_options *d, const struct daemon_option_help *help);
 
 /* The shared rules, one sentence in ERR on the first broken one: the log
  * format is text or json; --mount needs --nbd-socket; --tls-cert and

@@ -43,13 +43,16 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
         {"seeder", OPTION_STRING, &o->seeder, "ADDR:PORT", "the seeder's gRPC address (required)"},
         {"image", OPTION_STRING, &o->image, "PATH", "the local image to fill (required)"},
         {"workers", OPTION_UINT, &o->workers, "N",
-         "background pullers (default: from the round trip, 16 to 64)"},
-        {"channels", OPTION_UINT, &o->channels, "N", "gRPC connections to the seeder (default 4)"},
+         "background pullers, at most 1024 (default or 0: from the round trip, 16 to 64)"},
+        {"channels", OPTION_UINT, &o->channels, "N",
+         "gRPC connections to the seeder, 1 to 256 (default 4)"},
         {"control", OPTION_STRING, &o->control, "ADDR:PORT",
-         "control gRPC address (default 127.0.0.1:1338)"},
-        {"sync-interval", OPTION_UINT, &o->sync_interval, "MS", "Sync every MS (default 1000)"},
+         "control gRPC address, HOST:PORT or unix:PATH (default 127.0.0.1:1338)"},
+        {"sync-interval", OPTION_UINT, &o->sync_interval, "MS",
+         "Sync every MS, 1 to 86400000 (default 1000)"},
         {"pull-timeout", OPTION_UINT, &o->pull_timeout, "MS",
-         "post-copy: a read waits this long for a missing chunk, then fails (default 30000)"},
+         "post-copy: a read waits this long for a missing chunk, then fails (default 30000; at "
+         "most a day)"},
         {"batch", OPTION_SIZE, &o->batch, "BYTES",
          "largest background ReadAt, from one chunk to 16M (default 1M, or one chunk)"},
         {"skip-final-sync", OPTION_BOOL, &o->skip_final_sync, NULL,
@@ -62,11 +65,9 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
         .tls_key = "its private key",
         .tls_ca = "verify the seeder, and control clients, with this CA (needs --tls-cert)",
     };
-    size_t n = sizeof table / sizeof table[0];
     _Static_assert(sizeof table / sizeof table[0] + DAEMON_OPTION_ROWS <= MAX_SPECS,
                    "raise MAX_SPECS");
-    memcpy(specs, table, sizeof table);
-    return n + daemon_option_rows(&o->d, &help, specs + n);
+    return daemon_option_specs(specs, table, sizeof table / sizeof table[0], &o->d, &help);
 }
 
 static int check_options(const void *ctx, char *err, size_t errlen)

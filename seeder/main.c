@@ -58,7 +58,7 @@ static size_t option_specs(struct seeder_options *o, struct option_spec *specs)
         {"chunk-size", OPTION_SIZE, &o->chunk_size, "BYTES",
          "dirty-tracking granularity, a power of two from 4K to 16M (default 256K)"},
         {"listen", OPTION_STRING, &o->listen, "ADDR:PORT",
-         "gRPC address (default 127.0.0.1:1337; port 0 picks one)"},
+         "gRPC address, HOST:PORT or unix:PATH (default 127.0.0.1:1337; port 0 picks one)"},
         {"nbd-tcp", OPTION_STRING, &o->nbd_tcp, "ADDR:PORT",
          "also serve NBD over TCP (unauthenticated)"},
         {"threads", OPTION_UINT, &o->threads, "N", "gRPC threads, 1 to 256 (default 4)"},
@@ -67,11 +67,11 @@ static size_t option_specs(struct seeder_options *o, struct option_spec *specs)
         {"freeze", OPTION_STRING, &o->freeze, "hold|fail",
          "source writes after Finalize wait (hold, default) or fail with EPERM"},
         {"freeze-max-held", OPTION_UINT, &o->max_held, "N",
-         "hold at most N writes; more fail with EPERM (default 256)"},
+         "with --freeze hold: hold at most N writes; more fail with EPERM (default 256)"},
         {"freeze-max-held-bytes", OPTION_SIZE, &o->max_held_bytes, "BYTES",
-         "hold at most this much write payload (default 64M)"},
+         "with --freeze hold: hold at most this much write payload (default 64M)"},
         {"max-sessions", OPTION_UINT, &o->max_sessions, "N",
-         "leechers (sessions) at once (default 8)"},
+         "leechers (sessions) at once, 1 to 1024 (default 8)"},
         {"state-file", OPTION_STRING, &o->state_file, "PATH",
          "the persisted migration state (default IMAGE.godwit-seeder)"},
     };
@@ -82,11 +82,9 @@ static size_t option_specs(struct seeder_options *o, struct option_spec *specs)
         .tls_key = "the TLS private key",
         .tls_ca = "require client certs signed by this CA (needs --tls-cert)",
     };
-    size_t n = sizeof table / sizeof table[0];
     _Static_assert(sizeof table / sizeof table[0] + DAEMON_OPTION_ROWS <= MAX_SPECS,
                    "raise MAX_SPECS");
-    memcpy(specs, table, sizeof table);
-    return n + daemon_option_rows(&o->d, &help, specs + n);
+    return daemon_option_specs(specs, table, sizeof table / sizeof table[0], &o->d, &help);
 }
 
 /* Checks what the table cannot; one sentence in ERR. */
