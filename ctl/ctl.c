@@ -203,6 +203,12 @@ int main(int argc, char **argv)
                  "--help)");
         r = -1;
     }
+    if (r == 0 && !!tls_cert != !!tls_key) {
+        snprintf(err, sizeof err, "--tls-cert and --tls-key go together");
+        r = -1;
+    }
+    if (r == 0 && rpc_tls_check(&(struct rpc_tls){tls_cert, tls_key, tls_ca}, err, sizeof err) < 0)
+        r = -1;
     if (r != 0) {
         if (r < 0)
             fprintf(stderr, "godwit-ctl: %s\n", err);

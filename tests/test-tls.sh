@@ -38,6 +38,8 @@ one_sentence "--tls-ca garbage.pem holds no PEM certificate"
 expect_exit 2 "$LEECHER" --seeder 127.0.0.1:1 --image x.img --tls-cert client.crt \
   --tls-key client.key --tls-ca garbage.pem
 one_sentence "--tls-ca garbage.pem holds no PEM certificate"
+expect_exit 2 "$CTL" --control 127.0.0.1:1 --tls-ca garbage.pem status
+one_sentence "--tls-ca garbage.pem holds no PEM certificate"
 "$SEEDER" --image source.img --listen 127.0.0.1:0 --nbd-socket s.sock --log-format json \
   --tls-cert server.crt --tls-key server.key --tls-ca ca.crt >seeder.events 2>seeder.log &
 cleanup_pids+=($!)
