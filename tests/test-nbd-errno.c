@@ -3,7 +3,8 @@
  * nbdkit's nbd_errno does: ENOTSUP and EOVERFLOW reach the client only
  * when its request asked for them (FAST_ZERO, DF), otherwise EINVAL. Checked
  * on the function and through a real connection, where a backend's ENOTSUP
- * or EOVERFLOW on a plain READ arrives at libnbd as EINVAL. */
+ * or EOVERFLOW on a plain READ arrives at libnbd as EINVAL, and EOVERFLOW on
+ * a READ with DF (structured replies) as EOVERFLOW. */
 #include "internal.h"
 #include "nbd-memory.h"
 #include "protocol.h"
@@ -36,9 +37,17 @@ static void test_mapping(void)
     CHECK(nbd_errno_to_wire(EOVERFLOW, NBD_CMD_FLAG_DF) == NBD_EOVERFLOW, "with DF");
 }
 
-/* A READ of the failing range, with the backend failing with ERR; returns
- * what libnbd reports. */
-static int read_error(struct nbd_server *server, struct memory_disk *disk, int err)
+/* libnbd's chunk callback for nbd_pread_structured (DF needs it). */
+static int any_chunk(void *opaque, const void *data, size_t count, uint64_t offset, unsigned status,
+                     int *error)
+{
+    (void)opaque, (void)data, (void)count, (void)offset, (void)status, (void)error;
+    return 0;
+}
+
+/* A READ of the failing range (with libnbd's FLAGS, e.g. LIBNBD_CMD_FLAG_DF),
+ * the backend failing with ERR; returns what libnbd reports. */
+static int read_error(struct nbd_server *server, struct memory_disk *disk, int err, uint32_t flags)
 {
     disk->read_errno = err;
     int sv[2];
@@ -47,7 +56,12 @@ static int read_error(struct nbd_server *server, struct memory_disk *disk, int e
     struct nbd_handle *nbd = nbd_create();
     CHECK(nbd && nbd_connect_socket(nbd, sv[1]) == 0, "connect: %s", nbd_get_error());
     char buf[512];
-    CHECK(nbd_pread(nbd, buf, sizeof buf, 0, 0) == -1, "the read of a failing range worked");
+    if (flags & LIBNBD_CMD_FLAG_DF)
+        CHECK(nbd_can_df(nbd) == 1, "the server does not offer DF with structured replies");
+    int r = flags ? nbd_pread_structured(nbd, buf, sizeof buf, 0,
+                                         (nbd_chunk_callback){.callback = any_chunk}, flags)
+                  : nbd_pread(nbd, buf, sizeof buf, 0, 0);
+    CHECK(r == -1, "the read of a failing range worked");
     int got = nbd_get_errno();
     CHECK(nbd_pread(nbd, buf, sizeof buf, 4096, 0) == 0, "the connection did not live on: %s",
           nbd_get_error());
@@ -68,10 +82,16 @@ static void test_on_the_wire(void)
     struct nbd_server *server = nbd_server_start(&config, &b, err, sizeof err);
     CHECK(server, "nbd_server_start: %s", err);
     int got;
-    CHECK((got = read_error(server, &disk, ENOTSUP)) == EINVAL, "ENOTSUP arrived as %d", got);
-    CHECK((got = read_error(server, &disk, EOVERFLOW)) == EINVAL, "EOVERFLOW arrived as %d", got);
-    CHECK((got = read_error(server, &disk, ENOSPC)) == ENOSPC, "ENOSPC arrived as %d", got);
-    CHECK((got = read_error(server, &disk, EBADF)) == EIO, "EBADF arrived as %d", got);
+    CHECK((got = read_error(server, &disk, ENOTSUP, 0)) == EINVAL, "ENOTSUP arrived as %d", got);
+    CHECK((got = read_error(server, &disk, EOVERFLOW, 0)) == EINVAL, "EOVERFLOW arrived as %d",
+          got);
+    CHECK((got = read_error(server, &disk, ENOSPC, 0)) == ENOSPC, "ENOSPC arrived as %d", got);
+    CHECK((got = read_error(server, &disk, EBADF, 0)) == EIO, "EBADF arrived as %d", got);
+    /* A client that asked for an unfragmented read may see EOVERFLOW. */
+    CHECK((got = read_error(server, &disk, EOVERFLOW, LIBNBD_CMD_FLAG_DF)) == EOVERFLOW,
+          "EOVERFLOW with DF arrived as %d", got);
+    CHECK((got = read_error(server, &disk, ENOTSUP, LIBNBD_CMD_FLAG_DF)) == EINVAL,
+          "ENOTSUP with DF arrived as %d", got);
     nbd_server_stop(server);
     memory_disk_free(&disk);
 }
