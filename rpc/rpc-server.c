@@ -105,7 +105,7 @@ grpc_status_code rpc_status_from_errno(int err)
     case ENOSYS:
         return GRPC_STATUS_UNIMPLEMENTED;
     case EBUSY:  /* the call is not allowed in the current state */
-    case ESTALE: /* the caller expects another image */
+    case ESTALE: /* the caller expects another image or session */
         return GRPC_STATUS_FAILED_PRECONDITION;
     case ETIMEDOUT:
         return GRPC_STATUS_DEADLINE_EXCEEDED;
