@@ -54,6 +54,8 @@ int state_file_load(struct leecher *l, char *err, size_t errlen)
                     chunk_map_set_local(l->map, c);
             l->ack_generation = h.ack_generation;
             r = 1;
+        } else if (!bits) {
+            snprintf(err, errlen, "out of memory reading %s", l->state_path);
         } else {
             snprintf(err, errlen, "%s is truncated; remove it to start over", l->state_path);
         }
@@ -75,6 +77,8 @@ static int save_locked(struct leecher *l)
     pthread_mutex_unlock(&l->lock);
     uint64_t words = (h.chunks + 63) / 64;
     uint64_t *bits = calloc(words ? words : 1, sizeof *bits);
+    if (!bits)
+        return errno = ENOMEM, -1; /* callers log "cannot write STATE: ..." */
     for (uint64_t c = 0; c < h.chunks; c++)
         if (chunk_state_is_local(chunk_map_state(l->map, c)))
             bits[c / 64] |= 1ull << (c % 64);
