@@ -13,14 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One Watch stream. Fields below `next` are owned by server->lock. */
+/* One Watch stream. ctx.out and the fields from `next` on are owned by
+ * server->lock. */
 struct health_watch {
     struct rpc_tag arrived, sent, closed_tag;
-    struct rpc_server *server;
-    grpc_call *call;
-    gpr_timespec deadline;
-    grpc_metadata_array metadata;
-    grpc_byte_buffer *request;
+    struct rpc_call_context ctx; /* ctx.in: the request; ctx.out: the status being sent */
     int cancelled;
     char service[128];
     bool known;
@@ -32,7 +29,6 @@ struct health_watch {
     bool closed;      /* the client is gone */
     bool finishing;   /* the server is stopping: send the final status */
     bool header_sent; /* initial metadata went out */
-    grpc_byte_buffer *out;
 };
 
 static bool service_known(const struct rpc_server *server, const char *name)
@@ -73,29 +69,17 @@ static const struct rpc_method check_method[] = {
 
 static void arm_watch(struct rpc_server *server);
 
-static void watch_free(struct health_watch *w)
-{
-    if (w->call)
-        grpc_call_unref(w->call);
-    grpc_metadata_array_destroy(&w->metadata);
-    if (w->request)
-        grpc_byte_buffer_destroy(w->request);
-    if (w->out)
-        grpc_byte_buffer_destroy(w->out);
-    free(w);
-}
-
 /* Drops one reference; unlinks and frees at zero. Caller holds the lock. */
 static void watch_release(struct health_watch *w)
 {
     if (--w->refs > 0)
         return;
-    struct health_watch **p = &w->server->watches;
+    struct health_watch **p = &w->ctx.server->watches;
     while (*p && *p != w)
         p = &(*p)->next;
     if (*p)
         *p = w->next;
-    watch_free(w);
+    rpc_call_free(w, &w->ctx);
 }
 
 /* Starts the next send if one is due. Caller holds the lock. */
@@ -106,7 +90,7 @@ static void watch_pump(struct health_watch *w)
     grpc_op ops[2] = {0};
     size_t n = 0;
     grpc_slice empty = grpc_empty_slice();
-    int status = current_status(w->server, w->known);
+    int status = current_status(w->ctx.server, w->known);
     if (!w->header_sent) {
         ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
         w->header_sent = true;
@@ -120,16 +104,16 @@ static void watch_pump(struct health_watch *w)
         Grpc__Health__V1__HealthCheckResponse response =
             GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
         response.status = status;
-        w->out = rpc_pack(&response.base);
+        w->ctx.out = rpc_pack(&response.base);
         w->last_sent = status;
         ops[n].op = GRPC_OP_SEND_MESSAGE;
-        ops[n++].data.send_message.send_message = w->out;
+        ops[n++].data.send_message.send_message = w->ctx.out;
     } else {
         return;
     }
     w->sending = true;
     w->refs++;
-    if (grpc_call_start_batch(w->call, ops, n, &w->sent, NULL) != GRPC_CALL_OK) {
+    if (grpc_call_start_batch(w->ctx.call, ops, n, &w->sent, NULL) != GRPC_CALL_OK) {
         w->sending = false;
         w->closed = true;
         w->refs--;
@@ -140,12 +124,12 @@ static void watch_sent(struct rpc_tag *tag, bool ok)
 {
     struct health_watch *w =
         (struct health_watch *)((char *)tag - offsetof(struct health_watch, sent));
-    struct rpc_server *server = w->server; /* w may be freed below */
+    struct rpc_server *server = w->ctx.server; /* w may be freed below */
     pthread_mutex_lock(&server->lock);
     w->sending = false;
-    if (w->out)
-        grpc_byte_buffer_destroy(w->out);
-    w->out = NULL;
+    if (w->ctx.out)
+        grpc_byte_buffer_destroy(w->ctx.out);
+    w->ctx.out = NULL;
     if (!ok)
         w->closed = true;
     watch_pump(w);
@@ -157,7 +141,7 @@ static void watch_closed(struct rpc_tag *tag, bool ok)
 {
     struct health_watch *w =
         (struct health_watch *)((char *)tag - offsetof(struct health_watch, closed_tag));
-    struct rpc_server *server = w->server; /* w may be freed below */
+    struct rpc_server *server = w->ctx.server; /* w may be freed below */
     (void)ok;
     pthread_mutex_lock(&server->lock);
     w->closed = true;
@@ -168,14 +152,14 @@ static void watch_closed(struct rpc_tag *tag, bool ok)
 static void watch_arrived(struct rpc_tag *tag, bool ok)
 {
     struct health_watch *w = (struct health_watch *)tag;
-    struct rpc_server *server = w->server;
+    struct rpc_server *server = w->ctx.server;
     if (!ok) {
-        watch_free(w);
+        rpc_call_free(w, &w->ctx);
         return;
     }
     arm_watch(server);
     Grpc__Health__V1__HealthCheckRequest *request =
-        (void *)rpc_unpack(w->request, &grpc__health__v1__health_check_request__descriptor);
+        (void *)rpc_unpack(w->ctx.in, &grpc__health__v1__health_check_request__descriptor);
     snprintf(w->service, sizeof w->service, "%s", request ? request->service : "");
     w->known = request && service_known(server, w->service);
     if (request)
@@ -187,7 +171,7 @@ static void watch_arrived(struct rpc_tag *tag, bool ok)
     server->watches = w;
     w->refs = 1;
     w->finishing = atomic_load(&server->stopping);
-    if (grpc_call_start_batch(w->call, &close_op, 1, &w->closed_tag, NULL) != GRPC_CALL_OK)
+    if (grpc_call_start_batch(w->ctx.call, &close_op, 1, &w->closed_tag, NULL) != GRPC_CALL_OK)
         w->closed = true, w->refs = 0;
     if (w->refs == 0) {
         w->refs = 1;
@@ -210,13 +194,9 @@ static void arm_watch(struct rpc_server *server)
     w->arrived.fn = watch_arrived;
     w->sent.fn = watch_sent;
     w->closed_tag.fn = watch_closed;
-    w->server = server;
     w->last_sent = -1;
-    grpc_metadata_array_init(&w->metadata);
-    if (grpc_server_request_registered_call(server->server, server->watch_method, &w->call,
-                                            &w->deadline, &w->metadata, &w->request, server->cq,
-                                            server->cq, &w->arrived) != GRPC_CALL_OK)
-        watch_free(w);
+    if (!rpc_call_arm(&w->ctx, server, server->watch_method, true, &w->arrived))
+        rpc_call_free(w, &w->ctx);
 }
 
 void health_register(struct rpc_server *server)

@@ -26,6 +26,26 @@ struct rpc_registered {
     void *handle; /* from grpc_server_register_method */
 };
 
+/* What every served call holds from its armed request to its end: the
+ * unary call, the health Watch and the reflection stream each embed one
+ * and free it with rpc_call_free. */
+struct rpc_call_context {
+    struct rpc_server *server;
+    grpc_call *call; /* our reference; NULL once handed on */
+    gpr_timespec deadline;
+    grpc_metadata_array metadata;
+    grpc_byte_buffer *in;  /* the message received (a unary call's request) */
+    grpc_byte_buffer *out; /* the message being sent */
+};
+
+/* Asks for the next call of the registered METHOD into CTX (with its first
+ * message in ctx->in if PAYLOAD), to complete on TAG; false if gRPC refused. */
+bool rpc_call_arm(struct rpc_call_context *ctx, struct rpc_server *server, void *method,
+                  bool payload, struct rpc_tag *tag);
+/* Releases what CTX holds (the call, the metadata, both messages), then
+ * frees OWNER, the allocation CTX is part of. */
+void rpc_call_free(void *owner, struct rpc_call_context *ctx);
+
 struct health_watch;
 struct reflection_index;
 

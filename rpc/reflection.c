@@ -330,65 +330,52 @@ static grpc_byte_buffer *answer(struct rpc_server *server,
 /* One reflection stream. */
 struct reflection_call {
     struct rpc_tag tag;
-    struct rpc_server *server;
-    int version; /* 0 v1alpha, 1 v1 */
-    grpc_call *call;
-    gpr_timespec deadline;
-    grpc_metadata_array metadata;
-    grpc_byte_buffer *in, *out;
+    struct rpc_call_context ctx; /* ctx.in: the last request; ctx.out: its answer */
+    int version;                 /* 0 v1alpha, 1 v1 */
 };
 
 static void arm_stream(struct rpc_server *server, int version);
 
-static void stream_free(struct reflection_call *c)
+/* Ends the stream with ERR (0: OK) and DETAILS, and frees it. */
+static void stream_end(struct reflection_call *c, int err, const char *details)
 {
-    if (c->call)
-        grpc_call_unref(c->call);
-    grpc_metadata_array_destroy(&c->metadata);
-    if (c->in)
-        grpc_byte_buffer_destroy(c->in);
-    if (c->out)
-        grpc_byte_buffer_destroy(c->out);
-    free(c);
+    rpc_finish_call(c->ctx.call, err, details, false);
+    c->ctx.call = NULL; /* rpc_finish_call owns it now */
+    rpc_call_free(c, &c->ctx);
 }
 
 static void stream_closed(struct rpc_tag *tag, bool ok)
 {
+    struct reflection_call *c = (struct reflection_call *)tag;
     (void)ok;
-    stream_free((struct reflection_call *)tag);
+    rpc_call_free(c, &c->ctx);
 }
 
-/* Sends the answer to the message in c->in (if any) and reads the next. */
+/* Sends the answer to the message in c->ctx.in (if any) and reads the next. */
 static void stream_step(struct rpc_tag *tag, bool ok)
 {
     struct reflection_call *c = (struct reflection_call *)tag;
-    if (c->out)
-        grpc_byte_buffer_destroy(c->out);
-    c->out = NULL;
-    if (!ok || !c->in) { /* the client is done (or gone): end with OK */
-        grpc_call *call = c->call;
-        c->call = NULL;
-        rpc_finish_call(call, 0, NULL, false);
-        stream_free(c);
+    if (c->ctx.out)
+        grpc_byte_buffer_destroy(c->ctx.out);
+    c->ctx.out = NULL;
+    if (!ok || !c->ctx.in) { /* the client is done (or gone): end with OK */
+        stream_end(c, 0, NULL);
         return;
     }
     Grpc__Reflection__V1alpha__ServerReflectionRequest *request = (void *)rpc_unpack(
-        c->in, &grpc__reflection__v1alpha__server_reflection_request__descriptor);
-    grpc_byte_buffer_destroy(c->in);
-    c->in = NULL;
+        c->ctx.in, &grpc__reflection__v1alpha__server_reflection_request__descriptor);
+    grpc_byte_buffer_destroy(c->ctx.in);
+    c->ctx.in = NULL;
     if (!request) {
-        grpc_call *call = c->call;
-        c->call = NULL;
-        rpc_finish_call(call, EINVAL, "not a ServerReflectionRequest", false);
-        stream_free(c);
+        stream_end(c, EINVAL, "not a ServerReflectionRequest");
         return;
     }
-    c->out = answer(c->server, request);
+    c->ctx.out = answer(c->ctx.server, request);
     protobuf_c_message_free_unpacked(&request->base, NULL);
     grpc_op ops[2] = {{.op = GRPC_OP_SEND_MESSAGE}, {.op = GRPC_OP_RECV_MESSAGE}};
-    ops[0].data.send_message.send_message = c->out;
-    ops[1].data.recv_message.recv_message = &c->in;
-    if (grpc_call_start_batch(c->call, ops, 2, &c->tag, NULL) != GRPC_CALL_OK)
+    ops[0].data.send_message.send_message = c->ctx.out;
+    ops[1].data.recv_message.recv_message = &c->ctx.in;
+    if (grpc_call_start_batch(c->ctx.call, ops, 2, &c->tag, NULL) != GRPC_CALL_OK)
         stream_closed(&c->tag, false);
 }
 
@@ -396,17 +383,17 @@ static void stream_arrived(struct rpc_tag *tag, bool ok)
 {
     struct reflection_call *c = (struct reflection_call *)tag;
     if (!ok) {
-        stream_free(c);
+        rpc_call_free(c, &c->ctx);
         return;
     }
-    arm_stream(c->server, c->version);
+    arm_stream(c->ctx.server, c->version);
     grpc_op ops[2] = {{.op = GRPC_OP_SEND_INITIAL_METADATA}, {.op = GRPC_OP_RECV_MESSAGE}};
-    ops[1].data.recv_message.recv_message = &c->in;
+    ops[1].data.recv_message.recv_message = &c->ctx.in;
     c->tag.fn = stream_step;
     /* The first completion carries the first request; there is no answer
-     * to send yet, which stream_step handles since c->out is NULL. */
-    if (grpc_call_start_batch(c->call, ops, 2, &c->tag, NULL) != GRPC_CALL_OK)
-        stream_free(c);
+     * to send yet, which stream_step handles since c->ctx.out is NULL. */
+    if (grpc_call_start_batch(c->ctx.call, ops, 2, &c->tag, NULL) != GRPC_CALL_OK)
+        rpc_call_free(c, &c->ctx);
 }
 
 static void arm_stream(struct rpc_server *server, int version)
@@ -419,13 +406,9 @@ static void arm_stream(struct rpc_server *server, int version)
         return;
     }
     c->tag.fn = stream_arrived;
-    c->server = server;
     c->version = version;
-    grpc_metadata_array_init(&c->metadata);
-    if (grpc_server_request_registered_call(server->server, server->reflection_methods[version],
-                                            &c->call, &c->deadline, &c->metadata, NULL, server->cq,
-                                            server->cq, &c->tag) != GRPC_CALL_OK)
-        stream_free(c);
+    if (!rpc_call_arm(&c->ctx, server, server->reflection_methods[version], false, &c->tag))
+        rpc_call_free(c, &c->ctx);
 }
 
 void reflection_arm(struct rpc_server *server)

@@ -28,12 +28,8 @@ struct rpc_reply {
 /* One unary call, from the armed request to the end of its reply batch. */
 struct unary_call {
     struct rpc_tag tag;
-    struct rpc_server *server;
+    struct rpc_call_context ctx; /* ctx.in: the request; ctx.out: the reply */
     struct rpc_registered *method;
-    grpc_call *call;
-    gpr_timespec deadline;
-    grpc_metadata_array metadata;
-    grpc_byte_buffer *request;
     struct rpc_reply reply;
     int cancelled; /* RECV_CLOSE_ON_SERVER */
 };
@@ -41,10 +37,8 @@ struct unary_call {
 /* An unknown-method probe: a generic request_call. */
 struct generic_call {
     struct rpc_tag tag;
-    struct rpc_server *server;
-    grpc_call *call;
+    struct rpc_call_context ctx;
     grpc_call_details details;
-    grpc_metadata_array metadata;
 };
 
 /* A finishing batch with nothing else to do. */
@@ -156,31 +150,42 @@ void rpc_finish_call(grpc_call *call, int err, const char *details, bool send_in
         finish_done(&f->tag, false);
 }
 
-static void arm_unary(struct rpc_server *server, struct rpc_registered *method);
-
-static void unary_free(struct unary_call *c)
+bool rpc_call_arm(struct rpc_call_context *ctx, struct rpc_server *server, void *method,
+                  bool payload, struct rpc_tag *tag)
 {
-    if (c->call)
-        grpc_call_unref(c->call);
-    grpc_metadata_array_destroy(&c->metadata);
-    if (c->request)
-        grpc_byte_buffer_destroy(c->request);
-    if (c->reply.payload)
-        grpc_byte_buffer_destroy(c->reply.payload);
-    free(c);
+    ctx->server = server;
+    grpc_metadata_array_init(&ctx->metadata);
+    return grpc_server_request_registered_call(server->server, method, &ctx->call, &ctx->deadline,
+                                               &ctx->metadata, payload ? &ctx->in : NULL,
+                                               server->cq, server->cq, tag) == GRPC_CALL_OK;
 }
+
+void rpc_call_free(void *owner, struct rpc_call_context *ctx)
+{
+    if (ctx->call)
+        grpc_call_unref(ctx->call);
+    grpc_metadata_array_destroy(&ctx->metadata);
+    if (ctx->in)
+        grpc_byte_buffer_destroy(ctx->in);
+    if (ctx->out)
+        grpc_byte_buffer_destroy(ctx->out);
+    free(owner);
+}
+
+static void arm_unary(struct rpc_server *server, struct rpc_registered *method);
 
 static void unary_sent(struct rpc_tag *tag, bool ok)
 {
+    struct unary_call *c = (struct unary_call *)tag;
     (void)ok;
-    unary_free((struct unary_call *)tag);
+    rpc_call_free(c, &c->ctx);
 }
 
 /* Decodes the request and runs the handler; fills c->reply. */
 static void unary_dispatch(struct unary_call *c)
 {
     const struct rpc_method *method = c->method->method;
-    ProtobufCMessage *request = rpc_unpack(c->request, method->request_type);
+    ProtobufCMessage *request = rpc_unpack(c->ctx.in, method->request_type);
     if (!request) {
         rpc_reply_errno(&c->reply, EINVAL, "the request is not a valid %s message",
                         method->request_type->name);
@@ -196,18 +201,20 @@ static void unary_arrived(struct rpc_tag *tag, bool ok)
 {
     struct unary_call *c = (struct unary_call *)tag;
     if (!ok) { /* the server is shutting down */
-        unary_free(c);
+        rpc_call_free(c, &c->ctx);
         return;
     }
-    arm_unary(c->server, c->method);
+    arm_unary(c->ctx.server, c->method);
     unary_dispatch(c);
+    c->ctx.out = c->reply.payload; /* freed with the call */
+    c->reply.payload = NULL;
     grpc_slice details = grpc_slice_from_static_string(c->reply.details);
     grpc_op ops[4] = {0};
     size_t n = 0;
     ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
     if (c->reply.status == GRPC_STATUS_OK) {
         ops[n].op = GRPC_OP_SEND_MESSAGE;
-        ops[n++].data.send_message.send_message = c->reply.payload;
+        ops[n++].data.send_message.send_message = c->ctx.out;
     }
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = c->reply.status;
@@ -215,8 +222,8 @@ static void unary_arrived(struct rpc_tag *tag, bool ok)
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
     c->tag.fn = unary_sent;
-    if (grpc_call_start_batch(c->call, ops, n, &c->tag, NULL) != GRPC_CALL_OK)
-        unary_free(c);
+    if (grpc_call_start_batch(c->ctx.call, ops, n, &c->tag, NULL) != GRPC_CALL_OK)
+        rpc_call_free(c, &c->ctx);
 }
 
 static void arm_unary(struct rpc_server *server, struct rpc_registered *method)
@@ -229,13 +236,9 @@ static void arm_unary(struct rpc_server *server, struct rpc_registered *method)
         return;
     }
     c->tag.fn = unary_arrived;
-    c->server = server;
     c->method = method;
-    grpc_metadata_array_init(&c->metadata);
-    if (grpc_server_request_registered_call(server->server, method->handle, &c->call, &c->deadline,
-                                            &c->metadata, &c->request, server->cq, server->cq,
-                                            &c->tag) != GRPC_CALL_OK)
-        unary_free(c);
+    if (!rpc_call_arm(&c->ctx, server, method->handle, true, &c->tag))
+        rpc_call_free(c, &c->ctx);
 }
 
 static void arm_generic(struct rpc_server *server);
@@ -243,8 +246,7 @@ static void arm_generic(struct rpc_server *server);
 static void generic_free(struct generic_call *g)
 {
     grpc_call_details_destroy(&g->details);
-    grpc_metadata_array_destroy(&g->metadata);
-    free(g);
+    rpc_call_free(g, &g->ctx);
 }
 
 /* A call to a method nobody registered. */
@@ -252,12 +254,13 @@ static void generic_arrived(struct rpc_tag *tag, bool ok)
 {
     struct generic_call *g = (struct generic_call *)tag;
     if (ok) {
-        arm_generic(g->server);
+        arm_generic(g->ctx.server);
         char details[300];
         char *method = grpc_slice_to_c_string(g->details.method);
         snprintf(details, sizeof details, "unknown method %s", method);
         gpr_free(method);
-        rpc_finish_call(g->call, ENOSYS, details, true);
+        rpc_finish_call(g->ctx.call, ENOSYS, details, true);
+        g->ctx.call = NULL; /* rpc_finish_call owns it now */
     }
     generic_free(g);
 }
@@ -272,11 +275,11 @@ static void arm_generic(struct rpc_server *server)
         return;
     }
     g->tag.fn = generic_arrived;
-    g->server = server;
+    g->ctx.server = server;
     grpc_call_details_init(&g->details);
-    grpc_metadata_array_init(&g->metadata);
-    if (grpc_server_request_call(server->server, &g->call, &g->details, &g->metadata, server->cq,
-                                 server->cq, &g->tag) != GRPC_CALL_OK)
+    grpc_metadata_array_init(&g->ctx.metadata);
+    if (grpc_server_request_call(server->server, &g->ctx.call, &g->details, &g->ctx.metadata,
+                                 server->cq, server->cq, &g->tag) != GRPC_CALL_OK)
         generic_free(g);
 }
 
