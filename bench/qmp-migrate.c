@@ -200,8 +200,11 @@ static int wait_source(struct qmp *q, uint64_t started_us, uint64_t deadline_us,
         json_int_t rate = integer_at(json_object_get(info, "ram"), "dirty-pages-rate");
         out->dirty_rate = rate > out->dirty_rate ? rate : out->dirty_rate;
         const char *status = json_string_value(json_object_get(info, "status"));
-        if (status && strcmp(status, "completed") == 0) {
+        /* QEMU says completed a moment before it has filled in total-time
+         * and downtime: until then, ask again. */
+        if (status && strcmp(status, "completed") == 0 && !out->source_us)
             out->source_us = now_us() - started_us;
+        if (out->source_us && integer_at(info, "total-time") > 0) {
             out->info = info;
             return 0;
         }
