@@ -100,8 +100,9 @@ int leecher_finalize(struct leecher *l, char *err, size_t errlen);
 int state_file_load(struct leecher *l, char *err, size_t errlen);
 int state_file_save(struct leecher *l);
 
-/* backend.c and control.c */
+/* backend.c: the NBD backend (the gate, then reads and writes over the map). */
 void leecher_backend(struct leecher *l, struct nbd_backend *backend);
+/* control.c: the godwit.v1.Leecher service (Status, Finalize). */
 void leecher_service(struct leecher *l, struct rpc_service *service);
 
 #endif
