@@ -29,6 +29,8 @@ struct leecher {
     struct image_file image;
     struct chunk_map *map;
     char image_id[33];
+    uint64_t session_id; /* the seeder session: from the state file, then Track */
+    bool resumed;        /* a state file was loaded */
     uint32_t max_read;
     struct seeder_client *seeder; /* thread-safe */
     unsigned n_workers;

@@ -135,8 +135,8 @@ static int open_seeder(struct leecher *l, const struct leecher_options *o, char 
     return l->seeder ? 0 : -1;
 }
 
-/* Info and Track: learns the image, sizes the batch, and starts the
- * source's tracking. -2 (exit 2) if --batch does not fit the seeder. */
+/* Info: learns the image and sizes the batch. -2 (exit 2) if --batch does
+ * not fit the seeder. */
 static int contact_seeder(struct leecher *l, const struct leecher_options *o, char *err,
                           size_t errlen)
 {
@@ -157,10 +157,22 @@ static int contact_seeder(struct leecher *l, const struct leecher_options *o, ch
     }
     if ((r = choose_batch(l, o->batch, err, errlen)) < 0)
         return r;
-    if (seeder_client_track(l->seeder, &result) != GRPC_STATUS_OK) {
+    return 0;
+}
+
+/* Track: starts the source's tracking in this leecher's own session, or
+ * resumes the session the state file names (before any pull starts). */
+static int track_session(struct leecher *l, bool resumed, char *err, size_t errlen)
+{
+    struct rpc_result result;
+    if (seeder_client_track(l->seeder, !resumed, &l->session_id, &result) != GRPC_STATUS_OK) {
         snprintf(err, errlen, "Seeder.Track failed: %s", result.message);
         return -1;
     }
+    if (!resumed && state_file_save(l) < 0) /* a restart finds its session */
+        log_warn(l->log, "cannot write %s: %s", l->state_path, strerror(errno));
+    log_info(l->log, "%s seeder session %llu", resumed ? "resumed" : "opened",
+             (unsigned long long)l->session_id);
     return 0;
 }
 
@@ -211,6 +223,7 @@ static int prepare_image(struct leecher *l, const struct leecher_options *o, cha
     int resumed = state_file_load(l, err, errlen);
     if (resumed < 0)
         return -1;
+    l->resumed = resumed == 1;
     atomic_store(&l->pulled_once, chunk_map_local(l->map));
     log_event(l->log, resumed ? "resumed" : "started",
               json_pack("{s:s,s:I,s:i,s:I,s:I,s:i}", "image_id", l->image_id, "size",
@@ -346,6 +359,8 @@ static int run_leecher(struct leecher *l, const struct leecher_options *o, char 
         choose_workers(l);
     if (r == 0)
         r = prepare_image(l, o, err, errlen);
+    if (r == 0)
+        r = track_session(l, l->resumed, err, errlen);
     if (r == 0)
         r = start(l, &run, o, err, errlen);
     if (r == 0)

@@ -18,6 +18,7 @@ enum {
 struct seeder_client {
     struct rpc_channel **channels; /* read-only after open; gRPC channels are thread-safe */
     unsigned n_channels;
+    uint64_t session; /* set by seeder_client_track before other threads call */
 };
 
 struct seeder_client *seeder_client_open(const struct seeder_client_config *config, char *err,
@@ -84,6 +85,7 @@ Godwit__V1__InfoResponse *seeder_client_info(struct seeder_client *client,
                                              struct rpc_result *result)
 {
     Godwit__V1__InfoRequest request = GODWIT__V1__INFO_REQUEST__INIT;
+    request.session_id = client->session;
     return (Godwit__V1__InfoResponse *)control_call(client, "Info", &request.base,
                                                     &godwit__v1__info_response__descriptor, result);
 }
@@ -94,6 +96,7 @@ Godwit__V1__SyncResponse *seeder_client_sync(struct seeder_client *client, const
     Godwit__V1__SyncRequest request = GODWIT__V1__SYNC_REQUEST__INIT;
     request.image_id = (char *)image_id;
     request.ack_generation = ack_generation;
+    request.session_id = client->session;
     return (Godwit__V1__SyncResponse *)control_call(client, "Sync", &request.base,
                                                     &godwit__v1__sync_response__descriptor, result);
 }
@@ -105,6 +108,7 @@ Godwit__V1__FinalizeResponse *seeder_client_finalize(struct seeder_client *clien
     Godwit__V1__FinalizeRequest request = GODWIT__V1__FINALIZE_REQUEST__INIT;
     request.image_id = (char *)image_id;
     request.ack_generation = ack_generation;
+    request.session_id = client->session;
     return (Godwit__V1__FinalizeResponse *)control_call(
         client, "Finalize", &request.base, &godwit__v1__finalize_response__descriptor, result);
 }
@@ -121,16 +125,25 @@ static grpc_status_code status_call(struct seeder_client *c, const char *method,
     return result->status;
 }
 
-grpc_status_code seeder_client_track(struct seeder_client *client, struct rpc_result *result)
+grpc_status_code seeder_client_track(struct seeder_client *client, bool new_session,
+                                     uint64_t *session, struct rpc_result *result)
 {
     Godwit__V1__TrackRequest request = GODWIT__V1__TRACK_REQUEST__INIT;
-    return status_call(client, "Track", &request.base, &godwit__v1__track_response__descriptor,
-                       result);
+    request.session_id = new_session ? 0 : *session;
+    request.new_session = new_session;
+    Godwit__V1__TrackResponse *reply = (Godwit__V1__TrackResponse *)control_call(
+        client, "Track", &request.base, &godwit__v1__track_response__descriptor, result);
+    if (!reply)
+        return result->status;
+    client->session = *session = reply->session_id;
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+    return GRPC_STATUS_OK;
 }
 
 grpc_status_code seeder_client_complete(struct seeder_client *client, struct rpc_result *result)
 {
     Godwit__V1__CompleteRequest request = GODWIT__V1__COMPLETE_REQUEST__INIT;
+    request.session_id = client->session;
     return status_call(client, "Complete", &request.base,
                        &godwit__v1__complete_response__descriptor, result);
 }

@@ -7,6 +7,7 @@
 #ifndef GODWIT_LEECHER_SEEDER_CLIENT_H
 #define GODWIT_LEECHER_SEEDER_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -39,8 +40,15 @@ Godwit__V1__SyncResponse *seeder_client_sync(struct seeder_client *client, const
 Godwit__V1__FinalizeResponse *seeder_client_finalize(struct seeder_client *client,
                                                      const char *image_id, uint64_t ack_generation,
                                                      struct rpc_result *result);
-/* Track and Complete carry nothing back but their status. */
-grpc_status_code seeder_client_track(struct seeder_client *client, struct rpc_result *result);
+/* Track opens a session of this leecher's own (NEW_SESSION), or resumes
+ * *SESSION (0: the default session, which a state file from before
+ * sessions means), and stores the id in *SESSION and in the client:
+ * Info, Sync, Finalize and Complete then name it. Call it before any of
+ * those run on other threads. A seeder without sessions answers id 0 (its
+ * one dirty set), which later calls then send: the default session. */
+grpc_status_code seeder_client_track(struct seeder_client *client, bool new_session,
+                                     uint64_t *session, struct rpc_result *result);
+/* Complete carries nothing back but its status. */
 grpc_status_code seeder_client_complete(struct seeder_client *client, struct rpc_result *result);
 
 /* One ReadAt. LANE picks the bulk channel (a worker's index, an on-demand

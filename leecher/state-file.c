@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The state file next to the local image (IMAGE.godwit-state): which
- * chunks are local, for which seeder image, and the last Sync generation
- * recorded. Written to a temporary file, fsynced and renamed over the old
- * one after the image itself was flushed, so after a crash it never claims
- * a chunk whose bytes did not reach the disk. */
+ * chunks are local, for which seeder image, the last Sync generation
+ * recorded, and (after the bitmap, absent in older files) the seeder
+ * session, so a restarted leecher resumes its own. Written to a temporary file, fsynced and renamed
+ * over the old one after the image itself was flushed, so after a crash it never claims a chunk
+ * whose bytes did not reach the disk. */
 #include "leecher.h"
 
 #include "cleanup.h"
@@ -53,6 +54,8 @@ int state_file_load(struct leecher *l, char *err, size_t errlen)
                 if (bits[c / 64] & (1ull << (c % 64)))
                     chunk_map_set_local(l->map, c);
             l->ack_generation = h.ack_generation;
+            uint64_t session = 0; /* a file from before sessions: the default session */
+            l->session_id = fread(&session, sizeof session, 1, f) == 1 ? session : 0;
             r = 1;
         } else if (!bits) {
             snprintf(err, errlen, "out of memory reading %s", l->state_path);
@@ -92,7 +95,8 @@ static int save_locked(struct leecher *l)
     FILE *f = fopen(tmp, "wb");
     int r = -1;
     if (f && fwrite(&h, sizeof h, 1, f) == 1 && fwrite(bits, sizeof *bits, words, f) == words &&
-        fflush(f) == 0 && fsync(fileno(f)) == 0)
+        fwrite(&l->session_id, sizeof l->session_id, 1, f) == 1 && fflush(f) == 0 &&
+        fsync(fileno(f)) == 0)
         r = 0;
     if (f)
         fclose(f);

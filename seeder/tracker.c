@@ -30,7 +30,7 @@ struct identity {
 
 /* Lock order: sync_lock, then the gate (rw, then its lock). */
 struct tracker {
-    struct tracker_config config; /* read-only */
+    struct tracker_config config; /* read-only; state_path is our own copy */
     struct write_gate gate;
     _Atomic int state;                   /* enum tracker_state; changed under sync_lock */
     _Atomic bool unflushed;              /* set by each write, cleared by tracker_flush */
@@ -118,6 +118,7 @@ struct tracker *tracker_new(const struct tracker_config *config, char *err, size
         return NULL;
     }
     tracker->config = *config;
+    tracker->config.state_path = NULL;
     tracker->capacity = config->max_sessions;
     tracker->sessions =
         calloc(config->max_sessions ? config->max_sessions : 1, sizeof *tracker->sessions);
@@ -127,13 +128,17 @@ struct tracker *tracker_new(const struct tracker_config *config, char *err, size
     atomic_init(&tracker->identity, NULL);
     pthread_mutex_init(&tracker->sync_lock, NULL);
     clock_gettime(CLOCK_MONOTONIC, &tracker->rate_time);
-    if (!tracker->sessions || gate_init(&tracker->gate, &config->limits, config->log) < 0) {
+    char *path = config->state_path ? strdup(config->state_path) : NULL;
+    if (!tracker->sessions || (config->state_path && !path) ||
+        gate_init(&tracker->gate, &config->limits, config->log) < 0) {
+        free(path);
         snprintf(err, errlen, "cannot set up the tracker: %s", strerror(errno ? errno : ENOMEM));
         free(tracker->sessions);
         pthread_mutex_destroy(&tracker->sync_lock);
         free(tracker);
         return NULL;
     }
+    tracker->config.state_path = path;
     if (start_state(tracker, err, errlen) < 0) {
         tracker_free(tracker);
         return NULL;
@@ -154,6 +159,7 @@ void tracker_free(struct tracker *tracker)
     }
     gate_destroy(&tracker->gate);
     pthread_mutex_destroy(&tracker->sync_lock);
+    free((char *)tracker->config.state_path);
     free(tracker);
 }
 

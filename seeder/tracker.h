@@ -26,7 +26,7 @@ struct tracker_config {
     enum freeze_policy freeze;
     struct gate_limits limits; /* held writes, under FREEZE_HOLD */
     unsigned max_sessions;
-    const char *state_path; /* the persisted state (IMAGE.godwit-seeder) */
+    const char *state_path; /* the persisted state (IMAGE.godwit-seeder); copied */
     struct logger *log;
 };
 

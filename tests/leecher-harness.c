@@ -11,10 +11,19 @@
 
 void leecher_start(struct leecher_proc *l, struct seeder_proc *s, const char *const *extra)
 {
+    leecher_start_named(l, s, "dest", extra);
+}
+
+void leecher_start_named(struct leecher_proc *l, struct seeder_proc *s, const char *name,
+                         const char *const *extra)
+{
     memset(l, 0, sizeof *l);
-    snprintf(l->image, sizeof l->image, "%s/dest.img", s->dir);
-    snprintf(l->socket, sizeof l->socket, "%s/dest.sock", s->dir);
-    snprintf(l->log, sizeof l->log, "%s/leecher.log", s->dir);
+    snprintf(l->image, sizeof l->image, "%s/%s.img", s->dir, name);
+    snprintf(l->socket, sizeof l->socket, "%s/%s.sock", s->dir, name);
+    if (strcmp(name, "dest") == 0)
+        snprintf(l->log, sizeof l->log, "%s/leecher.log", s->dir);
+    else
+        snprintf(l->log, sizeof l->log, "%s/%s.log", s->dir, name);
     char *leecher = test_program("leecher/godwit-leecher");
     const char *argv[40] = {leecher,       "--seeder",     s->target, "--image",
                             l->image,      "--nbd-socket", l->socket, "--control",

@@ -15,6 +15,10 @@ struct leecher_proc {
 
 /* Starts a leecher pulling from S into S->dir/dest.img with EXTRA flags. */
 void leecher_start(struct leecher_proc *l, struct seeder_proc *s, const char *const *extra);
+/* The same into S->dir/NAME.img (NAME.sock, NAME.log): several leechers
+ * on one seeder. */
+void leecher_start_named(struct leecher_proc *l, struct seeder_proc *s, const char *name,
+                         const char *const *extra);
 /* SIGTERM; returns the exit status. */
 int leecher_stop(struct leecher_proc *l);
 /* Waits for the process to exit by itself; returns its status. */

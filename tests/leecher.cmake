@@ -25,6 +25,8 @@ godwit_add_e2e(test-e2e-downtime-flat downtime)
 godwit_add_e2e(test-e2e-mount mount)
 godwit_add_e2e(test-e2e-auto-workers auto-workers)
 godwit_add_e2e(test-e2e-abort abort)
+godwit_add_e2e(test-e2e-restart-frozen restart-frozen)
+godwit_add_e2e(test-e2e-two-leechers two-leechers)
 
 # The fault-injection soak: a short version here (4 randomized runs, a new
 # seed each time, printed so a failure can be replayed: test-soak RUNS SEED).

@@ -28,6 +28,14 @@ static void spawn(struct seeder_proc *s)
     snprintf(s->target, sizeof s->target, "127.0.0.1:%d", s->port);
 }
 
+static void open_channel(struct seeder_proc *s)
+{
+    char err[256];
+    struct rpc_channel_config config = {.target = s->target, .max_message = 32 << 20};
+    s->channel = rpc_channel_open(&config, err, sizeof err);
+    CHECK(s->channel, "rpc_channel_open: %s", err);
+}
+
 void seeder_start(struct seeder_proc *s, const char *name, uint64_t size, uint64_t chunk_size,
                   const char *const *extra)
 {
@@ -41,16 +49,15 @@ void seeder_start(struct seeder_proc *s, const char *name, uint64_t size, uint64
     for (s->n_extra = 0; extra && extra[s->n_extra] && s->n_extra < 16; s->n_extra++)
         s->extra[s->n_extra] = extra[s->n_extra];
     spawn(s);
-    char err[256];
-    struct rpc_channel_config config = {.target = s->target, .max_message = 32 << 20};
-    s->channel = rpc_channel_open(&config, err, sizeof err);
-    CHECK(s->channel, "rpc_channel_open: %s", err);
+    open_channel(s);
 }
 
 void seeder_restart(struct seeder_proc *s)
 {
     unlink(s->socket);
     spawn(s);
+    if (!s->channel) /* seeder_stop closed it */
+        open_channel(s);
 }
 
 int seeder_stop(struct seeder_proc *s)

@@ -16,3 +16,6 @@ godwit_add_script_test(test-tls test-tls.sh seeder leecher grpc)
 godwit_add_script_test(test-writer-retry test-writer-retry.sh seeder grpc)
 godwit_add_test(test-freeze SOURCES test-freeze.c LIBS godwit_seeder_harness LABELS seeder grpc)
 add_dependencies(test-freeze godwit-seeder godwit-ctl)
+godwit_add_test(test-seeder-sessions SOURCES test-seeder-sessions.c
+  LIBS godwit_seeder_harness LABELS seeder grpc)
+add_dependencies(test-seeder-sessions godwit-seeder)

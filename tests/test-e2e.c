@@ -10,7 +10,8 @@
  * where the destination app zeroed a chunk, pulled or not.
  *
  *   test-e2e migrate W C | early | restart-leecher | restart-seeder |
- *            seeder-dies | downtime | mount | auto-workers | abort */
+ *            seeder-dies | downtime | mount | auto-workers | abort |
+ *            restart-frozen | two-leechers */
 #include "leecher-harness.h"
 #include "testlib.h"
 
@@ -191,6 +192,26 @@ static void check_leecher_extents(struct migration *m)
     CHECK(c.hole_bytes == CHUNK, "the zeroed chunk shows %llu bytes of hole",
           (unsigned long long)c.hole_bytes);
     nbd_close(nbd);
+}
+
+/* The seeder's state and image id (into ID). */
+static Godwit__V1__SeederState seeder_identity(struct seeder_proc *seeder, char id[33])
+{
+    Godwit__V1__InfoRequest request = GODWIT__V1__INFO_REQUEST__INIT;
+    ProtobufCMessage *response;
+    struct rpc_result result;
+    grpc_status_code status = GRPC_STATUS_UNAVAILABLE;
+    for (int i = 0; i < 50 && status == GRPC_STATUS_UNAVAILABLE; i++)
+        if ((status = seeder_call(seeder, "Info", &request.base,
+                                  &godwit__v1__info_response__descriptor, &response, &result)) ==
+            GRPC_STATUS_UNAVAILABLE)
+            usleep(100000); /* the channel reconnects after a restart */
+    CHECK(status == GRPC_STATUS_OK, "Info: %s", result.message);
+    Godwit__V1__InfoResponse *info = (void *)response;
+    snprintf(id, 33, "%s", info->image_id);
+    Godwit__V1__SeederState state = info->state;
+    protobuf_c_message_free_unpacked(response, NULL);
+    return state;
 }
 
 static void test_migrate(const char *workers, const char *channels, bool early)
@@ -378,6 +399,106 @@ static void test_abort(void)
     finish(&m);
 }
 
+/* The seeder SIGKILLed in post-copy and restarted: it comes back frozen
+ * with the same image id (the state file), accepts no source write, and the
+ * leecher reconnects and completes byte-exact. */
+static void test_restart_frozen(void)
+{
+    struct migration m = {0};
+    start_seeder(&m, "e2e-restart-frozen", 16 << 20);
+    start_link(&m, "4");
+    const char *extra[] = {"--workers", "1", "--sync-interval", "200", NULL};
+    start_leecher(&m, extra);
+    struct nbd_handle *src = seeder_nbd(&m.seeder);
+    source_writes(&m, src, 7000);
+    nbd_close(src);
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&m.leecher, &downtime) == GRPC_STATUS_OK, "Finalize");
+    char before[33];
+    CHECK(seeder_identity(&m.seeder, before) == GODWIT__V1__SEEDER_STATE__SEEDER_STATE_FROZEN,
+          "frozen after Finalize");
+    test_kill(m.seeder.pid);
+    seeder_restart(&m.seeder);
+    char after[33];
+    CHECK(seeder_identity(&m.seeder, after) == GODWIT__V1__SEEDER_STATE__SEEDER_STATE_FROZEN,
+          "the restarted seeder must still be frozen");
+    CHECK(strcmp(before, after) == 0, "the restarted seeder serves image %s, not %s", after,
+          before);
+    src = seeder_nbd(&m.seeder);
+    unsigned char byte = 9;
+    int64_t held = nbd_aio_pwrite(src, &byte, 1, 3 * CHUNK, NBD_NULL_COMPLETION, 0);
+    CHECK(held > 0, "aio write: %s", nbd_get_error());
+    usleep(200000);
+    CHECK(nbd_poll(src, 0) >= 0 && nbd_aio_command_completed(src, held) == 0,
+          "the restarted seeder answered a source write: it must hold it");
+    Godwit__V1__StatusResponse *s =
+        leecher_wait_state(&m.leecher, GODWIT__V1__STATE__COMPLETE, 60000);
+    CHECK(s->state == GODWIT__V1__STATE__COMPLETE, "state %d: %s", s->state, s->error);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    int done;
+    while ((done = nbd_aio_command_completed(src, held)) == 0)
+        CHECK(nbd_poll(src, 5000) >= 0, "poll: %s", nbd_get_error());
+    CHECK(done == -1 && nbd_get_errno() == EPERM, "the held write after Complete: errno %d",
+          nbd_get_errno());
+    nbd_close(src);
+    finish(&m);
+}
+
+/* Waits for L to reach COMPLETE, stops it, and compares its image to MODEL. */
+static void expect_copy(struct leecher_proc *l, const unsigned char *model, uint64_t size)
+{
+    Godwit__V1__StatusResponse *s = leecher_wait_state(l, GODWIT__V1__STATE__COMPLETE, 60000);
+    CHECK(s->state == GODWIT__V1__STATE__COMPLETE, "%s: state %d: %s", l->image, s->state,
+          s->error);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    CHECK(leecher_stop(l) == 0, "leecher exit status (see %s)", l->log);
+    unsigned char *dest = malloc(size);
+    read_file(l->image, dest, size);
+    for (uint64_t i = 0; i < size; i++)
+        CHECK(dest[i] == model[i], "%s differs at byte %llu (chunk %llu)", l->image,
+              (unsigned long long)i, (unsigned long long)(i / CHUNK));
+    free(dest);
+}
+
+/* Two leechers on one seeder while the source app writes: each has its own
+ * session, so each gets every write; one freezes the source, the other
+ * keeps syncing and then finalizes; both end byte-exact. */
+static void test_two_leechers(void)
+{
+    struct migration m = {0};
+    start_seeder(&m, "e2e-two-leechers", 16 << 20);
+    const char *extra[] = {"--workers", "2", "--sync-interval", "100", NULL};
+    struct leecher_proc a, b;
+    leecher_start_named(&a, &m.seeder, "dest-a", extra);
+    leecher_start_named(&b, &m.seeder, "dest-b", extra);
+    struct nbd_handle *src = seeder_nbd(&m.seeder);
+    for (uint64_t round = 1; round <= 6; round++) {
+        source_writes(&m, src, round * 100);
+        usleep(120000); /* Syncs of both acknowledge sets in between */
+    }
+    leecher_wait_local(&a, m.size / CHUNK, 60000);
+    leecher_wait_local(&b, m.size / CHUNK, 60000);
+    source_writes(&m, src, 999); /* dirty at the freeze, for both */
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&a, &downtime) == GRPC_STATUS_OK, "Finalize of the first");
+    usleep(300000); /* the second keeps syncing while the first holds the freeze */
+    CHECK(leecher_finalize_call(&b, &downtime) == GRPC_STATUS_OK, "Finalize of the second");
+    nbd_close(src);
+    Godwit__V1__InfoRequest request = GODWIT__V1__INFO_REQUEST__INIT;
+    ProtobufCMessage *response;
+    struct rpc_result result;
+    CHECK(seeder_call(&m.seeder, "Info", &request.base, &godwit__v1__info_response__descriptor,
+                      &response, &result) == GRPC_STATUS_OK,
+          "Info: %s", result.message);
+    CHECK(((Godwit__V1__InfoResponse *)response)->sessions == 2, "%u sessions, expected 2",
+          ((Godwit__V1__InfoResponse *)response)->sessions);
+    protobuf_c_message_free_unpacked(response, NULL);
+    expect_copy(&a, m.model, m.size);
+    expect_copy(&b, m.model, m.size);
+    seeder_cleanup(&m.seeder);
+    free(m.model);
+}
+
 /* Downtime of a migration of SIZE with DIRTY chunks written at the end. */
 static uint64_t downtime_for(uint64_t size, int dirty)
 {
@@ -510,6 +631,10 @@ int main(int argc, char **argv)
         test_auto_workers();
     else if (strcmp(which, "abort") == 0)
         test_abort();
+    else if (strcmp(which, "restart-frozen") == 0)
+        test_restart_frozen();
+    else if (strcmp(which, "two-leechers") == 0)
+        test_two_leechers();
     else
         CHECK(false, "unknown test %s", which);
     printf("test-e2e %s: ok\n", which);
