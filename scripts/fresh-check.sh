@@ -98,10 +98,16 @@ run_inside() {
   mount --make-rprivate /
   mount -t proc proc "$root/proc"
   mount -t sysfs sysfs "$root/sys"
+  # The cgroup hierarchies as the host has them mounted (a machine's init
+  # mounts them; podman needs them).
+  if mountpoint -q /sys/fs/cgroup; then
+    mount --rbind /sys/fs/cgroup "$root/sys/fs/cgroup"
+  fi
   mount -t tmpfs -o mode=755 dev "$root/dev"
   local node
-  for node in null zero full random urandom tty fuse kvm; do
+  for node in null zero full random urandom tty fuse kvm net/tun; do
     [ -e "/dev/$node" ] || continue
+    mkdir -p "$(dirname "$root/dev/$node")"
     touch "$root/dev/$node"
     mount --bind "/dev/$node" "$root/dev/$node"
   done
