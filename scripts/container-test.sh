@@ -30,7 +30,15 @@ size_mb=256
 run_id=gwct$$
 
 say() { echo "container-test: $*"; }
-fail() { echo "container-test: FAILED: $*" >&2; exit 1; }
+fail() {
+  echo "container-test: FAILED: $*" >&2
+  local c
+  for c in "${containers[@]}" $(podman ps -a --format '{{.Names}}' --filter name=godwit- 2>/dev/null); do
+    echo "--- podman logs --tail 5 $c" >&2
+    podman logs --tail 5 "$c" >&2 2>&1 || true
+  done
+  exit 1
+}
 skip() { echo "container-test: SKIP: $*" >&2; exit 77; }
 phase_start=$SECONDS
 phase_done() { # phase_done NAME: prints how long the phase took
@@ -38,8 +46,8 @@ phase_done() { # phase_done NAME: prints how long the phase took
   phase_start=$SECONDS
 }
 
-work=$(mktemp -d "${TMPDIR:-/var/tmp}/godwit-container-XXXXXX")
 containers=() pods=() volumes=() network=""
+work=$(mktemp -d "${TMPDIR:-/var/tmp}/godwit-container-XXXXXX")
 cleanup() {
   [ ${#pods[@]} -eq 0 ] || podman pod rm -f "${pods[@]}" >/dev/null 2>&1 || true
   [ ${#containers[@]} -eq 0 ] || podman rm -f -t 2 "${containers[@]}" >/dev/null 2>&1 || true
