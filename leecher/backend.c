@@ -58,15 +58,21 @@ static int apply(void *arg)
     return image_pwrite(&w->l->image, w->buf, w->len, w->offset);
 }
 
+/* Writes one chunk's part; the chunk is then WRITTEN, and the next flush
+ * records it in the state file (state_file_note_written). */
 static int write_chunk(struct leecher *l, uint64_t chunk, struct write_op *w)
 {
-    if (chunk_fully_covered(&l->geo, chunk, w->offset, w->len))
-        return chunk_map_overwrite(l->map, chunk, apply, w);
-    if (leecher_ensure_local(l, chunk) < 0) /* fetch, then write */
-        return -1;
-    int r = apply(w);
-    if (r == 0)
-        chunk_map_mark_written(l->map, chunk);
+    int r;
+    if (chunk_fully_covered(&l->geo, chunk, w->offset, w->len)) {
+        r = chunk_map_overwrite(l->map, chunk, apply, w);
+    } else {
+        if (leecher_ensure_local(l, chunk) < 0) /* fetch, then write */
+            return -1;
+        r = apply(w);
+        if (r == 0)
+            chunk_map_mark_written(l->map, chunk);
+    }
+    state_file_note_written(l, chunk); /* even a failed write may have landed in part */
     return r;
 }
 
@@ -89,7 +95,7 @@ static int write_range(struct leecher *l, const void *buf, uint32_t count, uint6
         if (write_chunk(l, c, &w) < 0)
             return -1;
     }
-    return fua ? image_flush(&l->image) : 0;
+    return fua ? state_file_persist_writes(l) : 0;
 }
 
 static int leecher_pwrite(void *opaque, const void *buf, uint32_t count, uint64_t offset, bool fua)
@@ -107,7 +113,7 @@ static int leecher_flush(void *opaque)
     struct leecher *l = opaque;
     if (pass_gate(l) < 0)
         return -1;
-    return image_flush(&l->image);
+    return state_file_persist_writes(l);
 }
 
 /* One run of the local file as an extent of the NBD reply. */

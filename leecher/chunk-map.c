@@ -17,7 +17,17 @@ struct chunk_map {
     _Atomic uint64_t became_remote;   /* bumped each time a chunk turns REMOTE */
     pthread_mutex_t stripes[STRIPES]; /* serialise commit/overwrite of a chunk */
     _Atomic uint32_t *words;          /* state | version << 2, CAS only */
+    _Atomic uint64_t *ever;           /* bit per chunk: has been local once (fetch_or) */
+    _Atomic uint64_t ever_count;      /* bits set in ever: only grows */
 };
+
+/* CHUNK is local now: counts it the first time. */
+static void note_local(struct chunk_map *map, uint64_t chunk)
+{
+    uint64_t bit = 1ull << (chunk % 64);
+    if (!(atomic_fetch_or(&map->ever[chunk / 64], bit) & bit))
+        atomic_fetch_add(&map->ever_count, 1);
+}
 
 static uint32_t make(enum chunk_state state, uint32_t version)
 {
@@ -35,7 +45,10 @@ struct chunk_map *chunk_map_new(uint64_t chunks)
     if (!map)
         return NULL;
     map->words = calloc(chunks ? chunks : 1, sizeof *map->words);
-    if (!map->words) {
+    map->ever = calloc(chunks / 64 + 1, sizeof *map->ever);
+    if (!map->words || !map->ever) {
+        free(map->words);
+        free(map->ever);
         free(map);
         return NULL;
     }
@@ -52,7 +65,13 @@ void chunk_map_free(struct chunk_map *map)
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_destroy(&map->stripes[i]);
     free(map->words);
+    free(map->ever);
     free(map);
+}
+
+uint64_t chunk_map_ever_local(const struct chunk_map *map)
+{
+    return atomic_load(&map->ever_count);
 }
 
 uint64_t chunk_map_local(const struct chunk_map *map)
@@ -102,6 +121,8 @@ int chunk_map_commit(struct chunk_map *map, uint64_t chunk, uint32_t ticket,
         uint32_t next = make(r == 0 ? CHUNK_LOCAL : CHUNK_REMOTE, ticket >> 2);
         if (atomic_compare_exchange_strong(&map->words[chunk], &expected, next))
             atomic_fetch_add(r == 0 ? &map->local : &map->became_remote, 1);
+        if (r == 0)
+            note_local(map, chunk);
     }
     pthread_mutex_unlock(stripe);
     return r;
@@ -134,6 +155,7 @@ int chunk_map_overwrite(struct chunk_map *map, uint64_t chunk, int (*store)(void
         ;
     if (!chunk_state_is_local(state_of(word)))
         atomic_fetch_add(&map->local, 1);
+    note_local(map, chunk);
     int r = store(arg);
     pthread_mutex_unlock(stripe);
     return r;
@@ -151,4 +173,5 @@ void chunk_map_set_local(struct chunk_map *map, uint64_t chunk)
 {
     if (!chunk_state_is_local(state_of(atomic_exchange(&map->words[chunk], make(CHUNK_LOCAL, 0)))))
         atomic_fetch_add(&map->local, 1);
+    note_local(map, chunk);
 }

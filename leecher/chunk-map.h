@@ -25,6 +25,9 @@ void chunk_map_free(struct chunk_map *map);
 
 /* Chunks LOCAL or WRITTEN. */
 uint64_t chunk_map_local(const struct chunk_map *map);
+/* Chunks that have been LOCAL or WRITTEN at least once: only grows, and
+ * reaches the total when every chunk is local (forward-only progress). */
+uint64_t chunk_map_ever_local(const struct chunk_map *map);
 enum chunk_state chunk_map_state(const struct chunk_map *map, uint64_t chunk);
 static inline bool chunk_state_is_local(enum chunk_state s)
 {

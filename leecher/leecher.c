@@ -4,6 +4,7 @@
 #include "leecher.h"
 
 #include "log.h"
+#include "rpc-server.h"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -45,6 +46,8 @@ void leecher_fail(struct leecher *l, const char *fmt, ...)
     pthread_cond_broadcast(&l->changed);
     pthread_mutex_unlock(&l->lock);
     if (first) {
+        if (l->control)
+            rpc_server_set_serving(l->control, false); /* probes see it at once */
         log_event(l->log, "error", json_pack("{s:s}", "error", message));
         kill(getpid(), SIGTERM); /* main stops everything and exits non-zero */
     }

@@ -16,6 +16,7 @@
 struct logger;
 struct nbd_backend;
 struct pull_order;
+struct rpc_server;
 struct rpc_service;
 struct seeder_client;
 
@@ -30,15 +31,19 @@ struct leecher {
     struct chunk_map *map;
     char image_id[33];
     uint64_t session_id; /* the seeder session: from the state file, then Track */
-    bool resumed;        /* a state file was loaded */
     uint32_t max_read;
     struct seeder_client *seeder; /* thread-safe */
     unsigned n_workers;
     uint32_t batch_bytes; /* largest ReadAt a background pull makes */
     int sync_interval_ms;
-    bool final_sync;     /* Sync once more right before the freeze */
-    int pull_timeout_ms; /* post-copy: how long a read waits for a missing chunk */
-    char *state_path;    /* IMAGE.godwit-state */
+    bool final_sync;            /* Sync once more right before the freeze */
+    int pull_timeout_ms;        /* post-copy: how long a read waits for a missing chunk */
+    char *state_path;           /* IMAGE.godwit-state */
+    int state_dir_fd;           /* its directory, fsynced after each rename; -1 if none */
+    uint64_t image_inode;       /* of the local image file, recorded in the state file */
+    struct rpc_server *control; /* set before the threads start: health follows FAILED */
+    bool seeder_contacted;      /* leecher_prepare called Info (not a post-copy resume) */
+    bool resume_finalize;       /* the seeder was frozen already: finish that Finalize */
     uint64_t started_us;
 
     /* Lock order: finalize_lock -> save_lock -> lock. A Finalize (holding
@@ -62,16 +67,22 @@ struct leecher {
     bool gate_open; /* the export serves requests (after Finalize) */
     bool stopping;
     uint64_t downtime_us;
-    uint64_t finalize_dirty;  /* chunks the freeze reported */
-    uint64_t ack_generation;  /* last Sync set recorded in the state file */
-    struct pull_order *order; /* what workers pull next (opened by main) */
-    double dirty_rate;        /* chunks/s re-dirtied, recent Syncs */
-    uint64_t source_dirty;    /* what Finalize would transfer now (Seeder.Info) */
+    uint64_t freeze_started_us; /* the first Finalize attempt (downtime counts from it) */
+    uint64_t finalize_dirty;    /* chunks the freeze reported */
+    uint64_t ack_generation;    /* last Sync set recorded in the state file */
+    struct pull_order *order;   /* what workers pull next (opened by main) */
+    double dirty_rate;          /* chunks/s re-dirtied, recent Syncs */
+    uint64_t source_dirty;      /* what Finalize would transfer now (Seeder.Info) */
+
+    /* The state file's view: a bit per chunk it records as local (written
+     * under save_lock, read by any thread), and whether a destination
+     * write made a chunk local that it does not record yet. */
+    _Atomic uint64_t *saved_local;
+    _Atomic bool unsaved_writes;
 
     /* Statistics: atomics, any thread. */
     _Atomic uint64_t bytes_pulled;
     _Atomic uint64_t chunks_redirtied;
-    _Atomic uint64_t pulled_once; /* chunks pulled at least once: only grows */
 };
 
 /* puller.c: background workers; on-demand pulls. */
@@ -98,9 +109,32 @@ void *monitor_thread(void *arg);
  * reached: retry) or EBUSY (the migration has failed). */
 int leecher_finalize(struct leecher *l, char *err, size_t errlen);
 
-/* state-file.c: crash-safe record of which chunks are local. */
+/* state-file.c: crash-safe record of the phase and of which chunks are local. */
+struct state_summary {
+    enum leecher_state phase; /* PRECOPY, POSTCOPY or COMPLETE */
+    uint64_t size, chunk_size, image_inode;
+    char image_id[33];
+};
+/* Reads only the header of the state file at PATH: 1 and *OUT, 0 if there
+ * is none, -1 with a sentence in ERR if it is not a state file. */
+int state_file_peek(const char *path, struct state_summary *out, char *err, size_t errlen);
+/* Loads the chunk states (l->image_id and l->geo set, l->image open): 1 if
+ * it resumed, 0 if there is no file, -1 with a sentence in ERR. Sets the
+ * phase, downtime and last recorded Sync generation. */
 int state_file_load(struct leecher *l, char *err, size_t errlen);
 int state_file_save(struct leecher *l);
+/* The destination app made CHUNK local by writing it. */
+void state_file_note_written(struct leecher *l, uint64_t chunk);
+/* A FLUSH or FUA: the image is flushed, and the state file records every
+ * chunk the app wrote before it returns. */
+int state_file_persist_writes(struct leecher *l);
+
+/* startup.c: a fresh start, or a resume in the phase the state file
+ * records. 1 if resumed, 0 if fresh, -1 with a sentence in ERR. */
+int leecher_prepare(struct leecher *l, const char *seeder, const char *path, char *err,
+                    size_t errlen);
+/* The started or resumed event. */
+void leecher_log_start(struct leecher *l, bool resumed);
 
 /* backend.c: the NBD backend (the gate, then reads and writes over the map). */
 void leecher_backend(struct leecher *l, struct nbd_backend *backend);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct leecher_options {
     char *seeder, *image, *control;
@@ -135,47 +136,6 @@ static int open_seeder(struct leecher *l, const struct leecher_options *o, char 
     return l->seeder ? 0 : -1;
 }
 
-/* Info: learns the image and sizes the batch. -2 (exit 2) if --batch does
- * not fit the seeder. */
-static int contact_seeder(struct leecher *l, const struct leecher_options *o, char *err,
-                          size_t errlen)
-{
-    const char *seeder = o->seeder;
-    struct rpc_result result;
-    Godwit__V1__InfoResponse *info = seeder_client_info(l->seeder, &result);
-    if (!info) {
-        snprintf(err, errlen, "cannot reach the seeder at %s: %s", seeder, result.message);
-        return -1;
-    }
-    snprintf(l->image_id, sizeof l->image_id, "%s", info->image_id);
-    l->max_read = info->max_read_length;
-    int r = chunk_geometry_init(&l->geo, info->size, info->chunk_size);
-    protobuf_c_message_free_unpacked(&info->base, NULL);
-    if (r < 0) {
-        snprintf(err, errlen, "the seeder reports an unusable chunk size");
-        return -1;
-    }
-    if ((r = choose_batch(l, o->batch, err, errlen)) < 0)
-        return r;
-    return 0;
-}
-
-/* Track: starts the source's tracking in this leecher's own session, or
- * resumes the session the state file names (before any pull starts). */
-static int track_session(struct leecher *l, bool resumed, char *err, size_t errlen)
-{
-    struct rpc_result result;
-    if (seeder_client_track(l->seeder, !resumed, &l->session_id, &result) != GRPC_STATUS_OK) {
-        snprintf(err, errlen, "Seeder.Track failed: %s", result.message);
-        return -1;
-    }
-    if (!resumed && state_file_save(l) < 0) /* a restart finds its session */
-        log_warn(l->log, "cannot write %s: %s", l->state_path, strerror(errno));
-    log_info(l->log, "%s seeder session %llu", resumed ? "resumed" : "opened",
-             (unsigned long long)l->session_id);
-    return 0;
-}
-
 /* The shortest of a few Info round trips to the seeder, in microseconds. */
 static uint64_t measure_round_trip(struct leecher *l)
 {
@@ -204,33 +164,6 @@ static void choose_workers(struct leecher *l)
     l->n_workers = workers < 16 ? 16 : workers > 64 ? 64 : (unsigned)workers;
     log_info(l->log, "round trip to the seeder %.1f ms: %u workers", (double)rtt_us / 1000.0,
              l->n_workers);
-}
-
-/* Opens the local image and resumes from its state file if there is one. */
-static int prepare_image(struct leecher *l, const struct leecher_options *o, char *err,
-                         size_t errlen)
-{
-    if (image_open(&l->image, o->image, l->geo.size, err, errlen) < 0)
-        return -1;
-    l->map = chunk_map_new(l->geo.chunks);
-    l->order = l->map ? pull_order_open(&pull_order_sequential, l->map, l->geo.chunks) : NULL;
-    if (asprintf(&l->state_path, "%s.godwit-state", o->image) < 0)
-        l->state_path = NULL;
-    if (!l->state_path || !l->order) {
-        snprintf(err, errlen, "out of memory setting up the local image's state");
-        return -1;
-    }
-    int resumed = state_file_load(l, err, errlen);
-    if (resumed < 0)
-        return -1;
-    l->resumed = resumed == 1;
-    atomic_store(&l->pulled_once, chunk_map_local(l->map));
-    log_event(l->log, resumed ? "resumed" : "started",
-              json_pack("{s:s,s:I,s:i,s:I,s:I,s:i}", "image_id", l->image_id, "size",
-                        (json_int_t)l->geo.size, "chunk_size", (int)l->geo.chunk_size,
-                        "chunks_total", (json_int_t)l->geo.chunks, "chunks_local",
-                        (json_int_t)chunk_map_local(l->map), "workers", (int)l->n_workers));
-    return 0;
 }
 
 /* Everything main starts, to stop it in reverse order. */
@@ -274,6 +207,7 @@ static int start(struct leecher *l, struct running *run, const struct leecher_op
     if (!(run->control =
               rpc_server_start(&config, &run->service, 1, &run->control_port, err, errlen)))
         return -1;
+    l->control = run->control;
     int r = pullers_start(l, &run->workers, &run->workers_started) < 0 ? errno : 0;
     if (!r && !(r = pthread_create(&run->syncer, NULL, syncer_thread, l)))
         run->syncer_started = true;
@@ -326,6 +260,9 @@ static void release(struct leecher *l)
     chunk_map_free(l->map);
     image_close(&l->image);
     free(l->state_path);
+    free(l->saved_local);
+    if (l->state_dir_fd >= 0)
+        close(l->state_dir_fd);
     pull_order_close(l->order);
 }
 
@@ -353,18 +290,26 @@ static int run_leecher(struct leecher *l, const struct leecher_options *o, char 
 {
     struct running run = {0};
     int r = open_seeder(l, o, err, errlen);
+    int resumed = r == 0 ? leecher_prepare(l, o->seeder, o->image, err, errlen) : -1;
+    r = resumed < 0 ? -1 : 0;
     if (r == 0)
-        r = contact_seeder(l, o, err, errlen);
-    if (r == 0 && !l->n_workers)
-        choose_workers(l);
-    if (r == 0)
-        r = prepare_image(l, o, err, errlen);
-    if (r == 0)
-        r = track_session(l, l->resumed, err, errlen);
-    if (r == 0)
+        r = choose_batch(l, o->batch, err, errlen);
+    if (r == 0 && !l->n_workers) {
+        if (l->seeder_contacted)
+            choose_workers(l);
+        else
+            l->n_workers = 16; /* resumed in post-copy: the seeder may be down */
+    }
+    if (r == 0) {
+        leecher_log_start(l, resumed > 0);
         r = start(l, &run, o, err, errlen);
+    }
     if (r == 0)
         announce(l, &run, o);
+    if (r == 0 && l->resume_finalize && leecher_finalize(l, err, errlen) < 0) {
+        log_warn(l->log, "finishing the freeze the seeder made: %s", err);
+        err[0] = 0; /* a Finalize retry can finish it */
+    }
     if (r == 0 && serve(l) != 0) {
         snprintf(err, errlen, "%s", l->error);
         r = -1;
@@ -396,6 +341,7 @@ int main(int argc, char **argv)
     daemon_start(&log, "godwit-leecher", o.d.log_format);
     struct leecher l = {.log = &log,
                         .image.fd = -1,
+                        .state_dir_fd = -1,
                         .n_workers = o.workers,
                         .sync_interval_ms = (int)o.sync_interval,
                         .pull_timeout_ms = (int)o.pull_timeout,

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { POSTCOPY_SAVE_US = 2000000 };
+
 static const char *state_names[] = {"", "PRECOPY", "FINALIZING", "POSTCOPY", "COMPLETE", "FAILED"};
 
 /* Waits MS or until the state leaves PRECOPY / stopping; true to go on. */
@@ -27,12 +29,16 @@ static bool precopy_wait(struct leecher *l, int ms)
     return l->state == PRECOPY && !l->stopping;
 }
 
-/* Marks the chunks at OFFSETS remote; returns how many had been pulled. */
-static uint64_t mark_dirty(struct leecher *l, const uint64_t *offsets, size_t n, bool queue)
+/* Marks the chunks at OFFSETS remote; false if the phase forbids it.
+ * A Sync's set (QUEUE false) only counts in pre-copy: a reply that arrives
+ * after Finalize opened the export must not take a chunk back from the
+ * destination app (its chunks come again in the freeze's set). */
+static bool mark_dirty(struct leecher *l, const uint64_t *offsets, size_t n, bool queue)
 {
     uint64_t redirtied = 0;
     pthread_mutex_lock(&l->lock);
-    for (size_t i = 0; i < n; i++) {
+    bool allowed = queue ? l->state == FINALIZING : l->state == PRECOPY;
+    for (size_t i = 0; allowed && i < n; i++) {
         uint64_t chunk = chunk_index(&l->geo, offsets[i]);
         if (chunk >= l->geo.chunks)
             continue;
@@ -43,7 +49,7 @@ static uint64_t mark_dirty(struct leecher *l, const uint64_t *offsets, size_t n,
     pthread_cond_broadcast(&l->changed);
     pthread_mutex_unlock(&l->lock);
     atomic_fetch_add(&l->chunks_redirtied, redirtied);
-    return redirtied;
+    return allowed;
 }
 
 /* Asks the seeder what Finalize would transfer now. */
@@ -86,7 +92,12 @@ static bool sync_once(struct leecher *l, uint64_t *last_us)
         log_warn(l->log, "Sync failed (%s); retrying", result.message);
         return true;
     }
-    mark_dirty(l, sync->dirty_offsets, sync->n_dirty_offsets, false);
+    if (!mark_dirty(l, sync->dirty_offsets, sync->n_dirty_offsets, false)) {
+        /* Finalize began meanwhile: left unacknowledged, the set comes
+         * back in the freeze's answer. */
+        protobuf_c_message_free_unpacked(&sync->base, NULL);
+        return false;
+    }
     uint64_t now = leecher_now_us();
     double seconds = (double)(now - *last_us) / 1e6;
     *last_us = now;
@@ -162,7 +173,11 @@ static int finalize_locked(struct leecher *l, char *err, size_t errlen)
         errno = EBUSY; /* the migration failed: Finalize cannot run */
         return begun > 0 ? 0 : -1;
     }
-    uint64_t start = leecher_now_us();
+    pthread_mutex_lock(&l->lock);
+    if (!l->freeze_started_us) /* a retry: the source has been paused since the first */
+        l->freeze_started_us = leecher_now_us();
+    uint64_t start = l->freeze_started_us;
+    pthread_mutex_unlock(&l->lock);
     log_event(l->log, "finalizing", NULL);
     Godwit__V1__FinalizeResponse *response = freeze_source(l, err, errlen);
     if (!response) {
@@ -219,7 +234,7 @@ static json_t *progress_fields(struct leecher *l, double rate, const struct snap
                      "chunks_total", (json_int_t)total, "chunks_local", (json_int_t)local,
                      "chunks_remaining", (json_int_t)(total - local), "chunks_redirtied",
                      (json_int_t)atomic_load(&l->chunks_redirtied), "pulled_once",
-                     (json_int_t)atomic_load(&l->pulled_once), "bytes_pulled",
+                     (json_int_t)chunk_map_ever_local(l->map), "bytes_pulled",
                      (json_int_t)atomic_load(&l->bytes_pulled), "mb_per_s", rate / 1e6,
                      "dirty_rate", s->dirty_rate, "finalize_dirty_chunks",
                      (json_int_t)s->source_dirty);
@@ -229,7 +244,7 @@ static json_t *progress_fields(struct leecher *l, double rate, const struct snap
 static void report_progress(struct leecher *l, double rate, const struct snapshot *s)
 {
     uint64_t total = l->geo.chunks, local = chunk_map_local(l->map);
-    uint64_t once = atomic_load(&l->pulled_once);
+    uint64_t once = chunk_map_ever_local(l->map);
     double percent = total ? 100.0 * (double)(once < total ? once : total) / (double)total : 100;
     double remaining_bytes = (double)(total - local) * l->geo.chunk_size;
     char text[256];
@@ -245,7 +260,7 @@ static void report_progress(struct leecher *l, double rate, const struct snapsho
 void *monitor_thread(void *arg)
 {
     struct leecher *l = arg;
-    uint64_t last_us = leecher_now_us(), last_bytes = 0, last_report = 0;
+    uint64_t last_us = leecher_now_us(), last_bytes = 0, last_report = 0, last_save = last_us;
     double rate = 0;
     for (;;) {
         pthread_mutex_lock(&l->lock);
@@ -261,6 +276,14 @@ void *monitor_thread(void *arg)
         if (now - last_us >= 1000000 || complete) {
             rate = (double)(bytes - last_bytes) / ((double)(now - last_us) / 1e6);
             last_us = now, last_bytes = bytes;
+        }
+        if (state == COMPLETE && !complete)
+            return NULL; /* resumed complete: nothing to watch */
+        if (state == POSTCOPY && now - last_save >= POSTCOPY_SAVE_US) {
+            /* A restart then re-pulls at most this long's worth. */
+            if (state_file_save(l) < 0)
+                log_warn(l->log, "cannot write %s: %s", l->state_path, strerror(errno));
+            last_save = now;
         }
         if (complete) {
             state_file_save(l);

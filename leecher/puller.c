@@ -70,8 +70,6 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
         int stored = chunk_map_commit(l->map, chunk, tickets[i], store_chunk, &arg);
         if (stored < 0)
             r = -1;
-        else if (stored == 0 && tickets[i] >> 2 == 0)
-            atomic_fetch_add(&l->pulled_once, 1);
     }
     atomic_fetch_add(&l->bytes_pulled, data.reply.length);
     seeder_data_free(&data);

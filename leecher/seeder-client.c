@@ -125,6 +125,11 @@ static grpc_status_code status_call(struct seeder_client *c, const char *method,
     return result->status;
 }
 
+void seeder_client_use_session(struct seeder_client *client, uint64_t session)
+{
+    client->session = session;
+}
+
 grpc_status_code seeder_client_track(struct seeder_client *client, bool new_session,
                                      uint64_t *session, struct rpc_result *result)
 {

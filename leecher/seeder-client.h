@@ -48,6 +48,9 @@ Godwit__V1__FinalizeResponse *seeder_client_finalize(struct seeder_client *clien
  * one dirty set), which later calls then send: the default session. */
 grpc_status_code seeder_client_track(struct seeder_client *client, bool new_session,
                                      uint64_t *session, struct rpc_result *result);
+/* Names SESSION in later calls without a Track: a leecher resumed after
+ * the freeze (Track is for tracking, which the freeze ended). */
+void seeder_client_use_session(struct seeder_client *client, uint64_t session);
 /* Complete carries nothing back but its status. */
 grpc_status_code seeder_client_complete(struct seeder_client *client, struct rpc_result *result);
 

@@ -610,6 +610,178 @@ static void test_auto_workers(void)
     finish(&m);
 }
 
+/* Overwrites whole chunk CHUNK through NBD (no fetch: the leecher takes
+ * it as written) and records it in the model. */
+static void overwrite_chunk(struct migration *m, struct nbd_handle *nbd, uint64_t chunk,
+                            uint64_t seed)
+{
+    write_through(nbd, m->model, chunk * CHUNK, CHUNK, seed);
+}
+
+/* Post-copy crash: the leecher is killed after Finalize with flushed
+ * destination writes to remote chunks, to chunks the freeze reported, and
+ * (partly) to local ones; restarted with the same flags, it opens its
+ * export at once, the writes read back, no pull lands on them, and the
+ * image ends as the frozen source plus the destination's writes. */
+static void test_postcopy_kill_leecher(void)
+{
+    struct migration m = {0};
+    start_seeder(&m, "e2e-postcopy-kill", 32 << 20);
+    start_link(&m, "8"); /* slow: most chunks are still remote at the crash */
+    const char *extra[] = {"--workers", "2", "--sync-interval", "200", "--skip-final-sync", NULL};
+    start_leecher(&m, extra);
+    leecher_wait_local(&m.leecher, 4, 30000);
+    struct nbd_handle *src = seeder_nbd(&m.seeder);
+    uint64_t chunks = m.size / CHUNK;
+    overwrite_chunk(&m, src, 1, 41);          /* local already, dirty at the freeze */
+    overwrite_chunk(&m, src, chunks - 2, 42); /* remote, dirty at the freeze */
+    nbd_close(src);
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&m.leecher, &downtime) == GRPC_STATUS_OK, "Finalize");
+    struct nbd_handle *dst = leecher_nbd(&m.leecher);
+    overwrite_chunk(&m, dst, 1, 51);                       /* a chunk of the freeze's set */
+    overwrite_chunk(&m, dst, chunks - 2, 52);              /* likewise, still remote */
+    overwrite_chunk(&m, dst, chunks - 5, 53);              /* remote, not dirty */
+    write_through(dst, m.model, 2 * CHUNK + 100, 300, 54); /* part of a chunk: fetched first */
+    CHECK(nbd_flush(dst, 0) == 0, "flush: %s", nbd_get_error());
+    Godwit__V1__StatusResponse *s = leecher_status(&m.leecher);
+    CHECK(s && s->chunks_local < s->chunks_total, "the crash must come in post-copy");
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    test_kill(m.leecher.pid);
+    m.leecher.pid = 0;
+    nbd_close(dst);
+    rpc_channel_close(m.leecher.channel);
+    start_leecher(&m, extra);
+    s = leecher_status(&m.leecher);
+    CHECK(s && s->state == GODWIT__V1__STATE__POSTCOPY, "resumed in state %d, not POSTCOPY",
+          s ? (int)s->state : -1);
+    CHECK(s->downtime_us == downtime, "the downtime is the first run's");
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    dst = leecher_nbd(&m.leecher);
+    unsigned char buf[CHUNK];
+    uint64_t written[] = {1, chunks - 2, chunks - 5, 2};
+    for (size_t i = 0; i < sizeof written / sizeof written[0]; i++) {
+        CHECK(nbd_pread(dst, buf, CHUNK, written[i] * CHUNK, 0) == 0, "read: %s", nbd_get_error());
+        CHECK(memcmp(buf, m.model + written[i] * CHUNK, CHUNK) == 0,
+              "a flushed destination write to chunk %llu was lost in the crash",
+              (unsigned long long)written[i]);
+    }
+    nbd_close(dst);
+    test_stop(m.linkem, 5000); /* the rest at full speed, straight to the seeder */
+    m.linkem = 0;
+    leecher_stop(&m.leecher);
+    start_leecher(&m, extra);
+    finish(&m);
+}
+
+/* The leecher stopped before it recorded the freeze (the seeder is frozen,
+ * its state file says pre-copy): restarted, it finishes that Finalize. */
+static void test_freeze_unrecorded(void)
+{
+    struct migration m = {0};
+    start_seeder(&m, "e2e-freeze-unrecorded", 16 << 20);
+    const char *extra[] = {"--sync-interval", "200", NULL};
+    start_leecher(&m, extra);
+    struct nbd_handle *src = seeder_nbd(&m.seeder);
+    source_writes(&m, src, 300);
+    nbd_close(src);
+    usleep(500000);
+    test_kill(m.leecher.pid);
+    m.leecher.pid = 0;
+    rpc_channel_close(m.leecher.channel);
+    Godwit__V1__FinalizeRequest request = GODWIT__V1__FINALIZE_REQUEST__INIT;
+    ProtobufCMessage *reply;
+    struct rpc_result result;
+    CHECK(seeder_call(&m.seeder, "Finalize", &request.base,
+                      &godwit__v1__finalize_response__descriptor, &reply,
+                      &result) == GRPC_STATUS_OK,
+          "Seeder.Finalize: %s", result.message);
+    protobuf_c_message_free_unpacked(reply, NULL);
+    start_leecher(&m, extra);
+    finish(&m);
+}
+
+/* A complete leecher restarted later serves its image with the seeder
+ * gone. */
+static void test_complete_without_seeder(void)
+{
+    struct migration m = {0};
+    start_seeder(&m, "e2e-complete-alone", 8 << 20);
+    start_leecher(&m, NULL);
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&m.leecher, &downtime) == GRPC_STATUS_OK, "Finalize");
+    Godwit__V1__StatusResponse *s =
+        leecher_wait_state(&m.leecher, GODWIT__V1__STATE__COMPLETE, 60000);
+    CHECK(s->state == GODWIT__V1__STATE__COMPLETE, "state %d: %s", s->state, s->error);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    CHECK(leecher_stop(&m.leecher) == 0, "leecher exit status (see %s)", m.leecher.log);
+    test_kill(m.seeder.pid);
+    m.seeder.pid = 0;
+    start_leecher(&m, NULL);
+    s = leecher_status(&m.leecher);
+    CHECK(s && s->state == GODWIT__V1__STATE__COMPLETE, "state %d with the seeder gone",
+          s ? (int)s->state : -1);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    struct nbd_handle *dst = leecher_nbd(&m.leecher);
+    unsigned char *buf = malloc(m.size);
+    CHECK(nbd_pread(dst, buf, m.size, 0, 0) == 0, "read: %s", nbd_get_error());
+    CHECK(memcmp(buf, m.model, m.size) == 0, "the complete image differs");
+    free(buf);
+    nbd_close(dst);
+    finish(&m);
+}
+
+/* Runs the leecher on S's image and state as they are; it must refuse to
+ * start, saying WHAT. */
+static void expect_refusal(struct migration *m, const char *what)
+{
+    char *leecher = test_program("leecher/godwit-leecher");
+    char log[700];
+    snprintf(log, sizeof log, "%s/refused.log", m->seeder.dir);
+    unlink(log);
+    char *argv[] = {leecher,          "--seeder",  m->seeder.target, "--image",
+                    m->leecher.image, "--control", "127.0.0.1:0",    NULL};
+    struct leecher_proc refused = {.pid = test_spawn(argv, log)};
+    free(leecher);
+    int status = leecher_wait_exit(&refused, 30000);
+    CHECK(status > 0 && status < 128, "the leecher exited with %d, not an error", status);
+    FILE *f = fopen(log, "r");
+    char line[2048];
+    bool said = false;
+    while (f && fgets(line, sizeof line, f))
+        said |= strstr(line, what) != NULL;
+    if (f)
+        fclose(f);
+    CHECK(said, "the leecher did not refuse with \"%s\" (see %s)", what, log);
+}
+
+/* The image missing, shorter, or another file than the state describes:
+ * the leecher refuses to start with one sentence, never serves zeros. */
+static void test_image_mismatch(void)
+{
+    struct migration m = {0};
+    start_seeder(&m, "e2e-image-mismatch", 8 << 20);
+    start_link(&m, "4");
+    const char *extra[] = {"--workers", "1", "--sync-interval", "100", NULL};
+    start_leecher(&m, extra);
+    leecher_wait_local(&m.leecher, 4, 30000);
+    usleep(300000);
+    CHECK(leecher_stop(&m.leecher) == 0, "leecher stops cleanly");
+    char saved[700], cmd[2200];
+    snprintf(saved, sizeof saved, "%s.saved", m.leecher.image);
+    CHECK(rename(m.leecher.image, saved) == 0, "move the image away");
+    expect_refusal(&m, "is missing");
+    snprintf(cmd, sizeof cmd, "cp --sparse=always '%s' '%s'", saved, m.leecher.image);
+    CHECK(system(cmd) == 0, "copy the image back");
+    expect_refusal(&m, "describes another file");
+    CHECK(rename(saved, m.leecher.image) == 0, "restore the image");
+    CHECK(truncate(m.leecher.image, (off_t)(m.size / 2)) == 0, "truncate");
+    expect_refusal(&m, "truncated or replaced");
+    test_stop(m.linkem, 5000);
+    seeder_cleanup(&m.seeder);
+    free(m.model);
+}
+
 int main(int argc, char **argv)
 {
     const char *which = argc > 1 ? argv[1] : "migrate";
@@ -635,6 +807,14 @@ int main(int argc, char **argv)
         test_restart_frozen();
     else if (strcmp(which, "two-leechers") == 0)
         test_two_leechers();
+    else if (strcmp(which, "postcopy-kill-leecher") == 0)
+        test_postcopy_kill_leecher();
+    else if (strcmp(which, "freeze-unrecorded") == 0)
+        test_freeze_unrecorded();
+    else if (strcmp(which, "complete-without-seeder") == 0)
+        test_complete_without_seeder();
+    else if (strcmp(which, "image-mismatch") == 0)
+        test_image_mismatch();
     else
         CHECK(false, "unknown test %s", which);
     printf("test-e2e %s: ok\n", which);
