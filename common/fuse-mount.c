@@ -31,6 +31,9 @@ static pid_t spawn(char *const argv[], bool quiet)
     pid_t pid = fork();
     if (pid != 0)
         return pid;
+    sigset_t none; /* the daemons block their signals for sigwait: the child must not */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     /* Nothing of ours stays open in nbdfuse: a mount that outlives us must
      * not hold our sockets, or a lock our own parent holds. */
@@ -40,6 +43,7 @@ static pid_t spawn(char *const argv[], bool quiet)
         dup2(null, 1);
         dup2(null, 2);
     }
+    close_range(3, ~0u, 0); /* nothing of ours (sockets, locks) outlives us in nbdfuse */
     execvp(argv[0], argv);
     _exit(127);
 }

@@ -74,6 +74,7 @@ pid_t test_spawn(char *const argv[], const char *log_path)
             close(fd);
         }
     }
+    close_range(3, ~0u, 0); /* no inherited fd (a lock, a pipe) outlives the test in a daemon */
     execvp(argv[0], argv);
     fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
