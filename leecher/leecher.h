@@ -38,6 +38,7 @@ struct leecher {
     int sync_interval_ms;
     bool final_sync;            /* Sync once more right before the freeze */
     int pull_timeout_ms;        /* post-copy: how long a read waits for a missing chunk */
+    const char *image_path;     /* --image */
     char *state_path;           /* IMAGE.godwit-state */
     int state_dir_fd;           /* its directory, fsynced after each rename; -1 if none */
     uint64_t image_inode;       /* of the local image file, recorded in the state file */
@@ -64,7 +65,8 @@ struct leecher {
     pthread_cond_t changed;
     enum leecher_state state;
     char error[256];
-    bool gate_open; /* the export serves requests (after Finalize) */
+    bool gate_open;    /* the export serves requests (after Finalize) */
+    bool storage_full; /* a pull found no space: pulls wait (storage.c) */
     bool stopping;
     uint64_t downtime_us;
     uint64_t freeze_started_us; /* the first Finalize attempt (downtime counts from it) */
@@ -135,6 +137,14 @@ int leecher_prepare(struct leecher *l, const char *seeder, const char *path, cha
                     size_t errlen);
 /* The started or resumed event. */
 void leecher_log_start(struct leecher *l, bool resumed);
+
+/* storage.c: the destination file system filling up. */
+bool storage_error(int err); /* ENOSPC or EDQUOT */
+/* A pull could not be stored for lack of space: stop pulling and say so. */
+void storage_full(struct leecher *l);
+/* While full (the monitor, every tick): resume once there is room. */
+void storage_check(struct leecher *l);
+void storage_warn_at_start(struct leecher *l);
 
 /* backend.c: the NBD backend (the gate, then reads and writes over the map). */
 void leecher_backend(struct leecher *l, struct nbd_backend *backend);

@@ -279,6 +279,7 @@ void *monitor_thread(void *arg)
         }
         if (state == COMPLETE && !complete)
             return NULL; /* resumed complete: nothing to watch */
+        storage_check(l);
         if (state == POSTCOPY && now - last_save >= POSTCOPY_SAVE_US) {
             /* A restart then re-pulls at most this long's worth. */
             if (state_file_save(l) < 0)

@@ -46,8 +46,8 @@ static int store_chunk(void *arg)
 }
 
 /* Pulls COUNT claimed chunks from FIRST with one ReadAt on LANE; commits
- * each whose claim still holds. Returns 0, or -1 with the gRPC status in
- * *STATUS. */
+ * each whose claim still holds. Returns 0; -1 with the gRPC status in
+ * *STATUS; -2 if a chunk could not be stored for lack of space. */
 static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_t *tickets,
                 uint64_t lane, grpc_status_code *status, char *why, size_t whylen)
 {
@@ -68,8 +68,12 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
         struct store_arg arg = {l, &data, chunk_offset(&l->geo, chunk) - offset,
                                 chunk_length(&l->geo, chunk), chunk_offset(&l->geo, chunk)};
         int stored = chunk_map_commit(l->map, chunk, tickets[i], store_chunk, &arg);
-        if (stored < 0)
-            r = -1;
+        if (stored < 0 && r == 0) {
+            r = storage_error(errno) ? -2 : -1;
+            *status = GRPC_STATUS_INTERNAL;
+            snprintf(why, whylen, "cannot store chunk %llu: %s", (unsigned long long)chunk,
+                     strerror(errno));
+        }
     }
     atomic_fetch_add(&l->bytes_pulled, data.reply.length);
     seeder_data_free(&data);
@@ -96,7 +100,7 @@ static void *worker(void *arg)
         pthread_mutex_lock(&l->lock);
         unsigned count = 0;
         while (!l->stopping && l->state != FAILED &&
-               !(count = pull_order_claim(l->order, max, &first, tickets)))
+               (l->storage_full || !(count = pull_order_claim(l->order, max, &first, tickets))))
             leecher_wait(l, 200000);
         bool stop = l->stopping || l->state == FAILED;
         pthread_mutex_unlock(&l->lock);
@@ -104,7 +108,8 @@ static void *worker(void *arg)
             break;
         grpc_status_code status;
         char why[256];
-        if (pull(l, first, count, tickets, w->index, &status, why, sizeof why) == 0) {
+        int pulled = pull(l, first, count, tickets, w->index, &status, why, sizeof why);
+        if (pulled == 0) {
             backoff = 0;
             pthread_mutex_lock(&l->lock);
             pthread_cond_broadcast(&l->changed);
@@ -122,6 +127,10 @@ static void *worker(void *arg)
             leecher_fail(l, "the seeder refused a read of chunk %llu: %s",
                          (unsigned long long)first, why);
             break;
+        }
+        if (pulled == -2) {
+            storage_full(l); /* every worker waits until there is room */
+            continue;
         }
         backoff = backoff ? (backoff * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : backoff * 2) : 50;
         if (backoff == 50)

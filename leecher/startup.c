@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 static const char *phase_names[] = {"", "pre-copy", "finalizing", "post-copy", "complete", ""};
@@ -80,24 +79,6 @@ static int open_image(struct leecher *l, const char *path, bool from_state, char
         return -1;
     }
     return 0;
-}
-
-/* Warns when the file system holding the image has less room than the
- * chunks still to pull need (the image is sparse: pulls allocate it). */
-static void check_free_space(struct leecher *l, const char *path)
-{
-    struct statvfs vfs;
-    struct stat st;
-    if (l->image.is_block_device || fstatvfs(l->image.fd, &vfs) < 0 || fstat(l->image.fd, &st) < 0)
-        return;
-    uint64_t allocated = (uint64_t)st.st_blocks * 512;
-    uint64_t needed = l->geo.size > allocated ? l->geo.size - allocated : 0;
-    uint64_t free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-    if (free_bytes < needed)
-        log_warn(l->log,
-                 "the file system holding %s has %llu bytes free but the image may need %llu "
-                 "more; pulls stop with an error when it fills up",
-                 path, (unsigned long long)free_bytes, (unsigned long long)needed);
 }
 
 /* The state file's directory, to fsync after each rename. */
@@ -200,7 +181,8 @@ int leecher_prepare(struct leecher *l, const char *seeder, const char *path, cha
     if (r < 0)
         return -1;
     l->seeder_contacted = !resumed_late;
-    check_free_space(l, path);
+    l->image_path = path;
+    storage_warn_at_start(l);
     return r;
 }
 

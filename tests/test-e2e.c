@@ -15,9 +15,12 @@
 #include "leecher-harness.h"
 #include "testlib.h"
 
+#include "grpc/health/v1/health.pb-c.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -92,8 +95,9 @@ static void source_writes(struct migration *m, struct nbd_handle *nbd, uint64_t 
         write_through(nbd, m->model, ((seed * 3) % chunks) * CHUNK + 512 * i, 512, seed + 3 + i);
 }
 
-/* Waits for COMPLETE, stops everything and compares the images. */
-static void finish(struct migration *m)
+/* Waits for COMPLETE, stops the leecher and the link and compares the
+ * images; the seeder's directory stays. */
+static void finish_keeping_dir(struct migration *m)
 {
     Godwit__V1__StatusResponse *s =
         leecher_wait_state(&m->leecher, GODWIT__V1__STATE__COMPLETE, 60000);
@@ -109,8 +113,14 @@ static void finish(struct migration *m)
     free(dest);
     if (m->linkem)
         test_stop(m->linkem, 5000);
-    seeder_cleanup(&m->seeder);
     free(m->model);
+}
+
+/* Waits for COMPLETE, stops everything and compares the images. */
+static void finish(struct migration *m)
+{
+    finish_keeping_dir(m);
+    seeder_cleanup(&m->seeder);
 }
 
 /* The destination app, while chunks are missing: reads check the model,
@@ -782,6 +792,98 @@ static void test_image_mismatch(void)
     free(m.model);
 }
 
+/* The leecher's health: true if SERVING. */
+static bool leecher_healthy(struct migration *m)
+{
+    Grpc__Health__V1__HealthCheckRequest request = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    ProtobufCMessage *reply;
+    struct rpc_result result;
+    CHECK(rpc_call(m->leecher.channel, "/grpc.health.v1.Health/Check", &request.base,
+                   &grpc__health__v1__health_check_response__descriptor, &reply, 5000,
+                   &result) == GRPC_STATUS_OK,
+          "Health.Check: %s", result.message);
+    bool serving = ((Grpc__Health__V1__HealthCheckResponse *)reply)->status ==
+                   GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    protobuf_c_message_free_unpacked(reply, NULL);
+    return serving;
+}
+
+/* Waits until Status.error mentions WHAT; returns the bytes pulled then. */
+static uint64_t wait_for_error(struct migration *m, const char *what, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 100) {
+        Godwit__V1__StatusResponse *s = leecher_status(&m->leecher);
+        CHECK(s, "Status");
+        bool said = strstr(s->error, what) != NULL;
+        uint64_t pulled = s->bytes_pulled;
+        protobuf_c_message_free_unpacked(&s->base, NULL);
+        if (said)
+            return pulled;
+        usleep(100000);
+    }
+    CHECK(false, "Status.error never said \"%s\"", what);
+    return 0;
+}
+
+/* A destination disk that fills up: the leecher warns at start, stops
+ * pulling at once with an error in Status and health NOT_SERVING (no
+ * endless re-pulls), and resumes cleanly once there is room. */
+static void test_disk_full(void)
+{
+    if (geteuid() != 0)
+        test_skip("mounting a small tmpfs needs root");
+    struct migration m = {0};
+    start_seeder(&m, "e2e-disk-full", 64 << 20);
+    char small[700], target[760], cmd[1600];
+    snprintf(small, sizeof small, "%s/small", m.seeder.dir);
+    CHECK(mkdir(small, 0700) == 0, "mkdir %s", small);
+    snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=24m godwit-test '%s' 2>/dev/null", small);
+    if (system(cmd) != 0) {
+        seeder_cleanup(&m.seeder);
+        test_skip("cannot mount a tmpfs here");
+    }
+    snprintf(target, sizeof target, "%s/dest.img", small);
+    int fd = open(target, O_RDWR | O_CREAT | O_EXCL, 0600);
+    CHECK(fd >= 0 && ftruncate(fd, (off_t)m.size) == 0, "create %s", target);
+    close(fd);
+    char link[700];
+    snprintf(link, sizeof link, "%s/dest.img", m.seeder.dir);
+    CHECK(symlink(target, link) == 0, "symlink %s", link);
+    const char *extra[] = {"--workers", "4", "--sync-interval", "200", NULL};
+    start_leecher(&m, extra);
+    uint64_t stuck = wait_for_error(&m, "no space left", 30000);
+    CHECK(!leecher_healthy(&m), "health must be NOT_SERVING while the disk is full");
+    usleep(1500000);
+    Godwit__V1__StatusResponse *s = leecher_status(&m.leecher);
+    CHECK(s->bytes_pulled <= stuck + (8u << 20), "pulls went on with a full disk: %llu -> %llu",
+          (unsigned long long)stuck, (unsigned long long)s->bytes_pulled);
+    CHECK(s->state == GODWIT__V1__STATE__PRECOPY, "state %d", (int)s->state);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    FILE *log = fopen(m.leecher.log, "r");
+    char line[4096];
+    bool warned = false;
+    while (log && fgets(line, sizeof line, log))
+        warned |= strstr(line, "bytes free but the image may need") != NULL;
+    if (log)
+        fclose(log);
+    CHECK(warned, "no warning about free space at start (see %s)", m.leecher.log);
+    snprintf(cmd, sizeof cmd, "mount -o remount,size=160m '%s'", small);
+    CHECK(system(cmd) == 0, "grow the tmpfs");
+    leecher_wait_local(&m.leecher, m.size / CHUNK, 60000);
+    CHECK(leecher_healthy(&m), "health must be SERVING again once there is room");
+    s = leecher_status(&m.leecher);
+    CHECK(s->error[0] == 0, "Status.error still says \"%s\"", s->error);
+    CHECK(s->bytes_pulled < m.size + m.size / 2, "pulled %llu bytes for a %llu-byte image",
+          (unsigned long long)s->bytes_pulled, (unsigned long long)m.size);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&m.leecher, &downtime) == GRPC_STATUS_OK, "Finalize");
+    finish_keeping_dir(&m);
+    snprintf(cmd, sizeof cmd, "umount '%s'", small);
+    CHECK(system(cmd) == 0, "umount");
+    seeder_cleanup(&m.seeder);
+}
+
 int main(int argc, char **argv)
 {
     const char *which = argc > 1 ? argv[1] : "migrate";
@@ -815,6 +917,8 @@ int main(int argc, char **argv)
         test_complete_without_seeder();
     else if (strcmp(which, "image-mismatch") == 0)
         test_image_mismatch();
+    else if (strcmp(which, "disk-full") == 0)
+        test_disk_full();
     else
         CHECK(false, "unknown test %s", which);
     printf("test-e2e %s: ok\n", which);
