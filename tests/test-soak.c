@@ -4,8 +4,9 @@
  * (godwit-writer through the seeder's export) and destination writes after
  * Finalize, and one random fault: the seeder killed and restarted during
  * pre-copy, the link cut and restored (godwit-linkem), the leecher killed
- * and restarted (resume), Finalize failing and retried, a slow link, or 64
- * NBD clients loading the seeder. Every run ends either byte-exact
+ * and restarted (resume), Finalize failing and retried, a slow link, 64
+ * NBD clients loading the seeder, or the leecher killed in post-copy
+ * after flushed destination writes (restarted, it must keep them). Every run ends either byte-exact
  * (destination == final source + destination writes) or failed loudly
  * with the source intact and its writes refused only after a Finalize.
  *
@@ -20,9 +21,19 @@
 #include <string.h>
 #include <unistd.h>
 
-enum fault { SEEDER_RESTART, LINK_CUT, LEECHER_RESTART, FINALIZE_RETRY, SLOW_LINK, LOAD, FAULTS };
-static const char *fault_names[] = {"seeder-restart", "link-cut",  "leecher-restart",
-                                    "finalize-retry", "slow-link", "load-64-clients"};
+enum fault {
+    SEEDER_RESTART,
+    LINK_CUT,
+    LEECHER_RESTART,
+    FINALIZE_RETRY,
+    SLOW_LINK,
+    LOAD,
+    POSTCOPY_LEECHER_KILL,
+    FAULTS
+};
+static const char *fault_names[] = {"seeder-restart",       "link-cut",  "leecher-restart",
+                                    "finalize-retry",       "slow-link", "load-64-clients",
+                                    "postcopy-leecher-kill"};
 
 struct run {
     uint64_t rng;
@@ -168,6 +179,7 @@ static void destination_writes(struct run *r, unsigned char *expected)
         memcpy(expected + offset, buf, len);
         free(buf);
     }
+    CHECK(nbd_flush(nbd, 0) == 0, "destination flush: %s", nbd_get_error());
     nbd_close(nbd);
 }
 
@@ -185,6 +197,12 @@ static void finish_ok(struct run *r, enum fault fault)
     unsigned char *expected = malloc(r->size), *dest = malloc(r->size);
     read_file(r->seeder.image, expected, r->size); /* frozen: the final source */
     destination_writes(r, expected);
+    if (fault == POSTCOPY_LEECHER_KILL) { /* the flushed writes must survive */
+        test_kill(r->leecher.pid);
+        r->leecher.pid = 0;
+        leecher_stop(&r->leecher);
+        start_leecher(r);
+    }
     Godwit__V1__StatusResponse *s =
         leecher_wait_state(&r->leecher, GODWIT__V1__STATE__COMPLETE, 120000);
     CHECK(s->state == GODWIT__V1__STATE__COMPLETE, "state %d: %s", s->state, s->error);
@@ -227,7 +245,7 @@ static void one_run(uint64_t seed, int index, int forced, uint64_t *compared)
            r.channels, fault_names[fault]);
     fflush(stdout);
     seeder_start(&r.seeder, "soak", r.size, r.chunk, NULL);
-    start_link(&r, fault == SLOW_LINK ? "8" : "0");
+    start_link(&r, fault == SLOW_LINK || fault == POSTCOPY_LEECHER_KILL ? "8" : "0");
     start_writer(&r);
     start_leecher(&r);
     if (inject(&r, fault))
