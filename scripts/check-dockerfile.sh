@@ -41,7 +41,8 @@ for pkg in $runtime; do
   apt-cache show "$pkg" >/dev/null 2>&1 || fail "package $pkg is not known to apt (run apt-get update?)"
 done
 
-if ldd "$build/seeder/godwit-seeder" 2>/dev/null | grep -q libasan; then
+libs=$(ldd "$build/seeder/godwit-seeder" 2>/dev/null || true) # grep -q on a pipe: SIGPIPE
+if grep -q libasan <<<"$libs"; then
   echo "check-dockerfile: $build is a sanitizer build (never shipped): library check skipped"
 elif [ -x "$build/seeder/godwit-seeder" ] && [ -x "$build/leecher/godwit-leecher" ]; then
   # missing_library: prints the first library no runtime package provides.

@@ -13,7 +13,8 @@ broken() { # broken NAME SED-EXPRESSION: the check must reject that change
   fi
 }
 broken root-user 's/^USER 10001/USER root/'
-if ! ldd "$GODWIT_BIN/seeder/godwit-seeder" | grep -q libasan; then # libraries: plain builds only
+libs=$(ldd "$GODWIT_BIN/seeder/godwit-seeder") # not piped into grep -q: SIGPIPE under pipefail
+if ! grep -q libasan <<<"$libs"; then # libraries: plain builds only
   broken missing-grpc 's/libgrpc29 //'
 fi
 broken latest-base 's/^FROM debian:bookworm-slim$/FROM debian:latest/'
