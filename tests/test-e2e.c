@@ -699,7 +699,17 @@ static void test_freeze_unrecorded(void)
     test_kill(m.leecher.pid);
     m.leecher.pid = 0;
     rpc_channel_close(m.leecher.channel);
+    FILE *log = fopen(m.leecher.log, "r");
+    char line[4096];
+    unsigned long long session = 0;
+    while (log && fgets(line, sizeof line, log))
+        if (strstr(line, "opened seeder session "))
+            session = strtoull(strstr(line, "opened seeder session ") + 22, NULL, 10);
+    if (log)
+        fclose(log);
+    CHECK(session > 0, "no session in %s", m.leecher.log);
     Godwit__V1__FinalizeRequest request = GODWIT__V1__FINALIZE_REQUEST__INIT;
+    request.session_id = session; /* the freeze as the leecher's own Finalize makes it */
     ProtobufCMessage *reply;
     struct rpc_result result;
     CHECK(seeder_call(&m.seeder, "Finalize", &request.base,
