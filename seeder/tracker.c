@@ -78,9 +78,13 @@ static int adopt(struct tracker *tracker, struct seeder_state *state)
     size_t capacity = tracker->capacity > state->n_sessions ? tracker->capacity : state->n_sessions;
     struct session **room = realloc(state->sessions, (capacity ? capacity : 1) * sizeof *room);
     if (!room || new_identity(tracker, state->image_id) < 0) {
-        free(room ? room : state->sessions);
+        room = room ? room : state->sessions;
+        for (size_t i = 0; i < state->n_sessions; i++)
+            session_free(room[i]);
+        free(room);
         return -1;
     }
+    free(tracker->sessions); /* the empty array tracker_new made */
     tracker->sessions = room, tracker->capacity = capacity;
     tracker->n_sessions = state->n_sessions;
     tracker->next_session = state->next_session;
