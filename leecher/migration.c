@@ -209,13 +209,21 @@ int leecher_finalize(struct leecher *l, char *err, size_t errlen)
     return finalize_locked(l, err, errlen);
 }
 
-/* Tells the seeder it may exit; retried a few times, never fatal. */
+/* Tells the seeder it may exit; retried a few times, fatal only when the
+ * seeder refuses it (FAILED_PRECONDITION: the migration was aborted, so
+ * this copy was abandoned and must not pass for a completed one). */
 static void tell_complete(struct leecher *l)
 {
     for (int attempt = 0; attempt < 5; attempt++) {
         struct rpc_result result;
-        if (seeder_client_complete(l->seeder, &result) == GRPC_STATUS_OK)
+        grpc_status_code status = seeder_client_complete(l->seeder, &result);
+        if (status == GRPC_STATUS_OK)
             return;
+        if (status == GRPC_STATUS_FAILED_PRECONDITION) {
+            leecher_fail(l, "the seeder refused Complete (was the migration aborted?): %s",
+                         result.message);
+            return;
+        }
         log_warn(l->log, "Seeder.Complete failed: %s", result.message);
     }
 }

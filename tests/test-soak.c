@@ -5,8 +5,11 @@
  * Finalize, and one random fault: the seeder killed and restarted during
  * pre-copy, the link cut and restored (godwit-linkem), the leecher killed
  * and restarted (resume), Finalize failing and retried, a slow link, 64
- * NBD clients loading the seeder, or the leecher killed in post-copy
- * after flushed destination writes (restarted, it must keep them). Every run ends either byte-exact
+ * NBD clients loading the seeder, the leecher killed in post-copy after
+ * flushed destination writes (restarted, it must keep them), the seeder
+ * SIGKILLed after Finalize and restarted (still frozen: no source write
+ * accepted), or Finalize then Abort (the first leecher fails loudly, the
+ * writer's held writes land) and a fresh migration. Every run ends either byte-exact
  * (destination == final source + destination writes) or failed loudly
  * with the source intact and its writes refused only after a Finalize.
  *
@@ -29,11 +32,14 @@ enum fault {
     SLOW_LINK,
     LOAD,
     POSTCOPY_LEECHER_KILL,
+    SEEDER_KILL_FROZEN,
+    ABORT_MIGRATE,
     FAULTS
 };
-static const char *fault_names[] = {"seeder-restart",       "link-cut",  "leecher-restart",
-                                    "finalize-retry",       "slow-link", "load-64-clients",
-                                    "postcopy-leecher-kill"};
+static const char *fault_names[] = {
+    "seeder-restart",        "link-cut",           "leecher-restart",
+    "finalize-retry",        "slow-link",          "load-64-clients",
+    "postcopy-leecher-kill", "seeder-kill-frozen", "abort-then-migrate"};
 
 struct run {
     uint64_t rng;
@@ -119,6 +125,37 @@ static void apply_load(struct run *r)
         pthread_join(threads[i], NULL);
 }
 
+/* Finalize, then Abort: the leecher of the cancelled migration must fail
+ * loudly; a fresh leecher then migrates from scratch. */
+static void abort_and_restart(struct run *r)
+{
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&r->leecher, &downtime) == GRPC_STATUS_OK, "Finalize");
+    usleep(20000); /* the writer's next write is held */
+    Godwit__V1__AbortRequest request = GODWIT__V1__ABORT_REQUEST__INIT;
+    ProtobufCMessage *response;
+    struct rpc_result result;
+    grpc_status_code got = seeder_call(&r->seeder, "Abort", &request.base,
+                                       &godwit__v1__abort_response__descriptor, &response, &result);
+    if (got == GRPC_STATUS_FAILED_PRECONDITION) {
+        /* The leecher was faster: it completed, and Abort is refused then. */
+        Godwit__V1__StatusResponse *s = leecher_status(&r->leecher);
+        CHECK(s && s->state == GODWIT__V1__STATE__COMPLETE, "Abort refused before COMPLETE: %s",
+              result.message);
+        protobuf_c_message_free_unpacked(&s->base, NULL);
+        return;
+    }
+    CHECK(got == GRPC_STATUS_OK, "Abort: %s", result.message);
+    protobuf_c_message_free_unpacked(response, NULL);
+    int status = leecher_wait_exit(&r->leecher, 60000);
+    CHECK(status > 0 && status < 128, "the aborted leecher must fail loudly, exit %d", status);
+    char state[700];
+    snprintf(state, sizeof state, "%s.godwit-state", r->leecher.image);
+    unlink(state);
+    unlink(r->leecher.image);
+    start_leecher(r);
+}
+
 /* Applies the fault during pre-copy; false if the run is expected to fail. */
 static bool inject(struct run *r, enum fault fault)
 {
@@ -141,6 +178,9 @@ static bool inject(struct run *r, enum fault fault)
         return true;
     case LOAD:
         apply_load(r);
+        return true;
+    case ABORT_MIGRATE:
+        abort_and_restart(r);
         return true;
     default:
         return true;
@@ -190,10 +230,29 @@ static void read_file(const char *path, unsigned char *buf, uint64_t size)
     fclose(f);
 }
 
+/* SIGKILL after Finalize and a restart: still frozen, no write accepted. */
+static void kill_frozen_seeder(struct run *r)
+{
+    test_kill(r->seeder.pid);
+    seeder_restart(&r->seeder);
+    struct nbd_handle *nbd = seeder_nbd(&r->seeder);
+    char byte = 3;
+    int64_t held = nbd_aio_pwrite(nbd, &byte, 1, 0, NBD_NULL_COMPLETION, 0);
+    CHECK(held > 0, "aio write: %s", nbd_get_error());
+    usleep(200000);
+    CHECK(nbd_poll(nbd, 0) >= 0, "poll: %s", nbd_get_error());
+    int done = nbd_aio_command_completed(nbd, held); /* held, or refused once complete */
+    CHECK(done == 0 || (done == -1 && nbd_get_errno() == EPERM),
+          "the seeder restarted after Finalize accepted a source write");
+    nbd_close(nbd); /* a held write never lands: Complete fails it, or the stop */
+}
+
 static void finish_ok(struct run *r, enum fault fault)
 {
     finalize(r, fault);
     test_kill(r->writer); /* its writes are held by the freeze now: it cannot stop by itself */
+    if (fault == SEEDER_KILL_FROZEN)
+        kill_frozen_seeder(r);
     unsigned char *expected = malloc(r->size), *dest = malloc(r->size);
     read_file(r->seeder.image, expected, r->size); /* frozen: the final source */
     destination_writes(r, expected);
