@@ -52,11 +52,15 @@ static bool mark_dirty(struct leecher *l, const uint64_t *offsets, size_t n, boo
     return allowed;
 }
 
-/* Asks the seeder what Finalize would transfer now. */
+/* Asks the seeder what Finalize would transfer now: the Sync set the state
+ * file records is acknowledged by that Finalize, so it is not counted. */
 static void refresh_source_dirty(struct leecher *l)
 {
     struct rpc_result result;
-    Godwit__V1__InfoResponse *info = seeder_client_info(l->seeder, &result);
+    pthread_mutex_lock(&l->lock);
+    uint64_t ack = l->ack_generation;
+    pthread_mutex_unlock(&l->lock);
+    Godwit__V1__InfoResponse *info = seeder_client_info_acked(l->seeder, ack, &result);
     if (!info)
         return;
     if (strcmp(info->image_id, l->image_id) != 0)

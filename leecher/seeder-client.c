@@ -84,8 +84,16 @@ static ProtobufCMessage *control_call(struct seeder_client *c, const char *metho
 Godwit__V1__InfoResponse *seeder_client_info(struct seeder_client *client,
                                              struct rpc_result *result)
 {
+    return seeder_client_info_acked(client, 0, result);
+}
+
+Godwit__V1__InfoResponse *seeder_client_info_acked(struct seeder_client *client,
+                                                   uint64_t ack_generation,
+                                                   struct rpc_result *result)
+{
     Godwit__V1__InfoRequest request = GODWIT__V1__INFO_REQUEST__INIT;
     request.session_id = client->session;
+    request.ack_generation = ack_generation;
     return (Godwit__V1__InfoResponse *)control_call(client, "Info", &request.base,
                                                     &godwit__v1__info_response__descriptor, result);
 }

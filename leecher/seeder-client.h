@@ -35,6 +35,11 @@ void seeder_client_close(struct seeder_client *client);
  * another. */
 Godwit__V1__InfoResponse *seeder_client_info(struct seeder_client *client,
                                              struct rpc_result *result);
+/* Info whose dirty_chunks leaves out the Sync set ACK_GENERATION that the
+ * leecher recorded: what its Finalize would carry now. */
+Godwit__V1__InfoResponse *seeder_client_info_acked(struct seeder_client *client,
+                                                   uint64_t ack_generation,
+                                                   struct rpc_result *result);
 Godwit__V1__SyncResponse *seeder_client_sync(struct seeder_client *client, const char *image_id,
                                              uint64_t ack_generation, struct rpc_result *result);
 Godwit__V1__FinalizeResponse *seeder_client_finalize(struct seeder_client *client,

@@ -156,7 +156,7 @@ static int seeder_init(struct seeder *seeder, const struct seeder_options *o, st
     if (!seeder->tracker)
         return -1;
     struct tracker_stats stats;
-    tracker_stats(seeder->tracker, 0, &stats);
+    tracker_stats(seeder->tracker, 0, 0, &stats);
     if (stats.state >= TRACKER_FROZEN)
         log_event(log, "restored",
                   json_pack("{s:s,s:s,s:I}", "state_file", config.state_path, "phase",

@@ -30,7 +30,7 @@ static void handle_info(void *opaque, const ProtobufCMessage *message, struct rp
     const Godwit__V1__InfoRequest *request = (const void *)message;
     struct tracker_stats stats;
     char image_id[33];
-    tracker_stats(seeder->tracker, request->session_id, &stats);
+    tracker_stats(seeder->tracker, request->session_id, request->ack_generation, &stats);
     tracker_image_id(seeder->tracker, image_id);
     Godwit__V1__InfoResponse response = GODWIT__V1__INFO_RESPONSE__INIT;
     response.size = seeder->image.size;

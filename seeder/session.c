@@ -94,9 +94,11 @@ int session_finalize(struct session *session, const struct chunk_geometry *geo, 
     return 0;
 }
 
-uint64_t session_dirty_count(const struct session *session)
+uint64_t session_dirty_count(const struct session *session, uint64_t ack)
 {
     if (session->finalized)
         return session->frozen.count;
+    if (ack && ack == session->generation) /* pending is recorded: Finalize leaves it out */
+        return dirty_set_count(session->dirty);
     return dirty_set_count_union(session->dirty, session->pending);
 }

@@ -49,7 +49,7 @@ int session_sync(struct session *session, const struct chunk_geometry *geo, uint
 int session_finalize(struct session *session, const struct chunk_geometry *geo, uint64_t ack,
                      struct dirty_list *out);
 
-/* What a Sync or Finalize would report now. */
-uint64_t session_dirty_count(const struct session *session);
+/* What a Finalize acknowledging ACK (0: none) would report now. */
+uint64_t session_dirty_count(const struct session *session, uint64_t ack);
 
 #endif

@@ -395,12 +395,12 @@ static double seconds_since(const struct timespec *then, struct timespec *now)
     return (double)(now->tv_sec - then->tv_sec) + (double)(now->tv_nsec - then->tv_nsec) / 1e9;
 }
 
-void tracker_stats(struct tracker *tracker, uint64_t id, struct tracker_stats *stats)
+void tracker_stats(struct tracker *tracker, uint64_t id, uint64_t ack, struct tracker_stats *stats)
 {
     LOCK_FOR_SCOPE(&tracker->sync_lock);
     stats->state = atomic_load(&tracker->state);
     struct session *session = find_session(tracker, id);
-    stats->dirty_chunks = session ? session_dirty_count(session) : 0;
+    stats->dirty_chunks = session ? session_dirty_count(session, ack) : 0;
     stats->sessions = tracker->n_sessions;
     gate_stats(&tracker->gate, &stats->gate);
     struct timespec now;

@@ -103,6 +103,7 @@ struct tracker_stats {
 };
 /* Stats, with the dirty count of SESSION (0: the default session; no
  * such session: 0). */
-void tracker_stats(struct tracker *tracker, uint64_t session, struct tracker_stats *stats);
+void tracker_stats(struct tracker *tracker, uint64_t session, uint64_t ack,
+                   struct tracker_stats *stats);
 
 #endif

@@ -44,6 +44,21 @@ static Godwit__V1__SyncResponse *sync_ack(uint64_t ack)
     return (Godwit__V1__SyncResponse *)response;
 }
 
+/* Info.dirty_chunks of the default session, acknowledging ACK. */
+static uint64_t info_dirty(uint64_t ack)
+{
+    Godwit__V1__InfoRequest request = GODWIT__V1__INFO_REQUEST__INIT;
+    request.ack_generation = ack;
+    ProtobufCMessage *response;
+    struct rpc_result result;
+    CHECK(seeder_call(&seeder, "Info", &request.base, &godwit__v1__info_response__descriptor,
+                      &response, &result) == GRPC_STATUS_OK,
+          "Info: %s", result.message);
+    uint64_t dirty = ((Godwit__V1__InfoResponse *)response)->dirty_chunks;
+    protobuf_c_message_free_unpacked(response, NULL);
+    return dirty;
+}
+
 /* The offsets must be exactly these chunk indices (ascending). */
 static void expect_chunks(const uint64_t *offsets, size_t n, const uint64_t *chunks, size_t m,
                           const char *what)
@@ -134,9 +149,20 @@ static void test_track_and_sync(struct nbd_handle *nbd)
     Godwit__V1__SyncResponse *again = sync_ack(0);
     static const uint64_t expected2[] = {2, 5, 7, 8, 10, 12, 14, 20};
     expect_chunks(again->dirty_offsets, again->n_dirty_offsets, expected2, 8, "unacked Sync");
-    /* Acknowledged: nothing left. */
+    /* Info's estimate of a Finalize: with the set acknowledged, only what
+     * was written since (chunk 21); without, both. */
+    write_at(nbd, 21 * CHUNK, 10, 10);
+    CHECK(info_dirty(again->generation) == 1, "Info acknowledging the last Sync counts %llu, not 1",
+          (unsigned long long)info_dirty(again->generation));
+    CHECK(info_dirty(0) == 9, "Info without acknowledgement counts %llu, not 9",
+          (unsigned long long)info_dirty(0));
+    /* Acknowledged: only chunk 21 is left. */
     Godwit__V1__SyncResponse *acked = sync_ack(again->generation);
-    expect_chunks(acked->dirty_offsets, acked->n_dirty_offsets, NULL, 0, "acked Sync");
+    static const uint64_t expected3[] = {21};
+    expect_chunks(acked->dirty_offsets, acked->n_dirty_offsets, expected3, 1, "acked Sync");
+    Godwit__V1__SyncResponse *empty = sync_ack(acked->generation);
+    expect_chunks(empty->dirty_offsets, empty->n_dirty_offsets, NULL, 0, "acked Sync");
+    protobuf_c_message_free_unpacked(&empty->base, NULL);
     protobuf_c_message_free_unpacked(&first->base, NULL);
     protobuf_c_message_free_unpacked(&again->base, NULL);
     protobuf_c_message_free_unpacked(&acked->base, NULL);
