@@ -96,6 +96,8 @@ make_root() {
 run_inside() {
   set -euo pipefail
   mount --make-rprivate /
+  # The root a mount point of its own, as a machine's is (podman remounts /).
+  mount --bind "$root" "$root"
   mount -t proc proc "$root/proc"
   mount -t sysfs sysfs "$root/sys"
   # The cgroup hierarchies as the host has them mounted (a machine's init
