@@ -24,6 +24,8 @@ static void sleep_ms(int ms)
 
 enum { MAX_IOV = 256 }; /* slices one chunk may span in a reply */
 
+#define ON_DEMAND_LANE UINT64_MAX /* pull's lane for a read someone waits for */
+
 /* What one pull stores: a chunk's part of a ReadAt reply, in place. */
 struct store_arg {
     struct leecher *l;
@@ -45,16 +47,18 @@ static int store_chunk(void *arg)
     return image_pwritev(&a->l->image, iov, n, a->offset);
 }
 
-/* Pulls COUNT claimed chunks from FIRST with one ReadAt on LANE; commits
- * each whose claim still holds. Returns 0; -1 with the gRPC status in
- * *STATUS; -2 if a chunk could not be stored for lack of space. */
+/* Pulls COUNT claimed chunks from FIRST with one ReadAt on LANE
+ * (ON_DEMAND_LANE: a read someone waits for, ahead of the background ones);
+ * commits each whose claim still holds. Returns 0; -1 with the gRPC status
+ * in *STATUS; -2 if a chunk could not be stored for lack of space. */
 static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_t *tickets,
                 uint64_t lane, grpc_status_code *status, char *why, size_t whylen)
 {
     uint64_t offset = chunk_offset(&l->geo, first);
     uint64_t end =
         chunk_offset(&l->geo, first + count - 1) + chunk_length(&l->geo, first + count - 1);
-    struct seeder_read read = {l->image_id, offset, (uint32_t)(end - offset), lane};
+    struct seeder_read read = {l->image_id, offset, (uint32_t)(end - offset), lane,
+                               lane == ON_DEMAND_LANE};
     struct seeder_data data;
     struct rpc_result result;
     *status = seeder_client_read_at(l->seeder, &read, &data, &result);
@@ -192,7 +196,7 @@ int leecher_ensure_local(struct leecher *l, uint64_t chunk)
         if (state == CHUNK_REMOTE && chunk_map_claim(l->map, chunk, &ticket)) {
             grpc_status_code status;
             char why[256];
-            if (pull(l, chunk, 1, &ticket, chunk, &status, why, sizeof why) == 0) {
+            if (pull(l, chunk, 1, &ticket, ON_DEMAND_LANE, &status, why, sizeof why) == 0) {
                 /* Reads tend to go on where they stopped: the next chunks
                  * jump the background queue. */
                 pthread_mutex_lock(&l->lock);

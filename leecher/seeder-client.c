@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* The typed Seeder client: a pool of gRPC channels (each its own TCP
- * connection), the method names, which channel each call takes, and the
- * check that a ReadAt reply has the shape asked for. */
+ * connection) for background ReadAt, one more for control calls and
+ * on-demand reads, the method names, which channel each call takes, the
+ * bulk byte budget, and the check that a ReadAt reply has the shape asked
+ * for. */
 #include "seeder-client.h"
 
+#include "bulk-budget.h"
 #include "proto-wire.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 enum {
     CONTROL_TIMEOUT_MS = 10000,
@@ -16,10 +20,20 @@ enum {
 };
 
 struct seeder_client {
-    struct rpc_channel **channels; /* read-only after open; gRPC channels are thread-safe */
+    struct rpc_channel **channels; /* the bulk pool; read-only after open; gRPC channels are
+                                      thread-safe */
     unsigned n_channels;
-    uint64_t session; /* set by seeder_client_track before other threads call */
+    struct rpc_channel *control; /* a connection of its own: never behind bulk replies */
+    struct bulk_budget budget;   /* background bytes in flight; its own lock */
+    uint64_t session;            /* set by seeder_client_track before other threads call */
 };
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 struct seeder_client *seeder_client_open(const struct seeder_client_config *config, char *err,
                                          size_t errlen)
@@ -33,9 +47,14 @@ struct seeder_client *seeder_client_open(const struct seeder_client_config *conf
         return NULL;
     }
     c->channels = channels;
+    bulk_budget_init(&c->budget);
+    struct rpc_channel_config channel = {
+        .target = config->target, .max_message = MAX_MESSAGE, .tls = config->tls};
+    if (!(c->control = rpc_channel_open(&channel, err, errlen))) {
+        seeder_client_close(c);
+        return NULL;
+    }
     for (; c->n_channels < config->channels; c->n_channels++) {
-        struct rpc_channel_config channel = {
-            .target = config->target, .max_message = MAX_MESSAGE, .tls = config->tls};
         if (!(c->channels[c->n_channels] = rpc_channel_open(&channel, err, errlen))) {
             seeder_client_close(c);
             return NULL;
@@ -50,14 +69,18 @@ void seeder_client_close(struct seeder_client *client)
         return;
     for (unsigned i = 0; i < client->n_channels; i++)
         rpc_channel_close(client->channels[i]);
+    if (client->control)
+        rpc_channel_close(client->control);
+    bulk_budget_destroy(&client->budget);
     free(client->channels);
     free(client);
 }
 
-/* The channel of Info, Track, Sync, Finalize and Complete. */
+/* The channel of Info, Track, Sync, Finalize, Complete and on-demand
+ * reads: a connection no background ReadAt uses. */
 static struct rpc_channel *control_channel(struct seeder_client *c)
 {
-    return c->channels[0];
+    return c->control;
 }
 
 /* The channel of a ReadAt on LANE. */
@@ -75,9 +98,11 @@ static ProtobufCMessage *control_call(struct seeder_client *c, const char *metho
     char path[64];
     snprintf(path, sizeof path, "/godwit.v1.Seeder/%s", method);
     ProtobufCMessage *reply;
+    uint64_t start = now_us();
     if (rpc_call(control_channel(c), path, request, reply_type, &reply, CONTROL_TIMEOUT_MS,
                  result) != GRPC_STATUS_OK)
         return NULL;
+    bulk_budget_round_trip(&c->budget, now_us() - start);
     return reply;
 }
 
@@ -169,8 +194,19 @@ grpc_status_code seeder_client_read_at(struct seeder_client *client, const struc
     request.length = read->length;
     request.image_id = (char *)read->image_id;
     *data = (struct seeder_data){.length = read->length};
-    if (rpc_call_raw(bulk_channel(client, read->lane), "/godwit.v1.Seeder/ReadAt", &request.base,
-                     &data->reply, READ_TIMEOUT_MS, result) != GRPC_STATUS_OK)
+    /* An on-demand read skips the budget and the bulk connections: it goes
+     * ahead of background pulls on the wire, not only in the queue. */
+    struct rpc_channel *channel =
+        read->on_demand ? control_channel(client) : bulk_channel(client, read->lane);
+    if (!read->on_demand)
+        bulk_budget_acquire(&client->budget, read->length);
+    uint64_t start = now_us();
+    rpc_call_raw(channel, "/godwit.v1.Seeder/ReadAt", &request.base, &data->reply, READ_TIMEOUT_MS,
+                 result);
+    if (!read->on_demand)
+        bulk_budget_release(&client->budget, read->length, result->status == GRPC_STATUS_OK,
+                            now_us() - start);
+    if (result->status != GRPC_STATUS_OK)
         return result->status;
     uint64_t length;
     if (wire_read_at_data(&data->reply, &data->at, &length) < 0 || length != read->length) {

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The leecher's one client of godwit.v1.Seeder: a typed call per method.
  * It owns the method names, the timeouts and the channel choice: control
- * calls (Info, Track, Sync, Finalize, Complete) go on the control channel,
- * ReadAt on the bulk channel its lane picks. Today the control channel is
- * the first of the pool. Thread-safe: any thread may call at any time. */
+ * calls (Info, Track, Sync, Finalize, Complete) and on-demand reads go on
+ * the control channel, a connection of its own; background ReadAt on the
+ * bulk channel its lane picks, within the bulk byte budget
+ * (bulk-budget.h). Thread-safe: any thread may call at any time. */
 #ifndef GODWIT_LEECHER_SEEDER_CLIENT_H
 #define GODWIT_LEECHER_SEEDER_CLIENT_H
 
@@ -19,7 +20,7 @@ struct seeder_client;
 
 struct seeder_client_config {
     const char *target; /* the seeder's gRPC address */
-    unsigned channels;  /* TCP connections in the pool, at least 1 */
+    unsigned channels;  /* TCP connections in the bulk pool, at least 1 (plus the control one) */
     struct rpc_tls tls; /* client side, as struct rpc_channel_config has it */
 };
 
@@ -59,13 +60,15 @@ void seeder_client_use_session(struct seeder_client *client, uint64_t session);
 /* Complete carries nothing back but its status. */
 grpc_status_code seeder_client_complete(struct seeder_client *client, struct rpc_result *result);
 
-/* One ReadAt. LANE picks the bulk channel (a worker's index, an on-demand
- * read's chunk): one lane always uses the same channel. */
+/* One ReadAt. LANE picks the bulk channel (a worker's index): one lane
+ * always uses the same channel. ON_DEMAND: a read someone waits for; it
+ * takes the control channel and skips the bulk budget. */
 struct seeder_read {
     const char *image_id;
     uint64_t offset;
     uint32_t length;
     uint64_t lane;
+    bool on_demand;
 };
 
 /* The data of a ReadAt reply, left in place in gRPC's slices. */
