@@ -229,7 +229,7 @@ static void test_migrate(const char *workers, const char *channels, bool early)
     struct migration m = {0};
     start_seeder(&m, "e2e-migrate", 64 << 20);
     if (early)
-        start_link(&m, "40"); /* slow enough that Finalize comes long before the end */
+        start_link(&m, "10"); /* 6 s: Finalize comes long before the end */
     const char *extra[] = {"--workers", workers,   "--channels", channels, "--sync-interval",
                            "200",       "--batch", "256K",       NULL};
     start_leecher(&m, extra);
