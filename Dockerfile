@@ -20,7 +20,8 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DGODWIT_WERROR=ON \
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-       libgrpc29 libprotobuf-c1 libnbd0 libjansson4 libnbd-bin fuse3 ca-certificates \
+       libgrpc29 libprotobuf-c1 libnbd0 libjansson4 libmicrohttpd12 libnbd-bin fuse3 \
+       ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 godwit \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin godwit \

@@ -5,6 +5,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "host-port.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -314,6 +315,8 @@ size_t daemon_option_specs(struct option_spec *specs, const struct option_spec *
         {"tls-cert", OPTION_STRING, &o->tls_cert, "FILE", help->tls_cert},
         {"tls-key", OPTION_STRING, &o->tls_key, "FILE", help->tls_key},
         {"tls-ca", OPTION_STRING, &o->tls_ca, "FILE", help->tls_ca},
+        {"metrics", OPTION_STRING, &o->metrics, "ADDR:PORT",
+         "serve Prometheus metrics at http://ADDR:PORT/metrics (port 0 picks one)"},
     };
     memcpy(specs, own, n * sizeof *own);
     memcpy(specs + n, table, sizeof table);
@@ -335,7 +338,7 @@ int daemon_options_check(const struct daemon_options *o, char *err, size_t errle
                  "--tls-ca needs --tls-cert and --tls-key (without them there is no TLS for the CA "
                  "to check)");
     else
-        return 0;
+        return options_check_metrics(o->metrics, err, errlen);
     return -1;
 }
 
@@ -372,4 +375,15 @@ void options_free(const struct option_spec *specs, size_t n)
             *dest = NULL;
         }
     }
+}
+
+int options_check_metrics(const char *value, char *err, size_t errlen)
+{
+    struct sockaddr_storage addr;
+    socklen_t len;
+    char why[384];
+    if (!value || host_port_resolve(value, &addr, &len, why, sizeof why) == 0)
+        return 0;
+    snprintf(err, errlen, "--metrics: %s", why);
+    return -1;
 }

@@ -50,6 +50,7 @@ struct daemon_options {
     char *mount;
     char *log_format;
     char *tls_cert, *tls_key, *tls_ca;
+    char *metrics; /* --metrics ADDR:PORT; NULL: off */
 };
 
 /* The help lines of the shared flags that differ between the daemons. */
@@ -57,10 +58,10 @@ struct daemon_option_help {
     const char *nbd_socket, *mount, *tls_cert, *tls_key, *tls_ca;
 };
 
-enum { DAEMON_OPTION_ROWS = 6 };
+enum { DAEMON_OPTION_ROWS = 7 };
 
 /* A daemon's option table: its own N rows OWN, then the shared rows
- * (nbd-socket, mount, log-format, tls-cert, tls-key, tls-ca) for D, copied
+ * (nbd-socket, mount, log-format, tls-cert, tls-key, tls-ca, metrics) for D, copied
  * into SPECS, which has room for N + DAEMON_OPTION_ROWS; returns how many. */
 size_t daemon_option_specs(struct option_spec *specs, const struct option_spec *own, size_t n,
                            struct daemon_options *d, const struct daemon_option_help *help);
@@ -77,6 +78,10 @@ int options_check_address(const char *flag, const char *address, char *err, size
 
 /* Frees the strings options_parse stored. */
 void options_free(const struct option_spec *specs, size_t n);
+
+/* Checks a --metrics value (NULL is fine: off); -1 with one sentence in
+ * ERR if it is not a HOST:PORT that resolves. */
+int options_check_metrics(const char *value, char *err, size_t errlen);
 
 /* Parses "64M", "4096", "1G" into bytes; -1 on error. */
 int parse_size(const char *text, uint64_t *bytes);

@@ -12,6 +12,7 @@
 #include "chunk-map.h"
 #include "chunk.h"
 #include "image-file.h"
+#include "metrics.h"
 
 struct logger;
 struct nbd_backend;
@@ -85,6 +86,16 @@ struct leecher {
     /* Statistics: atomics, any thread. */
     _Atomic uint64_t bytes_pulled;
     _Atomic uint64_t chunks_redirtied;
+
+    /* Statistics for /metrics: relaxed atomics, any thread (histogram
+     * buckets set by leecher_metrics_init before the threads start). */
+    struct metric_counter pulled_chunks;       /* chunks ReadAt brought, committed or not */
+    struct metric_counter pull_retries;        /* failed pulls that were tried again */
+    struct metric_counter sync_rounds;         /* Syncs the seeder answered */
+    struct metric_counter checksum_mismatches; /* chunks refused for a bad checksum */
+    struct metric_gauge pull_throughput;       /* bytes/s over the last second (the monitor) */
+    struct metric_histogram pull_us;           /* one successful ReadAt pull, call to commit */
+    struct metric_histogram on_demand_us;      /* a read's wait for a chunk that was missing */
 };
 
 /* puller.c: background workers; on-demand pulls. */
@@ -110,6 +121,13 @@ void *monitor_thread(void *arg);
 /* Runs Finalize; -1 with ERR and errno EAGAIN (the seeder could not be
  * reached: retry) or EBUSY (the migration has failed). */
 int leecher_finalize(struct leecher *l, char *err, size_t errlen);
+
+/* metrics.c: the leecher's /metrics. Init before any thread starts; start
+ * on ADDRESS (HOST:PORT, checked) once the image is prepared, the bound
+ * port in *PORT; NULL with one sentence in ERR. */
+void leecher_metrics_init(struct leecher *l);
+struct metrics_server *leecher_metrics_start(struct leecher *l, const char *address, int *port,
+                                             char *err, size_t errlen);
 
 /* state-file.c: crash-safe record of the phase and of which chunks are local. */
 struct state_summary {

@@ -176,6 +176,8 @@ struct running {
     pthread_t *workers, syncer, monitor;
     unsigned workers_started;
     bool syncer_started, monitor_started;
+    struct metrics_server *metrics;
+    int metrics_port;
 };
 
 static int start(struct leecher *l, struct running *run, const struct leecher_options *o, char *err,
@@ -208,6 +210,9 @@ static int start(struct leecher *l, struct running *run, const struct leecher_op
               rpc_server_start(&config, &run->service, 1, &run->control_port, err, errlen)))
         return -1;
     l->control = run->control;
+    if (o->d.metrics &&
+        !(run->metrics = leecher_metrics_start(l, o->d.metrics, &run->metrics_port, err, errlen)))
+        return -1;
     int r = pullers_start(l, &run->workers, &run->workers_started) < 0 ? errno : 0;
     if (!r && !(r = pthread_create(&run->syncer, NULL, syncer_thread, l)))
         run->syncer_started = true;
@@ -229,6 +234,10 @@ static void announce(struct leecher *l, const struct running *run, const struct 
         json_object_set_new(fields, "nbd_socket", json_string(o->d.nbd_socket));
     if (run->mount)
         json_object_set_new(fields, "mount", json_string(fuse_mount_file(run->mount)));
+    if (run->metrics) {
+        json_object_set_new(fields, "metrics", json_string(o->d.metrics));
+        json_object_set_new(fields, "metrics_port", json_integer(run->metrics_port));
+    }
     log_event(l->log, "ready", fields);
 }
 
@@ -252,6 +261,7 @@ static void stop(struct leecher *l, struct running *run)
         rpc_server_stop(run->control, 2000);
     if (l->map && l->image.fd >= 0 && state_file_save(l) < 0)
         log_warn(l->log, "cannot write %s: %s", l->state_path, strerror(errno));
+    metrics_server_stop(run->metrics);
 }
 
 static void release(struct leecher *l)
@@ -352,6 +362,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&l.finalize_lock, NULL);
     pthread_mutex_init(&l.save_lock, NULL);
     pthread_cond_init(&l.changed, NULL);
+    leecher_metrics_init(&l);
     int r = run_leecher(&l, &o, err, sizeof err);
     if (r < 0)
         log_error(&log, "%s", err);

@@ -102,6 +102,7 @@ static bool sync_once(struct leecher *l, uint64_t *last_us)
         protobuf_c_message_free_unpacked(&sync->base, NULL);
         return false;
     }
+    metric_counter_add(&l->sync_rounds, 1);
     uint64_t now = leecher_now_us();
     double seconds = (double)(now - *last_us) / 1e6;
     *last_us = now;
@@ -287,6 +288,7 @@ void *monitor_thread(void *arg)
         uint64_t now = leecher_now_us(), bytes = atomic_load(&l->bytes_pulled);
         if (now - last_us >= 1000000 || complete) {
             rate = (double)(bytes - last_bytes) / ((double)(now - last_us) / 1e6);
+            metric_gauge_set(&l->pull_throughput, rate);
             last_us = now, last_bytes = bytes;
         }
         if (state == COMPLETE && !complete)

@@ -61,6 +61,7 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
                                lane == ON_DEMAND_LANE};
     struct seeder_data data;
     struct rpc_result result;
+    uint64_t start = leecher_now_us();
     *status = seeder_client_read_at(l->seeder, &read, &data, &result);
     if (*status != GRPC_STATUS_OK) {
         snprintf(why, whylen, "%s", result.message);
@@ -80,6 +81,8 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
         }
     }
     atomic_fetch_add(&l->bytes_pulled, data.reply.length);
+    metric_counter_add(&l->pulled_chunks, count);
+    metric_histogram_observe(&l->pull_us, leecher_now_us() - start);
     seeder_data_free(&data);
     return r;
 }
@@ -140,6 +143,7 @@ static void *worker(void *arg)
         if (backoff == 50)
             log_warn(l->log, "pulling chunk %llu failed (%s); retrying with backoff",
                      (unsigned long long)first, why);
+        metric_counter_add(&l->pull_retries, 1);
         sleep_ms(backoff);
     }
     free(w);
@@ -185,7 +189,7 @@ static bool wait_until(struct leecher *l, uint64_t deadline_us)
     return true;
 }
 
-int leecher_ensure_local(struct leecher *l, uint64_t chunk)
+static int ensure_local(struct leecher *l, uint64_t chunk)
 {
     uint64_t deadline = leecher_now_us() + (uint64_t)l->pull_timeout_ms * 1000;
     for (;;) {
@@ -212,6 +216,7 @@ int leecher_ensure_local(struct leecher *l, uint64_t chunk)
                 errno = EIO;
                 return -1;
             }
+            metric_counter_add(&l->pull_retries, 1);
             sleep_ms(50);
             continue;
         }
@@ -223,4 +228,14 @@ int leecher_ensure_local(struct leecher *l, uint64_t chunk)
             return -1;
         }
     }
+}
+
+int leecher_ensure_local(struct leecher *l, uint64_t chunk)
+{
+    if (chunk_state_is_local(chunk_map_state(l->map, chunk)))
+        return 0; /* the common case: nothing to wait for, nothing to count */
+    uint64_t start = leecher_now_us();
+    int r = ensure_local(l, chunk);
+    metric_histogram_observe(&l->on_demand_us, leecher_now_us() - start);
+    return r;
 }

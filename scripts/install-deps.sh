@@ -12,6 +12,7 @@ packages=(
   # clang's sanitizer and libFuzzer runtimes: a Recommends of clang, so
   # --no-install-recommends below leaves them out unless named.
   libclang-rt-14-dev
+  libmicrohttpd-dev prometheus curl
 )
 
 missing=()

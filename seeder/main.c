@@ -40,6 +40,8 @@ struct running {
     struct rpc_server *rpc;
     struct rpc_service service;
     int port;
+    struct metrics_server *metrics;
+    int metrics_port;
 };
 
 enum {
@@ -141,6 +143,8 @@ static int seeder_init(struct seeder *seeder, const struct seeder_options *o, st
         snprintf(err, errlen, "--chunk-size %llu is unusable", (unsigned long long)o->chunk_size);
         return -1; /* check_options refused it already */
     }
+    metric_histogram_init(&seeder->read_at_us, metric_latency_bounds_us, metric_latency_n_bounds,
+                          1e-6);
     char path[4096];
     snprintf(path, sizeof path, "%s.godwit-seeder", o->image);
     const struct tracker_config config = {
@@ -212,6 +216,7 @@ static int start_rpc(struct running *run, struct seeder *seeder, const struct se
 
 static void stop_all(struct running *run, struct seeder *seeder)
 {
+    metrics_server_stop(run->metrics);
     if (run->rpc)
         rpc_server_set_serving(run->rpc, false);
     fuse_mount_stop(run->mount);
@@ -242,6 +247,10 @@ static void announce(struct seeder *seeder, const struct seeder_options *o, stru
     }
     if (run->mount)
         json_object_set_new(fields, "mount", json_string(fuse_mount_file(run->mount)));
+    if (run->metrics) {
+        json_object_set_new(fields, "metrics", json_string(o->d.metrics));
+        json_object_set_new(fields, "metrics_port", json_integer(run->metrics_port));
+    }
     log_event(seeder->log, "ready", fields);
 }
 
@@ -251,7 +260,9 @@ static int serve(struct seeder *seeder, const struct seeder_options *o, char *er
     struct running run = {0};
     int status = 0;
     if (start_nbd(&run, seeder, o, err, errlen) < 0 ||
-        start_rpc(&run, seeder, o, err, errlen) < 0) {
+        start_rpc(&run, seeder, o, err, errlen) < 0 ||
+        (o->d.metrics && !(run.metrics = seeder_metrics_start(seeder, o->d.metrics,
+                                                              &run.metrics_port, err, errlen)))) {
         status = -1;
     } else {
         announce(seeder, o, &run);

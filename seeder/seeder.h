@@ -9,6 +9,7 @@
 
 #include "chunk.h"
 #include "image-file.h"
+#include "metrics.h"
 #include "tracker.h"
 
 struct logger;
@@ -27,10 +28,20 @@ struct seeder {
     struct logger *log;
     bool exit_on_complete; /* raise SIGTERM once every session called Complete */
     unsigned max_sessions; /* for the sentence that refuses one more */
+
+    /* Statistics for /metrics: relaxed atomics, any thread (histogram
+     * buckets set by main before the threads start). */
+    struct metric_counter served_bytes; /* ReadAt payload bytes sent */
+    struct metric_histogram read_at_us; /* ReadAt handler time, every call */
 };
 
 /* The NBD backend through which the local app reads and writes the image. */
 void seeder_backend(struct seeder *seeder, struct nbd_backend *backend);
+
+/* metrics.c: the seeder's /metrics, on ADDRESS (HOST:PORT, checked); the
+ * bound port in *PORT. NULL with one sentence in ERR. */
+struct metrics_server *seeder_metrics_start(struct seeder *seeder, const char *address, int *port,
+                                            char *err, size_t errlen);
 
 /* The godwit.v1.Seeder gRPC service. */
 void seeder_service(struct seeder *seeder, struct rpc_service *service);

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/* The leecher's /metrics: what docs/metrics.md lists under "leecher", read
+ * at scrape time from the chunk map, the statistics atomics and (briefly,
+ * once per scrape) the fields leecher->lock owns. */
+#include "leecher.h"
+
+#include "host-port.h"
+
+#include <math.h>
+#include <stdio.h>
+
+static const char *const state_names[] = {
+    [PRECOPY] = "precopy",   [FINALIZING] = "finalizing", [POSTCOPY] = "postcopy",
+    [COMPLETE] = "complete", [FAILED] = "failed",
+};
+
+/* What the scrape copies under the lock. */
+struct locked_view {
+    enum leecher_state state;
+    uint64_t downtime_us, source_dirty;
+    double dirty_rate;
+};
+
+static uint64_t histogram_count(const struct metric_histogram *h)
+{
+    uint64_t count = 0;
+    for (size_t i = 0; i <= h->n_bounds; i++)
+        count += atomic_load_explicit(&h->counts[i], memory_order_relaxed);
+    return count;
+}
+
+/* What a Finalize now would cost, in seconds: the chunks the source would
+ * report, pulled by the workers in parallel at the measured time per chunk
+ * (ReadAt call to commit, per chunk, averaged over every pull so far).
+ * NaN while nothing has been pulled; 0 once Finalize is over. */
+static double predicted_downtime(const struct leecher *l, const struct locked_view *v)
+{
+    if (v->state != PRECOPY)
+        return 0;
+    uint64_t chunks = metric_counter_get(&l->pulled_chunks);
+    if (chunks == 0)
+        return NAN;
+    double per_chunk = (double)atomic_load(&l->pull_us.sum) * 1e-6 / (double)chunks;
+    unsigned workers = l->n_workers ? l->n_workers : 1;
+    return ceil((double)v->source_dirty / workers) * per_chunk;
+}
+
+/* DONE: complete or failed (the monitor that measures throughput stopped). */
+static void collect_progress(const struct leecher *l, bool done, struct metrics_text *t)
+{
+    metrics_text_gauge(t, "godwit_leecher_image_size_bytes", "Size of the image being migrated.",
+                       (double)l->geo.size);
+    metrics_text_gauge(t, "godwit_leecher_chunk_size_bytes", "Size of one chunk.",
+                       (double)l->geo.chunk_size);
+    metrics_text_gauge(t, "godwit_leecher_image_chunks", "Chunks in the image.",
+                       (double)l->geo.chunks);
+    metrics_text_gauge(t, "godwit_leecher_local_chunks",
+                       "Chunks whose current content is in the local image.",
+                       (double)chunk_map_local(l->map));
+    metrics_text_gauge(t, "godwit_leecher_workers", "Background pull workers.",
+                       (double)l->n_workers);
+    metrics_text_counter(t, "godwit_leecher_pulled_bytes_total",
+                         "Bytes received in ReadAt replies (re-pulls included).",
+                         atomic_load(&l->bytes_pulled));
+    metrics_text_gauge(t, "godwit_leecher_pull_throughput_bytes_per_second",
+                       "Bytes pulled per second over the last second (for history use "
+                       "rate(godwit_leecher_pulled_bytes_total[1m])).",
+                       done ? 0 : metric_gauge_get(&l->pull_throughput));
+    metrics_text_counter(t, "godwit_leecher_pulled_chunks_total",
+                         "Chunks received in ReadAt replies (re-pulls included).",
+                         metric_counter_get(&l->pulled_chunks));
+    metrics_text_histogram(t, "godwit_leecher_pull_duration_seconds",
+                           "One successful ReadAt pull, from the call to the commit.", &l->pull_us);
+    metrics_text_counter(t, "godwit_leecher_pull_retries_total",
+                         "Pulls that failed and were tried again.",
+                         metric_counter_get(&l->pull_retries));
+    metrics_text_counter(t, "godwit_leecher_on_demand_pulls_total",
+                         "Reads or writes of the export that had to wait for a missing chunk.",
+                         histogram_count(&l->on_demand_us));
+    metrics_text_histogram(t, "godwit_leecher_on_demand_pull_duration_seconds",
+                           "How long a read or write of the export waited for a missing chunk.",
+                           &l->on_demand_us);
+    metrics_text_counter(t, "godwit_leecher_redirtied_chunks_total",
+                         "Local chunks marked remote again because the source rewrote them.",
+                         atomic_load(&l->chunks_redirtied));
+    metrics_text_counter(t, "godwit_leecher_checksum_mismatches_total",
+                         "Pulled chunks refused because their checksum did not match.",
+                         metric_counter_get(&l->checksum_mismatches));
+}
+
+static void collect(void *opaque, struct metrics_text *t)
+{
+    struct leecher *l = opaque;
+    struct locked_view v;
+    pthread_mutex_lock(&l->lock);
+    v = (struct locked_view){l->state, l->downtime_us, l->source_dirty, l->dirty_rate};
+    pthread_mutex_unlock(&l->lock);
+    const struct metric_label info[] = {{"program", "godwit-leecher"}, {"version", GODWIT_VERSION}};
+    metrics_text_family(t, "godwit_build_info", METRIC_GAUGE, "Always 1; the program and version.");
+    metrics_text_sample(t, "godwit_build_info", info, 2, 1);
+    metrics_text_state_set(t, "godwit_leecher_state",
+                           "The migration's state: 1 for the current one, 0 for the others.",
+                           "state", state_names + 1, sizeof state_names / sizeof state_names[0] - 1,
+                           (size_t)v.state - 1);
+    collect_progress(l, v.state == COMPLETE || v.state == FAILED, t);
+    metrics_text_counter(t, "godwit_leecher_sync_rounds_total", "Sync rounds the seeder answered.",
+                         metric_counter_get(&l->sync_rounds));
+    metrics_text_gauge(t, "godwit_leecher_source_dirty_chunks",
+                       "Chunks the source says a Finalize now would transfer.",
+                       v.state == PRECOPY ? (double)v.source_dirty : 0);
+    metrics_text_gauge(t, "godwit_leecher_dirty_rate_chunks_per_second",
+                       "Chunks the source re-dirtied per second, recent Syncs.", v.dirty_rate);
+    metrics_text_gauge(t, "godwit_leecher_predicted_downtime_seconds",
+                       "What a Finalize now would cost: source dirty chunks over the workers "
+                       "times the measured pull time per chunk (NaN before the first pull).",
+                       predicted_downtime(l, &v));
+    metrics_text_gauge(t, "godwit_leecher_downtime_seconds",
+                       "The measured downtime of Finalize (0 before it).",
+                       (double)v.downtime_us * 1e-6);
+}
+
+void leecher_metrics_init(struct leecher *l)
+{
+    metric_histogram_init(&l->pull_us, metric_latency_bounds_us, metric_latency_n_bounds, 1e-6);
+    metric_histogram_init(&l->on_demand_us, metric_latency_bounds_us, metric_latency_n_bounds,
+                          1e-6);
+}
+
+struct metrics_server *leecher_metrics_start(struct leecher *l, const char *address, int *port,
+                                             char *err, size_t errlen)
+{
+    struct sockaddr_storage addr;
+    socklen_t len;
+    if (host_port_resolve(address, &addr, &len, err, errlen) < 0)
+        return NULL;
+    return metrics_server_start((struct sockaddr *)&addr, len, collect, l, port, err, errlen);
+}
