@@ -75,12 +75,15 @@ static void start_leecher(struct run *r)
     snprintf(r->seeder.target, sizeof r->seeder.target, "%s", saved);
 }
 
-static void start_writer(struct run *r)
+/* The source app at RATE MB/s: below what the link carries, or pre-copy
+ * of a small image in large chunks would never catch up. */
+static void start_writer(struct run *r, const char *rate)
 {
     char *writer = test_program("bench/godwit-writer");
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)(r->rng % 100000));
-    char *argv[] = {writer, "--socket", r->seeder.socket, "--rate-mbps", "4", "--seed", seed, NULL};
+    char *argv[] = {writer, "--socket", r->seeder.socket, "--rate-mbps", (char *)rate, "--seed",
+                    seed,   NULL};
     char log[700];
     snprintf(log, sizeof log, "%s/writer.log", r->seeder.dir);
     r->writer = test_spawn(argv, log);
@@ -304,8 +307,9 @@ static void one_run(uint64_t seed, int index, int forced, uint64_t *compared)
            r.channels, fault_names[fault]);
     fflush(stdout);
     seeder_start(&r.seeder, "soak", r.size, r.chunk, NULL);
-    start_link(&r, fault == SLOW_LINK || fault == POSTCOPY_LEECHER_KILL ? "8" : "0");
-    start_writer(&r);
+    bool slow = fault == SLOW_LINK || fault == POSTCOPY_LEECHER_KILL;
+    start_link(&r, slow ? "8" : "0");
+    start_writer(&r, slow ? "1" : "4");
     start_leecher(&r);
     if (inject(&r, fault))
         finish_ok(&r, fault);
