@@ -65,7 +65,7 @@ packages=(podman buildah runc slirp4netns fuse-overlayfs uidmap catatonit
 install_podman() {
   local missing=() p
   for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null || missing+=("$p")
   done
   if [ ${#missing[@]} -eq 0 ]; then
     say "podman and its helpers are installed"
@@ -139,7 +139,7 @@ debian_mirror() {
   for f in /etc/apt/sources.list.d/*.sources; do
     [ -e "$f" ] || continue
     awk '/^URIs:/ {uri=$2} /^Suites:/ && / bookworm( |$)/ {print uri; exit}' "$f"
-  done | head -1 | grep . && return
+  done | awk 'NR == 1' | grep . && return
   grep -hE '^deb +[^ ]+ +bookworm( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
     awk '{print $2; exit}' | grep .
 }
@@ -181,7 +181,7 @@ podman build --format docker -t "$image" . >"$work/build.log" 2>&1 ||
   fail "podman build failed: $(tail -20 "$work/build.log")"
 image_mb=$(( $(podman image inspect --format '{{.Size}}' "$image") / 1000000 ))
 say "image $image: $image_mb MB"
-podman image inspect --format '{{json .Config.Healthcheck}}' "$image" | grep -q 'dev/tcp' ||
+podman image inspect --format '{{json .Config.Healthcheck}}' "$image" | grep 'dev/tcp' >/dev/null ||
   fail "the image lost its HEALTHCHECK (built without --format docker?)"
 ids=$(podman run --rm "$image" id)
 case $ids in "uid=10001(godwit) gid=10001(godwit) groups=10001(godwit)") ;;
@@ -224,7 +224,11 @@ wait_ctl() { # wait_ctl CONTAINER: until the leecher answers Status
     sleep 0.5
   done
 }
-json_field() { sed -n "s/.*\"$1\":\\([^,}]*\\).*/\\1/p" | head -1 | tr -d '"'; }
+# json_field KEY: KEY's value in the first line of stdin that has it. Reads
+# all of stdin (with pipefail, a reader that stops early can fail the writer
+# with SIGPIPE: grep -q, grep -m1 and head are not used on pipes here).
+json_field() { awk -v k="\"$1\":" '!found && i = index($0, k) {
+  v = substr($0, i + length(k)); sub(/[,}].*/, "", v); gsub(/"/, "", v); print v; found = 1 }'; }
 running() { [ "$(podman inspect --format '{{.State.Running}}' "$1")" = true ]; }
 
 mkdir -p "$work"/{src,srun,dst,drun,config}
@@ -253,7 +257,7 @@ ctl "$leecher" --timeout 120 wait-local >"$work/local.json" || fail "pre-copy di
 local_ns=$(date +%s%N)
 # The first pass: from the leecher's started event (its own clock, the same
 # as ours) to wait-local's return; container start-up not counted.
-started_ts=$(podman logs "$leecher" 2>/dev/null | grep -m1 '"event":"started"' | json_field ts)
+started_ts=$(podman logs "$leecher" 2>/dev/null | grep '"event":"started"' | json_field ts)
 started_ns=$(date -d "$started_ts" +%s%N) || fail "no started event from the leecher"
 sleep 2 # the writer re-dirties chunks: Finalize has some to transfer
 running "$writer" || fail "the writer stopped before Finalize: $(podman logs "$writer" 2>&1 | tail -3)"
@@ -292,9 +296,9 @@ chmod -R a+rX "$work/config"
 run broken -v "$work/config:/etc/godwit:ro" "$image" godwit-seeder --config /etc/godwit/seeder.json
 status=$(podman wait "$run_id-broken")
 [ "$status" = 2 ] || fail "a seeder with a broken config exited $status, not 2"
-podman logs "$run_id-broken" 2>&1 | grep -q '"image" must be a string' ||
+podman logs "$run_id-broken" 2>&1 | grep '"image" must be a string' >/dev/null ||
   fail "the broken config's sentence is not in podman logs: $(podman logs "$run_id-broken" 2>&1)"
-say "a seeder with a broken config exits 2: $(podman logs "$run_id-broken" 2>&1 | head -1)"
+say "a seeder with a broken config exits 2: $(podman logs "$run_id-broken" 2>&1 | awk 'NR == 1')"
 phase_done "containers"
 
 # --- 6. podman kube play ------------------------------------------------------
@@ -323,7 +327,7 @@ podman kube play --network "$network" "$work/destination.yaml" >>"$work/play.log
 # pod_container SIDE NAME: the container that kube play made for NAME.
 pod_container() {
   podman ps -a --filter "pod=$(podman pod ps -q --filter name="godwit-$1")" --format '{{.Names}}' |
-    grep -- "-$2\$" | head -1
+    awk -v suffix="-$2" 'substr($0, length($0) - length(suffix) + 1) == suffix && !n++'
 }
 kleecher=$(pod_container destination leecher) kseeder=$(pod_container source seeder)
 kwriter=$(pod_container source workload) kworkload=$(pod_container destination workload)
@@ -336,7 +340,7 @@ ctl "$kleecher" finalize >"$work/kube-finalize.json" || fail "kube play: Finaliz
 ctl "$kleecher" --timeout 180 wait-complete >/dev/null || fail "kube play: post-copy did not complete"
 kube_s=$((SECONDS - kube_start))
 deadline=$((SECONDS + 20))
-until podman logs "$kworkload" 2>&1 | grep -q export-size; do
+until podman logs "$kworkload" 2>&1 | grep export-size >/dev/null; do
   [ $SECONDS -lt $deadline ] ||
     fail "kube play: the destination workload's nbdinfo failed: $(podman logs "$kworkload" 2>&1 | tail -3)"
   sleep 0.5
