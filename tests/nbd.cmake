@@ -27,4 +27,4 @@ target_include_directories(test-nbd-errno PRIVATE ${CMAKE_SOURCE_DIR}/nbd)
 
 # The seeder's block status against real clients: nbdinfo --map equals
 # nbdkit file's, nbdcopy of a 2 GiB image with 10% data stays sparse.
-godwit_add_script_test(test-nbd-map test-nbd-map.sh nbd)
+godwit_add_script_test(test-nbd-map test-nbd-map.sh nbd grpc) # starts a seeder, which links gRPC
