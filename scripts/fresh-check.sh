@@ -11,7 +11,7 @@
 #                         # debugging: another command in the last run's root
 # The debootstrapped base is cached in $GODWIT_FRESH_CACHE (default
 # /var/cache/godwit-fresh/base); each run copies it, so every run starts
-# fresh. Runs as root (debootstrap, chroot, mounts), in its own mount and PID
+# fresh. Runs as root (debootstrap, mounts, pivot_root), in its own mount and PID
 # namespace: nothing stays mounted or running after it. Exit 0 pass, 1 fail,
 # 2 bad usage.
 set -euo pipefail
@@ -121,7 +121,15 @@ run_inside() {
   ln -s /proc/self/fd/0 "$root/dev/stdin"
   ln -s /proc/self/fd/1 "$root/dev/stdout"
   ln -s /proc/self/fd/2 "$root/dev/stderr"
-  chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
+  # pivot_root, not chroot: the new root must be the mount namespace's own
+  # root, or a process that joins a namespace (podman exec) lands on the host's.
+  mkdir -p "$root/.host"
+  cd "$root"
+  pivot_root . .host
+  cd /
+  umount -l /.host
+  rmdir /.host
+  /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "${passed[@]}" \
     bash -c 'cd /root/godwit && "$@"' bash "${command[@]}"
 }
