@@ -85,7 +85,8 @@ source_alloc=$(alloc_kib "$src")
 run_godwit() {
   local sp cp seeder leecher writer="" linkem="" target start end fin f0 f1
   sp=$(port); cp=$(port)
-  rm -f "$dest" "$dest.godwit-state" "$dir/s.sock"
+  # each run is a new migration of the same image: no seeder state from the last one
+  rm -f "$dest" "$dest.godwit-state" "$dir/s.sock" "$src.godwit-seeder"
   "$build/seeder/godwit-seeder" --image "$src" --listen "127.0.0.1:$sp" --nbd-socket "$dir/s.sock" \
     2>"$dir/seeder.log" &
   seeder=$!; pids+=($seeder)

@@ -59,7 +59,8 @@ cpu_per_gib() { awk -v t="$ticks" -v mb="$size_mb" '{printf "%.2f", ($14 + $15) 
 one_run() {
   local sp cp seeder leecher rss
   sp=$(port); cp=$(port)
-  rm -f "$dir/dest.img" "$dir/dest.img.godwit-state"
+  # each run is a new migration of the same image: no seeder state from the last one
+  rm -f "$dir/dest.img" "$dir/dest.img.godwit-state" "$dir/source.img.godwit-seeder"
   "$build/seeder/godwit-seeder" --image "$dir/source.img" --listen "127.0.0.1:$sp" \
     --chunk-size "$chunk" --nbd-socket "$dir/s.sock" 2>"$dir/seeder.log" &
   seeder=$!; pids+=($seeder)
