@@ -107,7 +107,8 @@ static void handle_read_at_timed(void *opaque, const ProtobufCMessage *message,
     metric_histogram_observe(&seeder->read_at_us, metric_now_us() - start);
 }
 
-/* Flushes before a dirty list leaves, as Sync and Finalize promise. */
+/* Flushes the image, as Finalize promises: the frozen source is on disk
+ * before the seeder persists the freeze and the destination takes over. */
 static bool flushed(struct seeder *seeder, struct rpc_reply *reply)
 {
     if (tracker_flush(seeder->tracker, &seeder->image) == 0)
@@ -138,10 +139,8 @@ static void handle_track(void *opaque, const ProtobufCMessage *message, struct r
 {
     struct seeder *seeder = opaque;
     const Godwit__V1__TrackRequest *request = (const void *)message;
-    /* Flush what the file held before, while nothing waits on it: later
-     * flushes (Sync, Finalize) then cost only the writes since. */
-    if (!flushed(seeder, reply))
-        return;
+    /* No flush: ReadAt reads the page cache the NBD writes went to, and
+     * durability is the source app's (its NBD FLUSH and FUA). */
     const struct track_request track = {request->session_id, request->new_session};
     struct track_result result;
     if (tracker_track(seeder->tracker, &track, &result) < 0) {
@@ -168,7 +167,7 @@ static void handle_sync(void *opaque, const ProtobufCMessage *message, struct rp
     struct seeder *seeder = opaque;
     const Godwit__V1__SyncRequest *request = (const void *)message;
     struct dirty_list list;
-    if (!same_image(seeder, request->image_id, reply) || !flushed(seeder, reply))
+    if (!same_image(seeder, request->image_id, reply)) /* no flush: see handle_track */
         return;
     if (tracker_sync(seeder->tracker, request->session_id, request->ack_generation, &list) < 0) {
         reply_tracker_error(reply, request->session_id,
