@@ -26,18 +26,37 @@ enum { MAX_IOV = 256 }; /* slices one chunk may span in a reply */
 
 #define ON_DEMAND_LANE UINT64_MAX /* pull's lane for a read someone waits for */
 
-/* What one pull stores: a chunk's part of a ReadAt reply, in place. */
+/* What one pull stores: a chunk's part of a ReadAt reply, in place, or
+ * zeroes. */
 struct store_arg {
     struct leecher *l;
     const struct seeder_data *data;
     size_t at; /* where the chunk starts in the data */
     uint32_t len;
     uint64_t offset;
+    bool zero; /* the chunk reads as zeroes: it is not in the data */
 };
+
+static int stop_at_data(void *arg, uint64_t offset, uint64_t length, bool hole)
+{
+    (void)arg, (void)offset, (void)length;
+    return hole ? 0 : 1;
+}
+
+/* A zero chunk stays (or becomes) a hole: nothing to do where the local
+ * image holds no data (it is created sparse), a punched hole where it does
+ * (a pull before the source zeroed it, a previous run). */
+static int store_zeroes(const struct store_arg *a)
+{
+    int r = image_describe(&a->l->image, a->offset, a->offset + a->len, stop_at_data, NULL);
+    return r == 0 ? 0 : image_zero(&a->l->image, a->len, a->offset);
+}
 
 static int store_chunk(void *arg)
 {
     struct store_arg *a = arg;
+    if (a->zero)
+        return store_zeroes(a);
     struct iovec iov[MAX_IOV];
     int n = seeder_data_iov(a->data, a->at, a->len, iov, MAX_IOV);
     if (n < 0) {
@@ -45,6 +64,20 @@ static int store_chunk(void *arg)
         return -1;
     }
     return image_pwritev(&a->l->image, iov, n, a->offset);
+}
+
+/* Whether the chunk at OFFSET (LEN bytes) is in the zero ranges of DATA,
+ * from *NEXT on (ranges ascending, chunks asked in order). A chunk only
+ * partly in a range is neither: -1. */
+static int chunk_is_zero(const struct seeder_data *data, size_t *next, uint64_t offset,
+                         uint32_t len)
+{
+    while (*next < data->n_zeros && data->zeros[*next].offset + data->zeros[*next].length <= offset)
+        ++*next;
+    if (*next == data->n_zeros || data->zeros[*next].offset >= offset + len)
+        return 0;
+    const struct wire_zero_range *z = &data->zeros[*next];
+    return z->offset <= offset && z->offset + z->length >= offset + len ? 1 : -1;
 }
 
 /* Pulls COUNT claimed chunks from FIRST with one ReadAt on LANE
@@ -68,10 +101,20 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
         return -1;
     }
     int r = 0;
+    size_t at = 0, next_zero = 0;
     for (unsigned i = 0; i < count; i++) {
         uint64_t chunk = first + i;
-        struct store_arg arg = {l, &data, chunk_offset(&l->geo, chunk) - offset,
-                                chunk_length(&l->geo, chunk), chunk_offset(&l->geo, chunk)};
+        struct store_arg arg = {
+            l, &data, at, chunk_length(&l->geo, chunk), chunk_offset(&l->geo, chunk), false};
+        int zero = chunk_is_zero(&data, &next_zero, arg.offset, arg.len);
+        if (zero < 0) {
+            snprintf(why, whylen, "a ReadAt reply cut chunk %llu", (unsigned long long)chunk);
+            *status = GRPC_STATUS_INTERNAL;
+            r = -1;
+            break;
+        }
+        arg.zero = zero;
+        at += zero ? 0 : arg.len;
         int stored = chunk_map_commit(l->map, chunk, tickets[i], store_chunk, &arg);
         if (stored < 0 && r == 0) {
             r = storage_error(errno) ? -2 : -1;

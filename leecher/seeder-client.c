@@ -186,6 +186,20 @@ grpc_status_code seeder_client_complete(struct seeder_client *client, struct rpc
                        &godwit__v1__complete_response__descriptor, result);
 }
 
+/* The zero ranges of DATA are ascending, disjoint and inside READ's range,
+ * and the data is the rest of it. */
+static bool zeros_fit(const struct seeder_data *data, const struct seeder_read *read)
+{
+    uint64_t next = read->offset, end = read->offset + read->length, zero_bytes = 0;
+    for (size_t i = 0; i < data->n_zeros; i++) {
+        const struct wire_zero_range *z = &data->zeros[i];
+        if (z->offset < next || z->offset >= end || z->length == 0 || z->length > end - z->offset)
+            return false;
+        next = z->offset + z->length, zero_bytes += z->length;
+    }
+    return data->length + zero_bytes == read->length;
+}
+
 grpc_status_code seeder_client_read_at(struct seeder_client *client, const struct seeder_read *read,
                                        struct seeder_data *data, struct rpc_result *result)
 {
@@ -193,7 +207,8 @@ grpc_status_code seeder_client_read_at(struct seeder_client *client, const struc
     request.offset = read->offset;
     request.length = read->length;
     request.image_id = (char *)read->image_id;
-    *data = (struct seeder_data){.length = read->length};
+    request.allow_zero_ranges = true;
+    *data = (struct seeder_data){0};
     /* An on-demand read skips the budget and the bulk connections: it goes
      * ahead of background pulls on the wire, not only in the queue. */
     struct rpc_channel *channel =
@@ -209,7 +224,9 @@ grpc_status_code seeder_client_read_at(struct seeder_client *client, const struc
     if (result->status != GRPC_STATUS_OK)
         return result->status;
     uint64_t length;
-    if (wire_read_at_data(&data->reply, &data->at, &length) < 0 || length != read->length) {
+    int r = wire_read_at_decode(&data->reply, &data->at, &length, &data->zeros, &data->n_zeros);
+    data->length = (size_t)length;
+    if (r < 0 || length > read->length || !zeros_fit(data, read)) {
         seeder_data_free(data);
         result->status = GRPC_STATUS_INTERNAL;
         snprintf(result->message, sizeof result->message, "a ReadAt reply of the wrong shape");
@@ -228,5 +245,6 @@ int seeder_data_iov(const struct seeder_data *data, size_t offset, size_t length
 void seeder_data_free(struct seeder_data *data)
 {
     rpc_response_free(&data->reply);
+    free(data->zeros);
     *data = (struct seeder_data){0};
 }

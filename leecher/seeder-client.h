@@ -14,6 +14,7 @@
 #include <sys/uio.h>
 
 #include "godwit/v1/seeder.pb-c.h"
+#include "proto-wire.h"
 #include "rpc-client.h"
 
 struct seeder_client;
@@ -71,16 +72,22 @@ struct seeder_read {
     bool on_demand;
 };
 
-/* The data of a ReadAt reply, left in place in gRPC's slices. */
+/* The data of a ReadAt reply, left in place in gRPC's slices. The call
+ * asks for zero ranges (allow_zero_ranges): chunks that read as zeroes are
+ * in ZEROS (ascending, disjoint, inside the range asked for), not in the
+ * data, which holds the rest of the range in order. */
 struct seeder_data {
-    struct rpc_response reply; /* the reply as received */
-    size_t at;                 /* where the data starts in it */
-    size_t length;             /* bytes of data: what was asked for */
+    struct rpc_response reply;     /* the reply as received */
+    size_t at;                     /* where the data starts in it */
+    size_t length;                 /* bytes of data: what was asked for less the zeroes */
+    struct wire_zero_range *zeros; /* malloc'd, or NULL */
+    size_t n_zeros;
 };
 
 /* Reads READ's range into *DATA (free with seeder_data_free). A reply that
- * is not a ReadAtResponse of exactly the length asked for gives
- * GRPC_STATUS_INTERNAL; on any failure *DATA holds nothing. */
+ * is not a ReadAtResponse whose data and zero ranges make up exactly the
+ * range asked for gives GRPC_STATUS_INTERNAL; on any failure *DATA holds
+ * nothing. */
 grpc_status_code seeder_client_read_at(struct seeder_client *client, const struct seeder_read *read,
                                        struct seeder_data *data, struct rpc_result *result);
 /* Points IOV (room for MAX) at LENGTH bytes of the data from OFFSET (0 is

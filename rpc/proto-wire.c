@@ -5,6 +5,9 @@
 
 #include "rpc-client.h"
 
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { READ_AT_TAG = 0x0a }; /* field 1, wire type 2 (length-delimited) */
@@ -100,4 +103,138 @@ int wire_read_at_data(const struct rpc_response *reply, size_t *at, uint64_t *le
         return -1;
     *at = (size_t)(in.data - header);
     return *length == reply->length - *at ? 0 : -1;
+}
+
+enum {
+    ZERO_RANGE_TAG = 0x52, /* field 10, wire type 2 */
+    ZERO_RANGE_MAX = 24,   /* tag, length, and two tagged 10-byte varints */
+    FIELD_HEADER_MAX = 20, /* a key and a length, 10-byte varints each */
+};
+
+uint8_t *wire_sparse_begin(struct wire_sparse_reply *reply, size_t length, size_t max_ranges)
+{
+    reply->max_ranges = max_ranges;
+    /* Never small enough to be inlined, so sub-slices share its memory. */
+    reply->slice = grpc_slice_malloc(WIRE_READ_AT_HEADER_MAX + length +
+                                     (max_ranges ? max_ranges : 1) * ZERO_RANGE_MAX);
+    return GRPC_SLICE_START_PTR(reply->slice) + WIRE_READ_AT_HEADER_MAX;
+}
+
+grpc_slice wire_sparse_end(struct wire_sparse_reply *reply, size_t data_length,
+                           const struct wire_zero_range *ranges, size_t n)
+{
+    uint8_t *data = GRPC_SLICE_START_PTR(reply->slice) + WIRE_READ_AT_HEADER_MAX;
+    uint8_t header[WIRE_READ_AT_HEADER_MAX] = {READ_AT_TAG};
+    size_t header_len = 1 + put_varint(header + 1, data_length);
+    memcpy(data - header_len, header, header_len);
+    uint8_t *p = data + data_length;
+    for (size_t i = 0; i < n && i < reply->max_ranges; i++) {
+        uint8_t body[ZERO_RANGE_MAX];
+        size_t len = 0;
+        body[len++] = 0x08;
+        len += put_varint(body + len, ranges[i].offset);
+        body[len++] = 0x10;
+        len += put_varint(body + len, ranges[i].length);
+        *p++ = ZERO_RANGE_TAG;
+        p += put_varint(p, len);
+        memcpy(p, body, len), p += len;
+    }
+    size_t start = WIRE_READ_AT_HEADER_MAX - header_len;
+    grpc_slice out =
+        grpc_slice_sub(reply->slice, start, (size_t)(p - GRPC_SLICE_START_PTR(reply->slice)));
+    grpc_slice_unref(reply->slice);
+    return out;
+}
+
+/* Copies up to WANT bytes of REPLY from POS into BUF; returns how many. */
+static size_t copy_out(const struct rpc_response *reply, size_t pos, uint8_t *buf, size_t want)
+{
+    struct iovec iov[ZERO_RANGE_MAX + FIELD_HEADER_MAX];
+    if (pos >= reply->length)
+        return 0;
+    want = want < reply->length - pos ? want : reply->length - pos;
+    int n = rpc_response_iov(reply, pos, want, iov, (int)(sizeof iov / sizeof *iov));
+    size_t got = 0;
+    for (int i = 0; i < n; got += iov[i].iov_len, i++)
+        memcpy(buf + got, iov[i].iov_base, iov[i].iov_len);
+    return got;
+}
+
+/* Parses one ZeroRange message of LEN bytes at POS of REPLY. */
+static int zero_range(const struct rpc_response *reply, size_t pos, uint64_t len,
+                      struct wire_zero_range *range)
+{
+    uint8_t buf[ZERO_RANGE_MAX];
+    if (len > sizeof buf || copy_out(reply, pos, buf, (size_t)len) != len)
+        return -1;
+    struct bytes in = {buf, (size_t)len};
+    struct field f;
+    int r;
+    *range = (struct wire_zero_range){0};
+    while ((r = wire_next(&in, &f)) == 0) {
+        if (f.type == 0 && f.number == 1)
+            range->offset = f.varint;
+        else if (f.type == 0 && f.number == 2)
+            range->length = f.varint;
+    }
+    return r < 0 ? -1 : 0;
+}
+
+static int add_range(struct wire_zero_range **ranges, size_t *n, struct wire_zero_range range)
+{
+    if ((*n & (*n - 1)) == 0) { /* 0, 1, 2, 4...: grow to twice */
+        struct wire_zero_range *more = realloc(*ranges, (*n ? *n * 2 : 1) * sizeof **ranges);
+        if (!more)
+            return errno = ENOMEM, -1;
+        *ranges = more;
+    }
+    (*ranges)[(*n)++] = range;
+    return 0;
+}
+
+/* Reads the field at *POS of REPLY: its data or range, or skips it. */
+static int decode_field(const struct rpc_response *reply, size_t *pos, bool *have_data, size_t *at,
+                        uint64_t *length, struct wire_zero_range **ranges, size_t *n)
+{
+    uint8_t header[FIELD_HEADER_MAX];
+    struct bytes in = {header, copy_out(reply, *pos, header, sizeof header)};
+    uint64_t key, value = 0;
+    if (read_varint(&in, &key) < 0)
+        return -1;
+    uint32_t type = key & 7, number = (uint32_t)(key >> 3);
+    size_t skip = type == 1 ? 8 : type == 5 ? 4 : 0;
+    if (type > 5 || type == 3 || type == 4 ||
+        ((type == 0 || type == 2) && read_varint(&in, &value) < 0))
+        return -1;
+    size_t start = *pos + (size_t)(in.data - header), rest = reply->length - start;
+    skip = type == 2 ? (value <= rest ? (size_t)value : SIZE_MAX) : skip;
+    if (skip > rest)
+        return -1;
+    if (number == 1 && type == 2) {
+        if (*have_data)
+            return -1;
+        *have_data = true, *at = start, *length = value;
+    } else if (number == 10 && type == 2) {
+        struct wire_zero_range range;
+        if (zero_range(reply, start, value, &range) < 0 || add_range(ranges, n, range) < 0)
+            return -1;
+    } else if (number == 1 || number == 10) {
+        return -1;
+    }
+    *pos = start + skip;
+    return 0;
+}
+
+int wire_read_at_decode(const struct rpc_response *reply, size_t *at, uint64_t *length,
+                        struct wire_zero_range **ranges, size_t *n)
+{
+    bool have_data = false;
+    *at = 0, *length = 0, *ranges = NULL, *n = 0;
+    for (size_t pos = 0; pos < reply->length;)
+        if (decode_field(reply, &pos, &have_data, at, length, ranges, n) < 0) {
+            free(*ranges);
+            *ranges = NULL, *n = 0;
+            return -1;
+        }
+    return 0;
 }

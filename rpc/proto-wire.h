@@ -47,4 +47,31 @@ uint8_t *wire_read_at_slice(grpc_slice *slice, size_t length);
  * the rest of the reply. */
 int wire_read_at_data(const struct rpc_response *reply, size_t *at, uint64_t *length);
 
+/* ReadAtResponse with zero ranges (the request's allow_zero_ranges): the
+ * data field first, then one ZeroRange{offset = 1, length = 2} per run of
+ * zeroes (field 10). */
+struct wire_zero_range {
+    uint64_t offset, length;
+};
+
+/* The seeder's side: one refcounted slice with room for LENGTH bytes of
+ * data and MAX_RANGES zero ranges; returns where the data goes. */
+struct wire_sparse_reply {
+    grpc_slice slice;
+    size_t max_ranges;
+};
+uint8_t *wire_sparse_begin(struct wire_sparse_reply *reply, size_t length, size_t max_ranges);
+/* Ends it: DATA_LENGTH bytes of data were kept, then the N ranges (at most
+ * max_ranges); returns the slice to send (the caller owns it). */
+grpc_slice wire_sparse_end(struct wire_sparse_reply *reply, size_t data_length,
+                           const struct wire_zero_range *ranges, size_t n);
+
+/* The leecher's side: the data (*AT, *LENGTH as wire_read_at_data) and the
+ * zero ranges (malloc'd into *RANGES, *N of them; free them) of REPLY, in
+ * whatever field order; unknown fields are skipped. -1 if malformed (a
+ * field cut short, two data fields, a range field that does not parse),
+ * with errno ENOMEM if out of memory. */
+int wire_read_at_decode(const struct rpc_response *reply, size_t *at, uint64_t *length,
+                        struct wire_zero_range **ranges, size_t *n);
+
 #endif

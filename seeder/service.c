@@ -9,6 +9,7 @@
 #include "log.h"
 #include "proto-wire.h"
 #include "rpc-server.h"
+#include "zero-read.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -64,6 +65,16 @@ static bool same_image(struct seeder *seeder, const char *expected, struct rpc_r
     return false;
 }
 
+/* A ReadAt whose read failed (errno): logged, and the status from errno. */
+static void read_failed(struct seeder *seeder, const Godwit__V1__ReadAtRequest *request,
+                        struct rpc_reply *reply)
+{
+    int err = errno;
+    log_error(seeder->log, "ReadAt %llu+%u: %s", (unsigned long long)request->offset,
+              request->length, strerror(err));
+    rpc_reply_errno(reply, err, "cannot read the image: %s", strerror(err));
+}
+
 /* Answers with a ReadAtResponse encoded by hand (proto-wire.h), so pread
  * fills the reply slice directly. */
 static void handle_read_at(void *opaque, const ProtobufCMessage *message, struct rpc_reply *reply)
@@ -84,13 +95,19 @@ static void handle_read_at(void *opaque, const ProtobufCMessage *message, struct
         return;
     }
     grpc_slice slice;
+    if (request->allow_zero_ranges) {
+        if (zero_read(&seeder->image, &seeder->geo, request->offset, request->length, &slice) < 0)
+            read_failed(seeder, request, reply);
+        else {
+            metric_counter_add(&seeder->served_bytes, request->length);
+            rpc_reply_slice(reply, slice);
+        }
+        return;
+    }
     uint8_t *data = wire_read_at_slice(&slice, request->length);
     if (image_pread(&seeder->image, data, request->length, request->offset) < 0) {
-        int err = errno;
         grpc_slice_unref(slice);
-        log_error(seeder->log, "ReadAt %llu+%u: %s", (unsigned long long)request->offset,
-                  request->length, strerror(err));
-        rpc_reply_errno(reply, err, "cannot read the image: %s", strerror(err));
+        read_failed(seeder, request, reply);
         return;
     }
     metric_counter_add(&seeder->served_bytes, request->length);

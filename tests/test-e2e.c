@@ -7,11 +7,14 @@
  * faults: a seeder restart (identity change), a leecher restart (resume),
  * the seeder dying in post-copy (an error, never zeros), and downtime that
  * does not grow with the image. The leecher's block status says hole only
- * where the destination app zeroed a chunk, pulled or not.
+ * where the destination app zeroed a chunk, pulled or not. A sparse source
+ * (holes, zero-filled chunks, data) arrives byte-exact, allocated like the
+ * source, with its zeroes sent as ranges, and a source write into a hole
+ * during pre-copy arrives too.
  *
  *   test-e2e migrate W C | early | restart-leecher | restart-seeder |
  *            seeder-dies | downtime | mount | auto-workers | abort |
- *            restart-frozen | two-leechers */
+ *            restart-frozen | two-leechers | sparse */
 #include "leecher-harness.h"
 #include "testlib.h"
 
@@ -894,6 +897,74 @@ static void test_disk_full(void)
     seeder_cleanup(&m.seeder);
 }
 
+/* Rewrites the seeder's image sparse: holes, except 1 MiB of data every
+ * 8 MiB, 4 KiB of data inside an otherwise empty chunk, and two chunks of
+ * written zero bytes (allocated on the source, zeroes on the wire). */
+static void make_sparse_source(struct migration *m)
+{
+    CHECK(seeder_stop(&m->seeder) == 0, "seeder exit status");
+    int fd = open(m->seeder.image, O_RDWR | O_TRUNC);
+    CHECK(fd >= 0 && ftruncate(fd, (off_t)m->size) == 0, "truncate %s", m->seeder.image);
+    unsigned char *buf = malloc(1 << 20);
+    for (uint64_t at = 3 << 20; at + (1 << 20) <= m->size; at += 8 << 20) {
+        test_fill_random(buf, 1 << 20, at);
+        CHECK(pwrite(fd, buf, 1 << 20, (off_t)at) == 1 << 20, "write data");
+    }
+    CHECK(pwrite(fd, buf, 4096, 21 * CHUNK + 8192) == 4096, "write a little data");
+    memset(buf, 0, 2 * CHUNK);
+    CHECK(pwrite(fd, buf, 2 * CHUNK, 40 * CHUNK) == 2 * CHUNK, "write zeroes");
+    CHECK(fsync(fd) == 0 && close(fd) == 0, "close");
+    free(buf);
+    struct stat st;
+    CHECK(stat(m->seeder.image, &st) == 0, "stat");
+    if ((uint64_t)st.st_blocks * 512 >= m->size) {
+        printf("SKIP: the file system here does not keep holes\n");
+        exit(77);
+    }
+    read_file(m->seeder.image, m->model, m->size);
+    seeder_restart(&m->seeder);
+}
+
+static uint64_t allocated(const char *path)
+{
+    struct stat st;
+    CHECK(stat(path, &st) == 0, "stat %s", path);
+    return (uint64_t)st.st_blocks * 512;
+}
+
+static void test_sparse(void)
+{
+    struct migration m = {0};
+    start_seeder(&m, "e2e-sparse", 64 << 20);
+    make_sparse_source(&m);
+    start_link(&m, "200"); /* the pull takes a while: writes land in pre-copy */
+    const char *extra[] = {"--workers", "4", "--sync-interval", "100", NULL};
+    start_leecher(&m, extra);
+    struct nbd_handle *src = seeder_nbd(&m.seeder);
+    write_through(src, m.model, 900 * CHUNK + 100, 5000, 11); /* into holes, during the pull */
+    write_through(src, m.model, 1000 * CHUNK, CHUNK, 12);
+    leecher_wait_local(&m.leecher, m.size / CHUNK, 60000);
+    write_through(src, m.model, 1020 * CHUNK, 3 * CHUNK, 13); /* after the first pass */
+    usleep(300000);                                           /* a Sync or two */
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&m.leecher, &downtime) == GRPC_STATUS_OK, "Finalize");
+    Godwit__V1__StatusResponse *s =
+        leecher_wait_state(&m.leecher, GODWIT__V1__STATE__COMPLETE, 60000);
+    CHECK(s->state == GODWIT__V1__STATE__COMPLETE, "state %d: %s", s->state, s->error);
+    uint64_t pulled = s->bytes_pulled;
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    nbd_close(src);
+    uint64_t source = allocated(m.seeder.image), dest = allocated(m.leecher.image);
+    printf("source allocates %llu bytes, destination %llu, %llu bytes pulled\n",
+           (unsigned long long)source, (unsigned long long)dest, (unsigned long long)pulled);
+    CHECK(dest <= source + source / 10 && dest + source / 10 >= source,
+          "the destination allocates %llu bytes, the source %llu: not within 10%%",
+          (unsigned long long)dest, (unsigned long long)source);
+    CHECK(pulled < source + (1 << 20), "%llu bytes pulled for %llu allocated: zeroes were sent",
+          (unsigned long long)pulled, (unsigned long long)source);
+    finish(&m);
+}
+
 int main(int argc, char **argv)
 {
     const char *which = argc > 1 ? argv[1] : "migrate";
@@ -915,6 +986,8 @@ int main(int argc, char **argv)
         test_auto_workers();
     else if (strcmp(which, "abort") == 0)
         test_abort();
+    else if (strcmp(which, "sparse") == 0)
+        test_sparse();
     else if (strcmp(which, "restart-frozen") == 0)
         test_restart_frozen();
     else if (strcmp(which, "two-leechers") == 0)

@@ -4,7 +4,9 @@
  * transport split the reply into slices (the header itself split too), at
  * every varint width; and the decoder refuses what is not a ReadAtResponse
  * of the reply's own length: another tag, a header cut short, a length that
- * disagrees with the reply. */
+ * disagrees with the reply. The same for a reply with zero ranges
+ * (allow_zero_ranges), which protobuf-c's generated code reads alike. */
+#include "godwit/v1/seeder.pb-c.h"
 #include "proto-wire.h"
 #include "rpc-client.h"
 #include "testlib.h"
@@ -137,6 +139,105 @@ static void refusals(void)
           "the same reply, well formed, decodes");
 }
 
+/* Encodes LENGTH bytes of data and the ranges RANGES (N of them), then
+ * decodes it whole, byte by byte and unevenly, and with protobuf-c. */
+static void sparse_round_trip(size_t length, const struct wire_zero_range *ranges, size_t n)
+{
+    uint8_t *bytes = malloc(length ? length : 1);
+    CHECK(bytes, "out of memory");
+    test_fill_random(bytes, length, length + n);
+    struct wire_sparse_reply sparse;
+    uint8_t *data = wire_sparse_begin(&sparse, length, n);
+    memcpy(data, bytes, length);
+    grpc_slice whole = wire_sparse_end(&sparse, length, ranges, n);
+    const size_t byte_by_byte[] = {
+        1,          2,          3,          4,          5,          6,          7,
+        8,          9,          10,         11,         12,         13,         14,
+        15,         16,         17,         18,         19,         20,         length + 3,
+        length + 4, length + 5, length + 6, length + 7, length + 8, length + 9, length + 10};
+    const size_t uneven[] = {2, length / 2 + 1, length + 2, length + 13};
+    const struct {
+        const size_t *cuts;
+        size_t n;
+    } ways[] = {{NULL, 0},
+                {byte_by_byte, sizeof byte_by_byte / sizeof *byte_by_byte},
+                {uneven, sizeof uneven / sizeof *uneven}};
+    for (size_t w = 0; w < sizeof ways / sizeof *ways; w++) {
+        struct split s;
+        split_reply(&s, whole, ways[w].cuts, ways[w].n);
+        size_t at, got_n;
+        uint64_t got;
+        struct wire_zero_range *got_ranges;
+        CHECK(wire_read_at_decode(&s.reply, &at, &got, &got_ranges, &got_n) == 0,
+              "%zu bytes, %zu ranges, way %zu: decodes", length, n, w);
+        CHECK(got == length && data_equals(&s.reply, at, bytes, length),
+              "%zu bytes, %zu ranges, way %zu: the same data", length, n, w);
+        CHECK(got_n == n, "%zu ranges, way %zu: %zu decoded", n, w, got_n);
+        for (size_t i = 0; i < n; i++)
+            CHECK(got_ranges[i].offset == ranges[i].offset &&
+                      got_ranges[i].length == ranges[i].length,
+                  "range %zu the same", i);
+        free(got_ranges);
+        split_free(&s);
+    }
+    Godwit__V1__ReadAtResponse *message = godwit__v1__read_at_response__unpack(
+        NULL, GRPC_SLICE_LENGTH(whole), GRPC_SLICE_START_PTR(whole));
+    CHECK(message && message->data.len == length && message->n_zero_ranges == n,
+          "protobuf-c reads %zu bytes and %zu ranges", length, n);
+    CHECK(length == 0 || memcmp(message->data.data, bytes, length) == 0, "protobuf-c: same data");
+    for (size_t i = 0; i < n; i++)
+        CHECK(message->zero_ranges[i]->offset == ranges[i].offset &&
+                  message->zero_ranges[i]->length == ranges[i].length,
+              "protobuf-c: range %zu the same", i);
+    godwit__v1__read_at_response__free_unpacked(message, NULL);
+    grpc_slice_unref(whole);
+    free(bytes);
+}
+
+/* The decoder's verdict on RAW with zero ranges; *N ranges found. */
+static int decode_sparse(const uint8_t *raw, size_t len, size_t *n)
+{
+    grpc_slice whole = grpc_slice_from_copied_buffer((const char *)raw, len);
+    struct split s;
+    size_t cut = len / 2, at;
+    uint64_t length;
+    struct wire_zero_range *ranges;
+    split_reply(&s, whole, &cut, 1);
+    int r = wire_read_at_decode(&s.reply, &at, &length, &ranges, n);
+    free(ranges);
+    split_free(&s);
+    grpc_slice_unref(whole);
+    return r;
+}
+
+static void sparse_cases(void)
+{
+    const struct wire_zero_range some[] = {
+        {0, 4096}, {1 << 20, 3 << 20}, {(uint64_t)1 << 40, 262144}, {UINT64_MAX - 1, 1}};
+    sparse_round_trip(0, NULL, 0);
+    sparse_round_trip(0, some, 1);
+    sparse_round_trip(100, some, 2);
+    sparse_round_trip(65536, some, 4);
+    sparse_round_trip((size_t)1 << 20, some, 3);
+    size_t n;
+    const uint8_t ranges_first[] = {0x52, 0x04, 0x08, 0x00, 0x10, 0x05, 0x0a, 0x01, 'x'};
+    CHECK(decode_sparse(ranges_first, sizeof ranges_first, &n) == 0 && n == 1,
+          "a range before the data decodes");
+    const uint8_t unknown[] = {0x0a, 0x01, 'x', 0xa0, 0x01, 0x07, 0xa2, 0x01, 0x01, 'y'};
+    CHECK(decode_sparse(unknown, sizeof unknown, &n) == 0 && n == 0,
+          "unknown fields (20, a varint and bytes) are skipped");
+    const uint8_t two_data[] = {0x0a, 0x01, 'x', 0x0a, 0x01, 'y'};
+    CHECK(decode_sparse(two_data, sizeof two_data, &n) < 0, "two data fields are refused");
+    const uint8_t range_varint[] = {0x0a, 0x01, 'x', 0x50, 0x01};
+    CHECK(decode_sparse(range_varint, sizeof range_varint, &n) < 0,
+          "field 10 as a varint is refused");
+    const uint8_t range_cut[] = {0x0a, 0x01, 'x', 0x52, 0x04, 0x08, 0x00};
+    CHECK(decode_sparse(range_cut, sizeof range_cut, &n) < 0, "a range cut short is refused");
+    const uint8_t range_bad[] = {0x0a, 0x01, 'x', 0x52, 0x02, 0x08, 0x80};
+    CHECK(decode_sparse(range_bad, sizeof range_bad, &n) < 0,
+          "a range whose varint never ends is refused");
+}
+
 int main(void)
 {
     round_trip(0, 2);
@@ -149,6 +250,7 @@ int main(void)
     round_trip((size_t)1 << 21, 5);
     round_trip((size_t)16 << 20, 5);
     refusals();
+    sparse_cases();
     printf("test-unit-proto-wire: ok\n");
     return 0;
 }
