@@ -18,6 +18,9 @@ static void handle_status(void *opaque, const ProtobufCMessage *request, struct 
     r.downtime_us = l->downtime_us;
     r.dirty_rate = l->dirty_rate;
     r.finalize_dirty_chunks = l->state == PRECOPY ? l->source_dirty : l->finalize_dirty;
+    r.predicted_downtime_ms =
+        l->freeze_started_us ? l->finalize_predicted_ms
+                             : leecher_predict_downtime_ms(l, l->source_dirty, l->round_trip_us);
     pthread_mutex_unlock(&l->lock);
     r.size = l->geo.size;
     r.chunk_size = l->geo.chunk_size;

@@ -38,6 +38,7 @@ struct leecher {
     uint32_t batch_bytes; /* largest ReadAt a background pull makes */
     int sync_interval_ms;
     bool final_sync;            /* Sync once more right before the freeze */
+    int auto_finalize_ms;       /* finalize at this predicted downtime; 0: never by itself */
     int pull_timeout_ms;        /* post-copy: how long a read waits for a missing chunk */
     const char *image_path;     /* --image */
     char *state_path;           /* IMAGE.godwit-state */
@@ -70,12 +71,14 @@ struct leecher {
     bool storage_full; /* a pull found no space: pulls wait (storage.c) */
     bool stopping;
     uint64_t downtime_us;
-    uint64_t freeze_started_us; /* the first Finalize attempt (downtime counts from it) */
-    uint64_t finalize_dirty;    /* chunks the freeze reported */
-    uint64_t ack_generation;    /* last Sync set recorded in the state file */
-    struct pull_order *order;   /* what workers pull next (opened by main) */
-    double dirty_rate;          /* chunks/s re-dirtied, recent Syncs */
-    uint64_t source_dirty;      /* what Finalize would transfer now (Seeder.Info) */
+    uint64_t freeze_started_us;   /* the first Finalize attempt (downtime counts from it) */
+    uint64_t finalize_dirty;      /* chunks the freeze reported */
+    uint64_t ack_generation;      /* last Sync set recorded in the state file */
+    struct pull_order *order;     /* what workers pull next (opened by main) */
+    double dirty_rate;            /* chunks/s re-dirtied, recent Syncs */
+    uint64_t source_dirty;        /* what Finalize would transfer now (Seeder.Info) */
+    uint64_t round_trip_us;       /* the last Seeder.Info after a Sync; 0 before one */
+    double finalize_predicted_ms; /* the prediction when the freeze began */
 
     /* The state file's view: a bit per chunk it records as local (written
      * under save_lock, read by any thread), and whether a destination
@@ -86,6 +89,7 @@ struct leecher {
     /* Statistics: atomics, any thread. */
     _Atomic uint64_t bytes_pulled;
     _Atomic uint64_t chunks_redirtied;
+    _Atomic uint64_t chunk_pull_ns; /* EWMA of a ReadAt's time per chunk; 0 before one */
 
     /* Statistics for /metrics: relaxed atomics, any thread (histogram
      * buckets set by leecher_metrics_init before the threads start). */
@@ -121,6 +125,10 @@ void *monitor_thread(void *arg);
 /* Runs Finalize; -1 with ERR and errno EAGAIN (the seeder could not be
  * reached: retry) or EBUSY (the migration has failed). */
 int leecher_finalize(struct leecher *l, char *err, size_t errlen);
+/* What a Finalize now would cost, from SOURCE_DIRTY chunks and ROUND_TRIP_US
+ * (both read under lock by the caller) and the measured pull time. */
+double leecher_predict_downtime_ms(const struct leecher *l, uint64_t source_dirty,
+                                   uint64_t round_trip_us);
 
 /* metrics.c: the leecher's /metrics. Init before any thread starts; start
  * on ADDRESS (HOST:PORT, checked) once the image is prepared, the bound

@@ -21,7 +21,7 @@
 
 struct leecher_options {
     char *seeder, *image, *control;
-    unsigned workers, channels, sync_interval, pull_timeout;
+    unsigned workers, channels, sync_interval, pull_timeout, auto_finalize_ms;
     uint64_t batch;
     bool skip_final_sync;
     struct daemon_options d; /* nbd-socket, mount, log-format, TLS */
@@ -56,6 +56,9 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
          "most a day)"},
         {"batch", OPTION_SIZE, &o->batch, "BYTES",
          "largest background ReadAt, from one chunk to 16M (default 1M, or one chunk)"},
+        {"auto-finalize-ms", OPTION_UINT, &o->auto_finalize_ms, "MS",
+         "finalize by itself once the predicted downtime is <= MS for two Syncs in a row "
+         "(default 0: off; at most a day)"},
         {"skip-final-sync", OPTION_BOOL, &o->skip_final_sync, NULL,
          "no last Sync before the freeze (measures Finalize with the whole dirty set)"},
     };
@@ -86,6 +89,8 @@ static int check_options(const void *ctx, char *err, size_t errlen)
     else if (o->sync_interval > MAX_MS || o->pull_timeout > MAX_MS)
         snprintf(err, errlen, "--sync-interval and --pull-timeout must be at most %d ms (a day)",
                  MAX_MS);
+    else if (o->auto_finalize_ms > MAX_MS)
+        snprintf(err, errlen, "--auto-finalize-ms must be at most %d ms (a day)", MAX_MS);
     else if (o->workers > MAX_WORKERS)
         snprintf(err, errlen, "--workers must be at most %d", MAX_WORKERS);
     else if (o->batch != BATCH_UNSET && (o->batch < 4096 || o->batch > CHUNK_MAX_READ))
@@ -356,6 +361,7 @@ int main(int argc, char **argv)
                         .sync_interval_ms = (int)o.sync_interval,
                         .pull_timeout_ms = (int)o.pull_timeout,
                         .final_sync = !o.skip_final_sync,
+                        .auto_finalize_ms = (int)o.auto_finalize_ms,
                         .state = PRECOPY,
                         .started_us = leecher_now_us()};
     pthread_mutex_init(&l.lock, NULL);

@@ -17,7 +17,7 @@ static const char *const state_names[] = {
 /* What the scrape copies under the lock. */
 struct locked_view {
     enum leecher_state state;
-    uint64_t downtime_us, source_dirty;
+    uint64_t downtime_us, source_dirty, round_trip_us;
     double dirty_rate;
 };
 
@@ -29,20 +29,16 @@ static uint64_t histogram_count(const struct metric_histogram *h)
     return count;
 }
 
-/* What a Finalize now would cost, in seconds: the chunks the source would
- * report, pulled by the workers in parallel at the measured time per chunk
- * (ReadAt call to commit, per chunk, averaged over every pull so far).
- * NaN while nothing has been pulled; 0 once Finalize is over. */
+/* What a Finalize now would cost, in seconds: the figure Status reports
+ * (leecher_predict_downtime_ms). NaN before the first round trip was
+ * measured; 0 once Finalize is over. */
 static double predicted_downtime(const struct leecher *l, const struct locked_view *v)
 {
     if (v->state != PRECOPY)
         return 0;
-    uint64_t chunks = metric_counter_get(&l->pulled_chunks);
-    if (chunks == 0)
+    if (!v->round_trip_us)
         return NAN;
-    double per_chunk = (double)atomic_load(&l->pull_us.sum) * 1e-6 / (double)chunks;
-    unsigned workers = l->n_workers ? l->n_workers : 1;
-    return ceil((double)v->source_dirty / workers) * per_chunk;
+    return leecher_predict_downtime_ms(l, v->source_dirty, v->round_trip_us) / 1000;
 }
 
 /* DONE: complete or failed (the monitor that measures throughput stopped). */
@@ -93,7 +89,8 @@ static void collect(void *opaque, struct metrics_text *t)
     struct leecher *l = opaque;
     struct locked_view v;
     pthread_mutex_lock(&l->lock);
-    v = (struct locked_view){l->state, l->downtime_us, l->source_dirty, l->dirty_rate};
+    v = (struct locked_view){l->state, l->downtime_us, l->source_dirty, l->round_trip_us,
+                             l->dirty_rate};
     pthread_mutex_unlock(&l->lock);
     const struct metric_label info[] = {{"program", "godwit-leecher"}, {"version", GODWIT_VERSION}};
     metrics_text_family(t, "godwit_build_info", METRIC_GAUGE, "Always 1; the program and version.");
@@ -111,8 +108,9 @@ static void collect(void *opaque, struct metrics_text *t)
     metrics_text_gauge(t, "godwit_leecher_dirty_rate_chunks_per_second",
                        "Chunks the source re-dirtied per second, recent Syncs.", v.dirty_rate);
     metrics_text_gauge(t, "godwit_leecher_predicted_downtime_seconds",
-                       "What a Finalize now would cost: source dirty chunks over the workers "
-                       "times the measured pull time per chunk (NaN before the first pull).",
+                       "What a Finalize now would cost: one round trip plus the source's dirty "
+                       "chunks times the pull time per chunk over the workers (NaN before the "
+                       "first round trip).",
                        predicted_downtime(l, &v));
     metrics_text_gauge(t, "godwit_leecher_downtime_seconds",
                        "The measured downtime of Finalize (0 before it).",

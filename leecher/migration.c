@@ -60,9 +60,11 @@ static void refresh_source_dirty(struct leecher *l)
     pthread_mutex_lock(&l->lock);
     uint64_t ack = l->ack_generation;
     pthread_mutex_unlock(&l->lock);
+    uint64_t started = leecher_now_us();
     Godwit__V1__InfoResponse *info = seeder_client_info_acked(l->seeder, ack, &result);
     if (!info)
         return;
+    uint64_t round_trip = leecher_now_us() - started;
     if (strcmp(info->image_id, l->image_id) != 0)
         leecher_fail(l,
                      "the seeder's image identity changed from %s to %s (it restarted); "
@@ -70,6 +72,7 @@ static void refresh_source_dirty(struct leecher *l)
                      l->image_id, info->image_id);
     pthread_mutex_lock(&l->lock);
     l->source_dirty = info->dirty_chunks;
+    l->round_trip_us = round_trip;
     pthread_mutex_unlock(&l->lock);
     protobuf_c_message_free_unpacked(&info->base, NULL);
 }
@@ -120,12 +123,61 @@ static bool sync_once(struct leecher *l, uint64_t *last_us)
     return true;
 }
 
+double leecher_predict_downtime_ms(const struct leecher *l, uint64_t source_dirty,
+                                   uint64_t round_trip_us)
+{
+    double per_chunk_ms = (double)atomic_load(&l->chunk_pull_ns) / 1e6;
+    uint64_t parallel = l->n_workers < source_dirty ? l->n_workers : source_dirty;
+    double pull_ms = parallel ? (double)source_dirty * per_chunk_ms / (double)parallel : 0;
+    return (double)round_trip_us / 1000 + pull_ms;
+}
+
+/* The prediction from the last Sync round's figures; -1 before a round
+ * trip was measured. */
+static double current_prediction_ms(struct leecher *l)
+{
+    pthread_mutex_lock(&l->lock);
+    uint64_t dirty = l->source_dirty, round_trip = l->round_trip_us;
+    pthread_mutex_unlock(&l->lock);
+    return round_trip ? leecher_predict_downtime_ms(l, dirty, round_trip) : -1;
+}
+
+static int run_finalize(struct leecher *l, bool automatic, char *err, size_t errlen);
+
+/* --auto-finalize-ms: Finalize from the syncer (no lock held), retried while
+ * the seeder cannot be reached. */
+static void auto_finalize(struct leecher *l, double predicted)
+{
+    log_info(l->log, "predicted downtime %.2f ms <= %d ms for two Syncs: finalizing", predicted,
+             l->auto_finalize_ms);
+    char err[256];
+    while (run_finalize(l, true, err, sizeof err) < 0 && errno == EAGAIN) {
+        pthread_mutex_lock(&l->lock);
+        bool stopping = l->stopping;
+        if (!stopping)
+            leecher_wait(l, (uint64_t)l->sync_interval_ms * 1000);
+        pthread_mutex_unlock(&l->lock);
+        if (stopping)
+            return;
+    }
+}
+
 void *syncer_thread(void *arg)
 {
     struct leecher *l = arg;
     uint64_t last = leecher_now_us();
-    while (precopy_wait(l, l->sync_interval_ms) && sync_once(l, &last))
-        ;
+    unsigned rounds_under = 0; /* Sync rounds in a row at or under the target */
+    while (precopy_wait(l, l->sync_interval_ms) && sync_once(l, &last)) {
+        if (!l->auto_finalize_ms)
+            continue;
+        double predicted = current_prediction_ms(l);
+        bool under = predicted >= 0 && predicted <= l->auto_finalize_ms;
+        rounds_under = under ? rounds_under + 1 : 0;
+        if (rounds_under >= 2) {
+            auto_finalize(l, predicted);
+            break;
+        }
+    }
     return NULL;
 }
 
@@ -161,8 +213,8 @@ static int begin_finalize(struct leecher *l, char *err, size_t errlen)
     return 0;
 }
 
-/* Finalize, with finalize_lock held. */
-static int finalize_locked(struct leecher *l, char *err, size_t errlen)
+/* Finalize, with finalize_lock held; AUTOMATIC: --auto-finalize-ms. */
+static int finalize_locked(struct leecher *l, bool automatic, char *err, size_t errlen)
 {
     /* One last Sync while the source still runs: it flushes the source and
      * takes what was rewritten since the previous one, so the freeze below
@@ -179,9 +231,13 @@ static int finalize_locked(struct leecher *l, char *err, size_t errlen)
         return begun > 0 ? 0 : -1;
     }
     pthread_mutex_lock(&l->lock);
-    if (!l->freeze_started_us) /* a retry: the source has been paused since the first */
+    if (!l->freeze_started_us) { /* a retry: the source has been paused since the first */
         l->freeze_started_us = leecher_now_us();
+        l->finalize_predicted_ms =
+            leecher_predict_downtime_ms(l, l->source_dirty, l->round_trip_us);
+    }
     uint64_t start = l->freeze_started_us;
+    double predicted = l->finalize_predicted_ms;
     pthread_mutex_unlock(&l->lock);
     log_event(l->log, "finalizing", NULL);
     Godwit__V1__FinalizeResponse *response = freeze_source(l, err, errlen);
@@ -200,7 +256,8 @@ static int finalize_locked(struct leecher *l, char *err, size_t errlen)
     pthread_cond_broadcast(&l->changed);
     pthread_mutex_unlock(&l->lock);
     log_event(l->log, "finalized",
-              json_pack("{s:I,s:I}", "downtime_us", (json_int_t)downtime, "dirty_chunks",
+              json_pack("{s:I,s:f,s:b,s:I}", "downtime_us", (json_int_t)downtime,
+                        "predicted_downtime_ms", predicted, "auto", automatic, "dirty_chunks",
                         (json_int_t)response->n_dirty_offsets));
     protobuf_c_message_free_unpacked(&response->base, NULL);
     if (state_file_save(l) < 0)
@@ -208,10 +265,15 @@ static int finalize_locked(struct leecher *l, char *err, size_t errlen)
     return 0;
 }
 
-int leecher_finalize(struct leecher *l, char *err, size_t errlen)
+static int run_finalize(struct leecher *l, bool automatic, char *err, size_t errlen)
 {
     LOCK_FOR_SCOPE(&l->finalize_lock); /* one Finalize at a time */
-    return finalize_locked(l, err, errlen);
+    return finalize_locked(l, automatic, err, errlen);
+}
+
+int leecher_finalize(struct leecher *l, char *err, size_t errlen)
+{
+    return run_finalize(l, false, err, errlen);
 }
 
 /* Tells the seeder it may exit; retried a few times, fatal only when the
@@ -238,19 +300,21 @@ struct snapshot {
     enum leecher_state state;
     double dirty_rate;
     uint64_t source_dirty;
+    uint64_t round_trip_us;
 };
 
 static json_t *progress_fields(struct leecher *l, double rate, const struct snapshot *s)
 {
     uint64_t total = l->geo.chunks, local = chunk_map_local(l->map);
-    return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:I}", "state", state_names[s->state],
-                     "chunks_total", (json_int_t)total, "chunks_local", (json_int_t)local,
-                     "chunks_remaining", (json_int_t)(total - local), "chunks_redirtied",
-                     (json_int_t)atomic_load(&l->chunks_redirtied), "pulled_once",
-                     (json_int_t)chunk_map_ever_local(l->map), "bytes_pulled",
+    double predicted = leecher_predict_downtime_ms(l, s->source_dirty, s->round_trip_us);
+    return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:I,s:f}", "state",
+                     state_names[s->state], "chunks_total", (json_int_t)total, "chunks_local",
+                     (json_int_t)local, "chunks_remaining", (json_int_t)(total - local),
+                     "chunks_redirtied", (json_int_t)atomic_load(&l->chunks_redirtied),
+                     "pulled_once", (json_int_t)chunk_map_ever_local(l->map), "bytes_pulled",
                      (json_int_t)atomic_load(&l->bytes_pulled), "mb_per_s", rate / 1e6,
                      "dirty_rate", s->dirty_rate, "finalize_dirty_chunks",
-                     (json_int_t)s->source_dirty);
+                     (json_int_t)s->source_dirty, "predicted_downtime_ms", predicted);
 }
 
 /* One progress line: first-pass percentage (never goes back), MB/s, ETA. */
@@ -282,7 +346,7 @@ void *monitor_thread(void *arg)
              complete = l->state == POSTCOPY && chunk_map_local(l->map) == l->geo.chunks;
         if (complete)
             l->state = COMPLETE;
-        struct snapshot snap = {l->state, l->dirty_rate, l->source_dirty};
+        struct snapshot snap = {l->state, l->dirty_rate, l->source_dirty, l->round_trip_us};
         enum leecher_state state = l->state;
         pthread_mutex_unlock(&l->lock);
         uint64_t now = leecher_now_us(), bytes = atomic_load(&l->bytes_pulled);

@@ -80,6 +80,16 @@ static int chunk_is_zero(const struct seeder_data *data, size_t *next, uint64_t 
     return z->offset <= offset && z->offset + z->length >= offset + len ? 1 : -1;
 }
 
+/* Folds one ReadAt of COUNT chunks that took US into the per-chunk EWMA
+ * (weight 1/8): one compare-and-swap, any thread. */
+static void note_pull_time(struct leecher *l, uint64_t us, unsigned count)
+{
+    uint64_t sample = us * 1000 / count, old = atomic_load(&l->chunk_pull_ns), next;
+    do
+        next = old ? old - old / 8 + sample / 8 : sample;
+    while (!atomic_compare_exchange_weak(&l->chunk_pull_ns, &old, next));
+}
+
 /* Pulls COUNT claimed chunks from FIRST with one ReadAt on LANE
  * (ON_DEMAND_LANE: a read someone waits for, ahead of the background ones);
  * commits each whose claim still holds. Returns 0; -1 with the gRPC status
@@ -100,6 +110,7 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
         snprintf(why, whylen, "%s", result.message);
         return -1;
     }
+    note_pull_time(l, leecher_now_us() - start, count);
     int r = 0;
     size_t at = 0, next_zero = 0;
     for (unsigned i = 0; i < count; i++) {

@@ -33,6 +33,7 @@ godwit_add_e2e(test-e2e-complete-without-seeder complete-without-seeder)
 godwit_add_e2e(test-e2e-image-mismatch image-mismatch)
 godwit_add_e2e(test-e2e-disk-full disk-full)
 godwit_add_e2e(test-e2e-sparse sparse)
+godwit_add_e2e(test-e2e-auto-finalize auto-finalize)
 
 # The fault-injection soak: a short version here (4 randomized runs, a new
 # seed each time, printed so a failure can be replayed: test-soak RUNS SEED).

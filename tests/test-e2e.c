@@ -14,7 +14,7 @@
  *
  *   test-e2e migrate W C | early | restart-leecher | restart-seeder |
  *            seeder-dies | downtime | mount | auto-workers | abort |
- *            restart-frozen | two-leechers | sparse */
+ *            restart-frozen | two-leechers | sparse | auto-finalize */
 #include "leecher-harness.h"
 #include "testlib.h"
 
@@ -965,6 +965,69 @@ static void test_sparse(void)
     finish(&m);
 }
 
+/* The leecher's log line with EVENT (into LINE), or false. */
+static bool log_event_line(const char *log_path, const char *event, char *line, size_t len)
+{
+    char want[64];
+    snprintf(want, sizeof want, "\"event\":\"%s\"", event);
+    FILE *f = fopen(log_path, "r");
+    bool found = false;
+    while (f && !found && fgets(line, (int)len, f))
+        found = strstr(line, want) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+enum { FLOOR_MS = 15 }; /* 5 ms saw 10 ms pauses with four tests on two busy cores */
+
+/* --auto-finalize-ms 50: while a source writer dirties chunks faster than
+ * a 20 MB/s link carries them, then stops after 2 s, the
+ * leecher finalizes by itself (no Finalize call; usually after the writer
+ * stopped, but the prediction counts only what the source dirtied since
+ * the last Sync, so a quiet moment may finalize earlier: the frozen write
+ * then fails and the writer stops), the pause is at most twice the
+ * prediction plus FLOOR_MS (loopback predictions are about a millisecond,
+ * and one scheduling hiccup on a shared machine is more), and the copy is
+ * byte-exact. */
+static void test_auto_finalize(void)
+{
+    struct migration m = {0};
+    start_seeder(&m, "e2e-auto-finalize", 8 << 20);
+    start_link(&m, "20");
+    const char *extra[] = {"--auto-finalize-ms", "50", "--sync-interval", "200", NULL};
+    start_leecher(&m, extra);
+    struct nbd_handle *src = seeder_nbd(&m.seeder);
+    uint64_t chunks = m.size / CHUNK, end = test_now_us() + 2000000;
+    unsigned char *buf = malloc(CHUNK);
+    bool frozen = false; /* a write failed: the freeze came while the writer ran */
+    for (uint64_t i = 1; !frozen && test_now_us() < end; i++) {
+        uint64_t offset = (i * 37 % chunks) * CHUNK;
+        test_fill_random(buf, CHUNK, 9000 + i);
+        frozen = nbd_pwrite(src, buf, CHUNK, offset, 0) != 0;
+        if (!frozen)
+            memcpy(m.model + offset, buf, CHUNK);
+        usleep(2000);
+    }
+    free(buf);
+    nbd_close(src); /* the writer's rate drops to zero */
+    Godwit__V1__StatusResponse *s =
+        leecher_wait_state(&m.leecher, GODWIT__V1__STATE__COMPLETE, 60000);
+    CHECK(s->state == GODWIT__V1__STATE__COMPLETE, "state %d: %s", s->state, s->error);
+    double predicted = s->predicted_downtime_ms, downtime_ms = (double)s->downtime_us / 1000;
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    char line[4096];
+    CHECK(log_event_line(m.leecher.log, "finalized", line, sizeof line) &&
+              strstr(line, "\"auto\":true") && strstr(line, "\"predicted_downtime_ms\":"),
+          "no automatic finalized event in %s", m.leecher.log);
+    printf("auto-finalize: predicted %.3f ms, downtime %.3f ms, %s\n", predicted, downtime_ms,
+           frozen ? "during the writes" : "after the writer stopped");
+    CHECK(predicted > 0 && predicted <= 50, "prediction %.3f ms at the freeze", predicted);
+    CHECK(downtime_ms <= 2 * predicted + FLOOR_MS, "downtime %.3f ms > 2 x %.3f ms + %d ms",
+          downtime_ms, predicted, FLOOR_MS);
+    finish(&m);
+}
+
 int main(int argc, char **argv)
 {
     const char *which = argc > 1 ? argv[1] : "migrate";
@@ -1002,6 +1065,8 @@ int main(int argc, char **argv)
         test_image_mismatch();
     else if (strcmp(which, "disk-full") == 0)
         test_disk_full();
+    else if (strcmp(which, "auto-finalize") == 0)
+        test_auto_finalize();
     else
         CHECK(false, "unknown test %s", which);
     printf("test-e2e %s: ok\n", which);

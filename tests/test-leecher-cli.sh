@@ -26,6 +26,8 @@ expect_exit 2 "${run[@]}" --channels 1000
 one_sentence "--channels must be at most 256"
 expect_exit 2 "${run[@]}" --pull-timeout 4000000000
 one_sentence "--sync-interval and --pull-timeout must be at most 86400000 ms"
+expect_exit 2 "${run[@]}" --auto-finalize-ms 90000000
+one_sentence "--auto-finalize-ms must be at most 86400000 ms"
 expect_exit 2 "${run[@]}" --workers 5000
 one_sentence "--workers must be at most 1024"
 expect_exit 2 "${run[@]}" --mount "$TEST_DIR/mnt"
