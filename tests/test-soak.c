@@ -159,10 +159,29 @@ static void abort_and_restart(struct run *r)
     start_leecher(r);
 }
 
+/* Waits until the leecher has pulled BYTES: pre-copy is under way. (Not
+ * "chunks local": a writer that re-dirties a small image in large chunks
+ * faster than a slow link brings them in keeps every chunk remote, and
+ * that is the workload's business until Finalize pauses it.) */
+static void wait_pulled(struct run *r, uint64_t bytes, int timeout_ms)
+{
+    for (int waited = 0;; waited += 50) {
+        Godwit__V1__StatusResponse *s = leecher_status(&r->leecher);
+        bool done = s && s->bytes_pulled >= bytes;
+        if (s)
+            protobuf_c_message_free_unpacked(&s->base, NULL);
+        if (done)
+            return;
+        CHECK(waited < timeout_ms, "the leecher pulled less than %llu bytes in %d ms",
+              (unsigned long long)bytes, timeout_ms);
+        usleep(50000);
+    }
+}
+
 /* Applies the fault during pre-copy; false if the run is expected to fail. */
 static bool inject(struct run *r, enum fault fault)
 {
-    leecher_wait_local(&r->leecher, 4, 30000);
+    wait_pulled(r, 4 * r->chunk, 30000);
     switch (fault) {
     case SEEDER_RESTART:
         test_kill(r->seeder.pid);
