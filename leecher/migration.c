@@ -150,6 +150,9 @@ static void auto_finalize(struct leecher *l, double predicted)
 {
     log_info(l->log, "predicted downtime %.2f ms <= %d ms for two Syncs: finalizing", predicted,
              l->auto_finalize_ms);
+    pthread_mutex_lock(&l->lock);
+    l->finalize_predicted_ms = predicted; /* the figure the decision was made on */
+    pthread_mutex_unlock(&l->lock);
     char err[256];
     while (run_finalize(l, true, err, sizeof err) < 0 && errno == EAGAIN) {
         pthread_mutex_lock(&l->lock);
@@ -233,8 +236,9 @@ static int finalize_locked(struct leecher *l, bool automatic, char *err, size_t 
     pthread_mutex_lock(&l->lock);
     if (!l->freeze_started_us) { /* a retry: the source has been paused since the first */
         l->freeze_started_us = leecher_now_us();
-        l->finalize_predicted_ms =
-            leecher_predict_downtime_ms(l, l->source_dirty, l->round_trip_us);
+        if (!automatic) /* an automatic one keeps the figure it decided on */
+            l->finalize_predicted_ms =
+                leecher_predict_downtime_ms(l, l->source_dirty, l->round_trip_us);
     }
     uint64_t start = l->freeze_started_us;
     double predicted = l->finalize_predicted_ms;
