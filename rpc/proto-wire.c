@@ -168,7 +168,7 @@ static int zero_range(const struct rpc_response *reply, size_t pos, uint64_t len
     if (len > sizeof buf || copy_out(reply, pos, buf, (size_t)len) != len)
         return -1;
     struct bytes in = {buf, (size_t)len};
-    struct field f;
+    struct field f = {0}; /* gcc -O3 cannot see wire_next fill varint before its use */
     int r;
     *range = (struct wire_zero_range){0};
     while ((r = wire_next(&in, &f)) == 0) {
