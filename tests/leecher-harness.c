@@ -132,19 +132,27 @@ struct nbd_handle *leecher_nbd(struct leecher_proc *l)
     return nbd;
 }
 
-pid_t linkem_start(const char *target, const char *rate, const char *rtt_ms, const char *dir,
-                   char *relay)
+pid_t linkem_start_with(const char *target, const char *const *flags, const char *dir, char *relay)
 {
     char *linkem = test_program("bench/godwit-linkem");
     char log[600];
     snprintf(log, sizeof log, "%s/linkem.log", dir);
-    char *argv[] = {linkem,         "--listen",     "127.0.0.1:0", "--target",
-                    (char *)target, "--rate-mbps",  (char *)rate,  "--rtt-ms",
-                    (char *)rtt_ms, "--log-format", "json",        NULL};
+    const char *argv[24] = {linkem, "--listen",     "127.0.0.1:0", "--target",
+                            target, "--log-format", "json"};
+    size_t argc = 7;
+    for (size_t i = 0; flags[i] && argc < 23; i++)
+        argv[argc++] = flags[i];
     pid_t pid;
-    json_t *ready = test_spawn_ready(argv, log, &pid, 5000);
+    json_t *ready = test_spawn_ready((char *const *)argv, log, &pid, 5000);
     free(linkem);
     snprintf(relay, 64, "127.0.0.1:%d", test_event_int(ready, "port"));
     json_decref(ready);
     return pid;
+}
+
+pid_t linkem_start(const char *target, const char *rate, const char *rtt_ms, const char *dir,
+                   char *relay)
+{
+    const char *flags[] = {"--rate-mbps", rate, "--rtt-ms", rtt_ms, NULL};
+    return linkem_start_with(target, flags, dir, relay);
 }

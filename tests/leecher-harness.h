@@ -41,5 +41,8 @@ struct nbd_handle *leecher_nbd(struct leecher_proc *l);
  * its "127.0.0.1:PORT" to RELAY (64 bytes) and returns its pid. */
 pid_t linkem_start(const char *target, const char *rate, const char *rtt_ms, const char *dir,
                    char *relay);
+/* The same with godwit-linkem's own FLAGS (NULL-terminated), e.g.
+ * {"--rate-mbps", "6", "--shared-rate", NULL}. */
+pid_t linkem_start_with(const char *target, const char *const *flags, const char *dir, char *relay);
 
 #endif

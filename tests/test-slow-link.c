@@ -18,18 +18,8 @@ enum { CHUNK = 64 << 10, SIZE = 32 << 20 };
  * ("0": no cap); its address in RELAY. */
 static pid_t shared_link_start(const char *target, const char *mbps, const char *dir, char *relay)
 {
-    char *linkem = test_program("bench/godwit-linkem");
-    char log[600];
-    snprintf(log, sizeof log, "%s/linkem.log", dir);
-    char *argv[] = {linkem,         "--listen",    "127.0.0.1:0", "--target",
-                    (char *)target, "--rate-mbps", (char *)mbps,  "--shared-rate",
-                    "--log-format", "json",        NULL};
-    pid_t pid;
-    json_t *ready = test_spawn_ready(argv, log, &pid, 5000);
-    free(linkem);
-    snprintf(relay, 64, "127.0.0.1:%d", test_event_int(ready, "port"));
-    json_decref(ready);
-    return pid;
+    const char *flags[] = {"--rate-mbps", mbps, "--shared-rate", NULL};
+    return linkem_start_with(target, flags, dir, relay);
 }
 
 /* Starts a leecher on S through RELAY with EXTRA flags. */
