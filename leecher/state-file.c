@@ -10,6 +10,8 @@
  * after a restart. */
 #include "leecher.h"
 
+#include "cleanup.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -235,10 +237,8 @@ static int save_locked(struct leecher *l)
 
 int state_file_save(struct leecher *l)
 {
-    pthread_mutex_lock(&l->save_lock);
-    int r = save_locked(l);
-    pthread_mutex_unlock(&l->save_lock);
-    return r;
+    LOCK_FOR_SCOPE(&l->save_lock);
+    return save_locked(l);
 }
 
 void state_file_note_written(struct leecher *l, uint64_t chunk)
