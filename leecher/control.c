@@ -4,6 +4,7 @@
 
 #include "godwit/v1/leecher.pb-c.h"
 #include "rpc-server.h"
+#include "seeder-client.h"
 
 #include <errno.h>
 
@@ -30,6 +31,8 @@ static void handle_status(void *opaque, const ProtobufCMessage *request, struct 
     r.chunks_redirtied = atomic_load(&l->chunks_redirtied);
     r.bytes_pulled = atomic_load(&l->bytes_pulled);
     r.image_id = l->image_id;
+    r.max_bandwidth = l->max_bandwidth;
+    r.bandwidth_throttled_us = seeder_client_throttled_us(l->seeder);
     uint64_t elapsed = leecher_now_us() - l->started_us;
     r.pull_rate = elapsed ? (double)r.bytes_pulled / ((double)elapsed / 1e6) : 0;
     rpc_reply_message(reply, &r.base);

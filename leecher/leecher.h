@@ -35,7 +35,8 @@ struct leecher {
     uint32_t max_read;
     struct seeder_client *seeder; /* thread-safe */
     unsigned n_workers;
-    uint32_t batch_bytes; /* largest ReadAt a background pull makes */
+    uint32_t batch_bytes;   /* largest ReadAt a background pull makes */
+    uint64_t max_bandwidth; /* --max-bandwidth, bytes/s; 0: no cap (seeder-client.c enforces it) */
     int sync_interval_ms;
     bool final_sync;            /* Sync once more right before the freeze */
     int auto_finalize_ms;       /* finalize at this predicted downtime; 0: never by itself */

@@ -10,6 +10,7 @@
 #include "nbd-server.h"
 #include "options.h"
 #include "pull-order.h"
+#include "rate-limit.h"
 #include "rpc-server.h"
 #include "seeder-client.h"
 
@@ -21,6 +22,7 @@
 
 struct leecher_options {
     char *seeder, *image, *control;
+    char *max_bandwidth; /* RATE as given: rate_limit_parse */
     unsigned workers, channels, sync_interval, pull_timeout, auto_finalize_ms;
     uint64_t batch;
     bool skip_final_sync;
@@ -59,6 +61,9 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
         {"auto-finalize-ms", OPTION_UINT, &o->auto_finalize_ms, "MS",
          "finalize by itself once the predicted downtime is <= MS for two Syncs in a row "
          "(default 0: off; at most a day)"},
+        {"max-bandwidth", OPTION_STRING, &o->max_bandwidth, "RATE",
+         "cap on pulled bytes/s over all channels, K/M/G = 1024-powers (50M = 50 MiB/s; default "
+         "0 or none: no cap)"},
         {"skip-final-sync", OPTION_BOOL, &o->skip_final_sync, NULL,
          "no last Sync before the freeze (measures Finalize with the whole dirty set)"},
     };
@@ -91,6 +96,11 @@ static int check_options(const void *ctx, char *err, size_t errlen)
                  MAX_MS);
     else if (o->auto_finalize_ms > MAX_MS)
         snprintf(err, errlen, "--auto-finalize-ms must be at most %d ms (a day)", MAX_MS);
+    else if (o->max_bandwidth && rate_limit_parse(o->max_bandwidth, &(uint64_t){0}) < 0)
+        snprintf(err, errlen,
+                 "--max-bandwidth must be bytes per second such as 50M or 1G (K, M, G: powers of "
+                 "1024), or 0 or none for no cap, not \"%s\"",
+                 o->max_bandwidth);
     else if (o->workers > MAX_WORKERS)
         snprintf(err, errlen, "--workers must be at most %d", MAX_WORKERS);
     else if (o->batch != BATCH_UNSET && (o->batch < 4096 || o->batch > CHUNK_MAX_READ))
@@ -134,9 +144,13 @@ static int choose_batch(struct leecher *l, uint64_t batch, char *err, size_t err
 
 static int open_seeder(struct leecher *l, const struct leecher_options *o, char *err, size_t errlen)
 {
+    l->max_bandwidth = 0;
+    if (o->max_bandwidth)
+        rate_limit_parse(o->max_bandwidth, &l->max_bandwidth); /* checked by check_options */
     const struct seeder_client_config config = {.target = o->seeder,
                                                 .channels = o->channels,
-                                                .tls = {o->d.tls_cert, o->d.tls_key, o->d.tls_ca}};
+                                                .tls = {o->d.tls_cert, o->d.tls_key, o->d.tls_ca},
+                                                .max_bandwidth = l->max_bandwidth};
     l->seeder = seeder_client_open(&config, err, errlen);
     return l->seeder ? 0 : -1;
 }

@@ -5,6 +5,7 @@
 #include "leecher.h"
 
 #include "host-port.h"
+#include "seeder-client.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -76,6 +77,13 @@ static void collect_progress(const struct leecher *l, bool done, struct metrics_
     metrics_text_histogram(t, "godwit_leecher_on_demand_pull_duration_seconds",
                            "How long a read or write of the export waited for a missing chunk.",
                            &l->on_demand_us);
+    metrics_text_gauge(t, "godwit_leecher_max_bandwidth_bytes_per_second",
+                       "The --max-bandwidth cap on pulled bytes per second (0: no cap).",
+                       (double)l->max_bandwidth);
+    metrics_text_family(t, "godwit_leecher_bandwidth_throttled_seconds_total", METRIC_COUNTER,
+                        "Time during which a background pull waited for --max-bandwidth.");
+    metrics_text_sample(t, "godwit_leecher_bandwidth_throttled_seconds_total", NULL, 0,
+                        (double)seeder_client_throttled_us(l->seeder) * 1e-6);
     metrics_text_counter(t, "godwit_leecher_redirtied_chunks_total",
                          "Local chunks marked remote again because the source rewrote them.",
                          atomic_load(&l->chunks_redirtied));

@@ -2,12 +2,13 @@
 /* The typed Seeder client: a pool of gRPC channels (each its own TCP
  * connection) for background ReadAt, one more for control calls and
  * on-demand reads, the method names, which channel each call takes, the
- * bulk byte budget, and the check that a ReadAt reply has the shape asked
+ * bulk byte budget, the bandwidth bucket, and the check that a ReadAt reply has the shape asked
  * for. */
 #include "seeder-client.h"
 
 #include "bulk-budget.h"
 #include "proto-wire.h"
+#include "rate-limit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@ struct seeder_client {
     unsigned n_channels;
     struct rpc_channel *control; /* a connection of its own: never behind bulk replies */
     struct bulk_budget budget;   /* background bytes in flight; its own lock */
+    struct rate_limit bandwidth; /* --max-bandwidth over every ReadAt; its own lock */
     uint64_t session;            /* set by seeder_client_track before other threads call */
 };
 
@@ -48,6 +50,7 @@ struct seeder_client *seeder_client_open(const struct seeder_client_config *conf
     }
     c->channels = channels;
     bulk_budget_init(&c->budget);
+    rate_limit_init(&c->bandwidth, config->max_bandwidth, NULL, NULL);
     struct rpc_channel_config channel = {
         .target = config->target, .max_message = MAX_MESSAGE, .tls = config->tls};
     if (!(c->control = rpc_channel_open(&channel, err, errlen))) {
@@ -72,6 +75,7 @@ void seeder_client_close(struct seeder_client *client)
     if (client->control)
         rpc_channel_close(client->control);
     bulk_budget_destroy(&client->budget);
+    rate_limit_destroy(&client->bandwidth);
     free(client->channels);
     free(client);
 }
@@ -213,6 +217,9 @@ grpc_status_code seeder_client_read_at(struct seeder_client *client, const struc
      * ahead of background pulls on the wire, not only in the queue. */
     struct rpc_channel *channel =
         read->on_demand ? control_channel(client) : bulk_channel(client, read->lane);
+    /* The bucket takes the length asked for before the call and settles to
+     * the reply's size after it: zero ranges cost nothing. */
+    rate_limit_acquire(&client->bandwidth, read->length, read->on_demand);
     if (!read->on_demand)
         bulk_budget_acquire(&client->budget, read->length);
     uint64_t start = now_us();
@@ -221,6 +228,7 @@ grpc_status_code seeder_client_read_at(struct seeder_client *client, const struc
     if (!read->on_demand)
         bulk_budget_release(&client->budget, read->length, result->status == GRPC_STATUS_OK,
                             now_us() - start);
+    rate_limit_settle(&client->bandwidth, read->length, data->reply.length);
     if (result->status != GRPC_STATUS_OK)
         return result->status;
     uint64_t length;
@@ -247,4 +255,9 @@ void seeder_data_free(struct seeder_data *data)
     rpc_response_free(&data->reply);
     free(data->zeros);
     *data = (struct seeder_data){0};
+}
+
+uint64_t seeder_client_throttled_us(struct seeder_client *client)
+{
+    return rate_limit_throttled_us(&client->bandwidth);
 }

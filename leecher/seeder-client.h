@@ -4,7 +4,9 @@
  * calls (Info, Track, Sync, Finalize, Complete) and on-demand reads go on
  * the control channel, a connection of its own; background ReadAt on the
  * bulk channel its lane picks, within the bulk byte budget
- * (bulk-budget.h). Thread-safe: any thread may call at any time. */
+ * (bulk-budget.h). Every ReadAt, on-demand ones first, is charged to the
+ * --max-bandwidth bucket (rate-limit.h). Thread-safe: any thread may call
+ * at any time. */
 #ifndef GODWIT_LEECHER_SEEDER_CLIENT_H
 #define GODWIT_LEECHER_SEEDER_CLIENT_H
 
@@ -23,6 +25,7 @@ struct seeder_client_config {
     const char *target; /* the seeder's gRPC address */
     unsigned channels;  /* TCP connections in the bulk pool, at least 1 (plus the control one) */
     struct rpc_tls tls; /* client side, as struct rpc_channel_config has it */
+    uint64_t max_bandwidth; /* bytes/s of every ReadAt together; 0: unlimited */
 };
 
 /* Opens the pool (connections come up lazily). NULL with a sentence in ERR. */
@@ -63,7 +66,8 @@ grpc_status_code seeder_client_complete(struct seeder_client *client, struct rpc
 
 /* One ReadAt. LANE picks the bulk channel (a worker's index): one lane
  * always uses the same channel. ON_DEMAND: a read someone waits for; it
- * takes the control channel and skips the bulk budget. */
+ * takes the control channel, skips the bulk budget and goes first in the
+ * bandwidth bucket. */
 struct seeder_read {
     const char *image_id;
     uint64_t offset;
@@ -95,5 +99,9 @@ grpc_status_code seeder_client_read_at(struct seeder_client *client, const struc
 int seeder_data_iov(const struct seeder_data *data, size_t offset, size_t length, struct iovec *iov,
                     int max);
 void seeder_data_free(struct seeder_data *data);
+
+/* Microseconds in all that background ReadAts waited for --max-bandwidth
+ * (0 without a limit). */
+uint64_t seeder_client_throttled_us(struct seeder_client *client);
 
 #endif

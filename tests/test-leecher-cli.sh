@@ -3,8 +3,9 @@
 # godwit-leecher's command line: --help and --version; exit 2 and one
 # sentence for flags that are missing, out of range, conflicting or would
 # be ignored (in flags and in a config file alike), for garbage TLS files,
-# and for a --batch that does not fit the seeder's chunk size; without
-# --batch, chunks larger than the default batch are pulled whole.
+# for a --max-bandwidth that is not a rate, and for a --batch that does not
+# fit the seeder's chunk size; without --batch, chunks larger than the
+# default batch are pulled whole.
 source "$(dirname "$0")/functions.sh"
 CTL=$GODWIT_BIN/ctl/godwit-ctl
 
@@ -43,6 +44,13 @@ expect_exit 2 "${run[@]}" --tls-key "$TEST_DIR/garbage.pem"
 one_sentence "--tls-cert and --tls-key go together"
 expect_exit 2 "${run[@]}" --tls-cert "$TEST_DIR/garbage.pem" --tls-key "$TEST_DIR/garbage.pem"
 one_sentence "holds no PEM certificate"
+expect_exit 2 "${run[@]}" --max-bandwidth fast
+one_sentence "--max-bandwidth must be bytes per second such as 50M or 1G"
+expect_exit 2 "${run[@]}" --max-bandwidth 50Mb/s
+one_sentence "--max-bandwidth must be bytes per second such as 50M or 1G"
+echo '{"max_bandwidth": "1.5G"}' >"$TEST_DIR/rate.json"
+expect_exit 2 "${run[@]}" --config "$TEST_DIR/rate.json"
+one_sentence "--max-bandwidth must be bytes per second such as 50M or 1G"
 echo '{"batch": 0}' >"$TEST_DIR/batch.json"
 expect_exit 2 "${run[@]}" --config "$TEST_DIR/batch.json"
 one_sentence "--batch must be from 4K to 16M"
@@ -63,8 +71,10 @@ expect_exit 2 "$LEECHER" "${seeder[@]}" --image "$TEST_DIR/small.img" --control 
 case $ERR in *"--batch 1048576 must be from the seeder's chunk size (2097152)"*) ;;
 *) fail "--batch below the chunk size: $ERR" ;; esac
 
-# Without --batch the leecher pulls 2 MiB chunks (above the 1M default) whole.
+# Without --batch the leecher pulls 2 MiB chunks (above the 1M default) whole
+# (and a --max-bandwidth above what it needs lets it).
 "$LEECHER" "${seeder[@]}" --image "$TEST_DIR/dest.img" --control 127.0.0.1:0 --log-format json \
+  --max-bandwidth 1GiB/s \
   >"$TEST_DIR/leecher.events" 2>"$TEST_DIR/leecher.log" &
 leecher=$!
 cleanup_pids+=($leecher)

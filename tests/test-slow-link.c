@@ -5,8 +5,18 @@
  * within 1 s with a small downtime, and an on-demand read of a chunk not
  * yet pulled is served ahead of the background pulls.
  *
- *   test-slow-link finalize */
+ * And --max-bandwidth through a link faster than the cap (godwit-linkem
+ * without a rate): the bytes pulled over a few seconds stay within 5% of
+ * the cap, and reach it within 5% when the pull was bound by the cap (a
+ * background pull waited for tokens nearly all the time: Status
+ * bandwidth_throttled_us); a machine too slow to reach the cap only checks
+ * the upper bound. On-demand reads during the capped post-copy pull go
+ * ahead of the waiting background pulls.
+ *
+ *   test-slow-link finalize
+ *   test-slow-link max-bandwidth [RATE, default 8M] */
 #include "leecher-harness.h"
+#include "options.h"
 #include "testlib.h"
 
 #include <string.h>
@@ -91,11 +101,112 @@ static void test_finalize(void)
     seeder_cleanup(&s);
 }
 
+/* bytes_pulled and bandwidth_throttled_us now, and when. */
+struct pull_sample {
+    uint64_t at_us, bytes, throttled_us;
+};
+
+static struct pull_sample sample_pull(struct leecher_proc *l)
+{
+    Godwit__V1__StatusResponse *st = leecher_status(l);
+    CHECK(st, "Status");
+    struct pull_sample p = {test_now_us(), st->bytes_pulled, st->bandwidth_throttled_us};
+    protobuf_c_message_free_unpacked(&st->base, NULL);
+    return p;
+}
+
+/* Reads chunk CHUNK of the leecher's export, compares it with the source;
+ * returns how long the read took in microseconds. */
+static uint64_t timed_read(struct nbd_handle *dst, FILE *source, uint64_t chunk)
+{
+    unsigned char got[4096], want[4096];
+    uint64_t start = test_now_us();
+    CHECK(nbd_pread(dst, got, sizeof got, chunk * CHUNK, 0) == 0, "read: %s", nbd_get_error());
+    uint64_t took = test_now_us() - start;
+    CHECK(fseek(source, (long)(chunk * CHUNK), SEEK_SET) == 0 &&
+              fread(want, 1, sizeof want, source) == sizeof want,
+          "read the source");
+    CHECK(memcmp(got, want, sizeof got) == 0, "chunk %llu differs from the source",
+          (unsigned long long)chunk);
+    return took;
+}
+
+enum { CAPPED_SIZE = 64 << 20, WINDOW_US = 4000000, ON_DEMAND_READS = 4 };
+
+static void test_max_bandwidth(const char *rate_text)
+{
+    uint64_t rate;
+    CHECK(parse_size(rate_text, &rate) == 0 && rate >= (1 << 20), "a rate of at least 1M: %s",
+          rate_text);
+    struct seeder_proc s = {0};
+    seeder_start(&s, "max-bandwidth", CAPPED_SIZE, CHUNK, NULL);
+    char relay[64];
+    pid_t linkem = linkem_start(s.target, "0", "0", s.dir, relay); /* faster than any cap */
+    struct leecher_proc l = {0};
+    /* 4 workers of 256K reads: the bytes in flight at either end of the
+     * window (charged when asked for, counted when they arrive), at most
+     * 1 MiB, are a small part of it. */
+    const char *extra[] = {"--max-bandwidth", rate_text, "--batch", "256K", "--workers", "4",
+                           "--sync-interval", "600000",  NULL};
+    leecher_via(&l, &s, relay, extra);
+    Godwit__V1__StatusResponse *st = leecher_status(&l);
+    CHECK(st && st->max_bandwidth == rate, "Status shows max_bandwidth %llu, not %llu",
+          st ? (unsigned long long)st->max_bandwidth : 0ull, (unsigned long long)rate);
+    protobuf_c_message_free_unpacked(&st->base, NULL);
+    leecher_wait_local(&l, 8, 30000);
+    struct pull_sample a = sample_pull(&l);
+    usleep(WINDOW_US);
+    struct pull_sample b = sample_pull(&l);
+    double seconds = (double)(b.at_us - a.at_us) / 1e6;
+    double measured = (double)(b.bytes - a.bytes) / seconds;
+    double throttled = (double)(b.throttled_us - a.throttled_us) / (double)(b.at_us - a.at_us);
+    bool cap_bound = throttled >= 0.95;
+    printf("--max-bandwidth %s (%llu B/s): %.0f B/s over %.2f s, %.3fx the cap; throttled %.0f%% "
+           "of the time%s\n",
+           rate_text, (unsigned long long)rate, measured, seconds, measured / (double)rate,
+           throttled * 100, cap_bound ? "" : " (not bound by the cap: only the upper bound holds)");
+    CHECK(b.bytes < CAPPED_SIZE, "the pull ended inside the window: the cap did not hold");
+    CHECK(measured <= 1.05 * (double)rate, "pulled %.0f B/s, over the cap %llu by more than 5%%",
+          measured, (unsigned long long)rate);
+    CHECK(!cap_bound || measured >= 0.95 * (double)rate,
+          "pulled %.0f B/s while bound by the cap %llu: more than 5%% under it", measured,
+          (unsigned long long)rate);
+    /* Post-copy: reads of chunks not pulled yet (the pull goes in order,
+     * so the last ones) are served ahead of the background pulls waiting
+     * for tokens. */
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&l, &downtime) == GRPC_STATUS_OK, "Finalize");
+    struct nbd_handle *dst = leecher_nbd(&l);
+    FILE *source = fopen(s.image, "rb");
+    CHECK(source, "open the source");
+    uint64_t slowest = 0;
+    for (uint64_t i = 0; i < ON_DEMAND_READS; i++) {
+        uint64_t took = timed_read(dst, source, CAPPED_SIZE / CHUNK - 1 - i * 16);
+        slowest = took > slowest ? took : slowest;
+    }
+    fclose(source);
+    nbd_close(dst);
+    st = leecher_status(&l);
+    CHECK(st && st->chunks_local < st->chunks_total, "the capped pull was over before the reads");
+    protobuf_c_message_free_unpacked(&st->base, NULL);
+    printf("on-demand reads during the capped pull: the slowest %.1f ms\n", (double)slowest / 1000);
+    /* Behind the workers' turns at the cap a read would wait a few of
+     * 256K / rate (32 ms at 8M). */
+    CHECK(slowest < 100000, "an on-demand read took %.1f ms behind the capped background pulls",
+          (double)slowest / 1000);
+    leecher_stop(&l);
+    test_stop(linkem, 5000);
+    seeder_stop(&s);
+    seeder_cleanup(&s);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "finalize") == 0)
         test_finalize();
+    else if ((argc == 2 || argc == 3) && strcmp(argv[1], "max-bandwidth") == 0)
+        test_max_bandwidth(argc == 3 ? argv[2] : "8M");
     else
-        CHECK(false, "usage: test-slow-link finalize");
+        CHECK(false, "usage: test-slow-link finalize | max-bandwidth [RATE]");
     return 0;
 }

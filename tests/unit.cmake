@@ -10,3 +10,6 @@ godwit_add_test(test-unit-proto-wire SOURCES test-unit-proto-wire.c LIBS godwit_
   LABELS unit grpc)
 godwit_add_test(test-linkem SOURCES test-linkem.c LABELS unit)
 add_dependencies(test-linkem godwit-linkem)
+godwit_add_test(test-unit-rate-limit SOURCES test-unit-rate-limit.c
+  ${CMAKE_SOURCE_DIR}/leecher/rate-limit.c LABELS unit)
+target_include_directories(test-unit-rate-limit PRIVATE ${CMAKE_SOURCE_DIR}/leecher)

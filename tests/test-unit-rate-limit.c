@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit test: the --max-bandwidth token bucket (leecher/rate-limit.c) on an
+ * injected clock: the long-run rate, the burst, the debt, urgent pulls
+ * going first, settling to the wire bytes, and parsing RATE. */
+#include "rate-limit.h"
+#include "testlib.h"
+
+#include <pthread.h>
+
+static uint64_t fake_now(void *arg)
+{
+    return *(uint64_t *)arg;
+}
+
+/* Background pulls of PULL bytes for SECONDS of fake time, each waiting
+ * what the bucket says: the bytes that went. */
+static uint64_t pull_for(struct rate_limit *r, uint64_t *clock, uint64_t pull, uint64_t seconds)
+{
+    uint64_t end = *clock + seconds * 1000000, sent = 0;
+    while (*clock < end) {
+        uint64_t wait = rate_limit_try(r, pull, false);
+        if (wait)
+            *clock += wait;
+        else
+            sent += pull;
+    }
+    return sent;
+}
+
+static void test_unlimited(void)
+{
+    struct rate_limit r;
+    uint64_t clock = 0;
+    rate_limit_init(&r, 0, fake_now, &clock);
+    for (int i = 0; i < 1000; i++)
+        CHECK(rate_limit_try(&r, 16 << 20, false) == 0, "no limit: never a wait");
+    CHECK(rate_limit_throttled_us(&r) == 0, "no limit: never throttled");
+    rate_limit_destroy(&r);
+}
+
+static void test_long_run_rate(void)
+{
+    const uint64_t rates[] = {1000000, 6 << 20, 100 << 20, 1ull << 30};
+    const uint64_t pulls[] = {4096, 65536, 1 << 20, 16 << 20};
+    for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
+        for (size_t j = 0; j < sizeof pulls / sizeof pulls[0]; j++) {
+            struct rate_limit r;
+            uint64_t clock = 1000;
+            rate_limit_init(&r, rates[i], fake_now, &clock);
+            uint64_t sent = pull_for(&r, &clock, pulls[j], 20);
+            /* At most the rate plus one burst and one pull; at least the
+             * rate less one pull (the last one may be waiting). */
+            double most = (double)rates[i] * 20 + r.burst + (double)pulls[j];
+            double least = (double)rates[i] * 20 - (double)pulls[j];
+            CHECK((double)sent <= most && (double)sent >= least,
+                  "rate %llu, pulls of %llu: %llu bytes in 20 s", (unsigned long long)rates[i],
+                  (unsigned long long)pulls[j], (unsigned long long)sent);
+            rate_limit_destroy(&r);
+        }
+    }
+}
+
+static void test_burst_and_debt(void)
+{
+    struct rate_limit r;
+    uint64_t clock = 0;
+    rate_limit_init(&r, 1000000, fake_now, &clock); /* 1 MB/s: a burst of 5000 bytes */
+    CHECK(r.burst == 5000, "a burst of 5 ms of the rate, not %.0f", r.burst);
+    clock += 60 * 1000000; /* an idle minute adds no more than the burst */
+    CHECK(rate_limit_try(&r, 5000, false) == 0, "the burst goes at once");
+    CHECK(rate_limit_try(&r, 100000, false) == 0, "a pull larger than the tokens goes into debt");
+    CHECK(rate_limit_try(&r, 1, false) == 100000, "the next one waits the debt out: 100 ms");
+    clock += 99999;
+    CHECK(rate_limit_try(&r, 1, false) == 1, "one microsecond short");
+    clock += 1;
+    CHECK(rate_limit_try(&r, 1, false) == 0, "debt paid");
+    rate_limit_destroy(&r);
+}
+
+static void test_urgent_first(void)
+{
+    struct rate_limit r;
+    uint64_t clock = 0;
+    rate_limit_init(&r, 1000000, fake_now, &clock);
+    CHECK(rate_limit_try(&r, 1000000, false) == 0, "a background pull of a second's worth");
+    CHECK(rate_limit_try(&r, 65536, false) > 0, "a background pull waits for the debt");
+    CHECK(rate_limit_try(&r, 65536, true) == 0, "an urgent pull does not wait behind it");
+    uint64_t wait = rate_limit_try(&r, 65536, false);
+    CHECK(wait >= 1000000 + 65536 - 5000, "the background pulls pay for it (wait %llu us)",
+          (unsigned long long)wait);
+    /* Urgent pulls alone, faster than the rate: they overdraw the bucket by
+     * a second of the rate beyond the largest background pull (1 MB here),
+     * then wait like the rest. */
+    while (rate_limit_try(&r, 65536, true) == 0)
+        continue;
+    CHECK(r.tokens < -2000000 && r.tokens >= -2000000 - 65536, "urgent pulls overdrew to %.0f",
+          r.tokens);
+    uint64_t sent = 0, end = clock + 10000000;
+    while (clock < end) {
+        uint64_t w = rate_limit_try(&r, 65536, true);
+        clock += w;
+        sent += w ? 0 : 65536;
+    }
+    CHECK(sent <= 10000000 + 65536, "urgent pulls alone stay within the rate: %llu in 10 s",
+          (unsigned long long)sent);
+    /* A waiting urgent pull holds background pulls back even with tokens. */
+    clock += 10000000;
+    r.urgent_waiting = 1;
+    CHECK(rate_limit_try(&r, 1, false) > 0, "background waits behind a waiting urgent pull");
+    r.urgent_waiting = 0;
+    CHECK(rate_limit_try(&r, 1, false) == 0, "and goes once it left");
+    rate_limit_destroy(&r);
+}
+
+static void test_settle(void)
+{
+    struct rate_limit r;
+    uint64_t clock = 0;
+    rate_limit_init(&r, 1000000, fake_now, &clock);
+    CHECK(rate_limit_try(&r, 1000000, false) == 0, "a pull of 1 MB");
+    rate_limit_settle(&r, 1000000, 5000); /* the reply was zero ranges but 5000 bytes */
+    CHECK(r.tokens == 0, "zero ranges cost nothing: no debt left (%.0f)", r.tokens);
+    CHECK(rate_limit_try(&r, 1000, false) == 0, "a pull of 1000");
+    rate_limit_settle(&r, 1000, 51000); /* more on the wire than asked: charged */
+    CHECK(rate_limit_try(&r, 1, false) == 51000, "the extra bytes are a debt of 51 ms");
+    rate_limit_destroy(&r);
+}
+
+struct acquirer {
+    struct rate_limit *r;
+    uint64_t bytes;
+};
+
+static void *acquire_thread(void *arg)
+{
+    struct acquirer *a = arg;
+    rate_limit_acquire(a->r, a->bytes, false);
+    return NULL;
+}
+
+/* The blocking path on the real clock: a second background pull waits at
+ * least the first one's debt, and that wait counts as throttled. */
+static void test_acquire_waits(void)
+{
+    struct rate_limit r;
+    rate_limit_init(&r, 10000000, NULL, NULL); /* 10 MB/s: a burst of 50000 */
+    rate_limit_acquire(&r, 1000000, false);    /* leaves a debt of 95 ms */
+    struct acquirer a = {&r, 1};
+    pthread_t thread;
+    pthread_create(&thread, NULL, acquire_thread, &a);
+    pthread_join(thread, NULL);
+    uint64_t throttled = rate_limit_throttled_us(&r);
+    CHECK(throttled >= 90000, "the second pull waited %llu us, not the 95 ms debt",
+          (unsigned long long)throttled);
+    rate_limit_destroy(&r);
+}
+
+static void test_parse(void)
+{
+    const struct {
+        const char *text;
+        uint64_t want;
+    } good[] = {{"0", 0},
+                {"none", 0},
+                {"1000000", 1000000},
+                {"50M", 50ull << 20},
+                {"50MB/s", 50ull << 20},
+                {"50MiB/s", 50ull << 20},
+                {"1G", 1ull << 30},
+                {"512K/s", 512ull << 10}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        uint64_t got = 1;
+        CHECK(rate_limit_parse(good[i].text, &got) == 0 && got == good[i].want, "\"%s\" gave %llu",
+              good[i].text, (unsigned long long)got);
+    }
+    const char *bad[] = {"", "/s", "fast", "-1", "5X", "50Mb/s", "50M/h", "1.5G", NULL};
+    for (size_t i = 0; bad[i]; i++) {
+        uint64_t got;
+        CHECK(rate_limit_parse(bad[i], &got) < 0, "\"%s\" parsed", bad[i]);
+    }
+    uint64_t got;
+    CHECK(rate_limit_parse(NULL, &got) < 0, "NULL parsed");
+}
+
+int main(void)
+{
+    test_unlimited();
+    test_long_run_rate();
+    test_burst_and_debt();
+    test_urgent_first();
+    test_settle();
+    test_acquire_waits();
+    test_parse();
+    return 0;
+}
