@@ -14,6 +14,10 @@
 # RTT_MS=N puts godwit-linkem with that round-trip time between them;
 # CHUNK=BYTES sets the chunk size; LEECHER_ARGS adds leecher flags;
 # BASELINES=0 skips the baselines (the ratios are then null).
+# TLS=1 runs every migration over mTLS (a throwaway CA and certificates made
+# with openssl in the temp dir, as test-tls does); TLS=compare takes turns,
+# run by run, between plaintext and mTLS and prints a line for each, the
+# mTLS one with ratio_to_plaintext (its median MB/s over plaintext's).
 set -euo pipefail
 build=${1:-build-release}
 size_mb=${2:-1024}
@@ -28,6 +32,21 @@ dir=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
+tls_mode=${TLS:-0}
+case $tls_mode in 0 | 1 | compare) ;; *) echo "pull-bench: TLS is 0, 1 or compare" >&2; exit 2 ;; esac
+if [ "$tls_mode" != 0 ]; then   # a CA, a seeder and a leecher certificate for 127.0.0.1
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ca -keyout "$dir/ca.key" \
+    -out "$dir/ca.crt" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$dir/san.ext"
+  for who in seeder leecher; do
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$who" -keyout "$dir/$who.key" \
+      -out "$dir/$who.csr" 2>/dev/null
+    openssl x509 -req -in "$dir/$who.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+      -days 2 -extfile "$dir/san.ext" -out "$dir/$who.crt" 2>/dev/null
+  done
+fi
+# tls_flags WHO ON: the --tls-* flags of WHO (seeder, leecher) when ON is 1
+tls_flags() { [ "$2" = 1 ] && echo "--tls-ca $dir/ca.crt --tls-cert $dir/$1.crt --tls-key $dir/$1.key" || true; }
 head -c $((size_mb << 20)) /dev/urandom >"$dir/source.img"
 sync "$dir/source.img"   # on disk: the seeder's flushes must not pay for our writes
 cat "$dir/source.img" >/dev/null
@@ -55,14 +74,14 @@ fi
 # cpu_per_gib PID: user+system CPU seconds of PID per GiB of image
 cpu_per_gib() { awk -v t="$ticks" -v mb="$size_mb" '{printf "%.2f", ($14 + $15) / t / (mb / 1024)}' /proc/$1/stat; }
 
-# one_run W C: prints "MB/s RSS_KB SEEDER_CPU LEECHER_CPU downtime_us dirty"
+# one_run W C TLS: prints "MB/s RSS_KB SEEDER_CPU LEECHER_CPU downtime_us dirty"
 one_run() {
-  local sp cp seeder leecher rss
+  local sp cp seeder leecher rss ctl
   sp=$(port); cp=$(port)
   # each run is a new migration of the same image: no seeder state from the last one
   rm -f "$dir/dest.img" "$dir/dest.img.godwit-state" "$dir/source.img.godwit-seeder"
   "$build/seeder/godwit-seeder" --image "$dir/source.img" --listen "127.0.0.1:$sp" \
-    --chunk-size "$chunk" --nbd-socket "$dir/s.sock" 2>"$dir/seeder.log" &
+    --chunk-size "$chunk" --nbd-socket "$dir/s.sock" $(tls_flags seeder "$3") 2>"$dir/seeder.log" &
   seeder=$!; pids+=($seeder)
   for _ in $(seq 100); do [ -S "$dir/s.sock" ] && break; sleep 0.05; done
   local target="127.0.0.1:$sp"
@@ -75,10 +94,11 @@ one_run() {
   local start=$(date +%s%N)
   "$build/leecher/godwit-leecher" --seeder "$target" --image "$dir/dest.img" \
     $([ "$1" = auto ] || echo "--workers $1") --channels "$2" ${LEECHER_ARGS:-} --control "127.0.0.1:$cp" --sync-interval 600000 --skip-final-sync \
-    2>"$dir/leecher.log" &
+    $(tls_flags leecher "$3") 2>"$dir/leecher.log" &
   leecher=$!; pids+=($leecher)
   for _ in $(seq 1000); do (exec 3<>/dev/tcp/127.0.0.1/$cp) 2>/dev/null && break; sleep 0.005; done
-  "$build/ctl/godwit-ctl" --control "127.0.0.1:$cp" --timeout 600 wait-local >"$dir/ctl.out"
+  ctl=("$build/ctl/godwit-ctl" --control "127.0.0.1:$cp" $(tls_flags leecher "$3"))
+  "${ctl[@]}" --timeout 600 wait-local >"$dir/ctl.out"
   local end=$(date +%s%N)
   rss=$(awk '/VmHWM/ {print $2}' /proc/$leecher/status)
   local cpu="$(cpu_per_gib $seeder) $(cpu_per_gib $leecher)"
@@ -86,26 +106,46 @@ one_run() {
   local writes=$(((size_mb << 20) / chunk * ${DIRTY_PCT:-1} / 100))
   [ "$writes" -eq 0 ] || "$build/bench/godwit-writer" --socket "$dir/s.sock" --count "$writes" \
     --block 4K --hot-percent 0 --rate-mbps 0 >/dev/null
-  local fin=$("$build/ctl/godwit-ctl" --control "127.0.0.1:$cp" finalize)
+  local fin=$("${ctl[@]}" finalize)
   out="$out $(echo "$fin" | field downtime_us) $(echo "$fin" | field dirty_chunks)"
-  "$build/ctl/godwit-ctl" --control "127.0.0.1:$cp" wait-complete >/dev/null
+  "${ctl[@]}" wait-complete >/dev/null
   cmp -s "$dir/source.img" "$dir/dest.img" || { echo "pull-bench: images differ" >&2; exit 1; }
   kill $leecher $seeder ${linkem:-}; wait $leecher $seeder ${linkem:-} 2>/dev/null || true
   linkem=
   echo "$out"
 }
 
-# column N of the results as median/min/max JSON
-column() { awk -v n="$1" '{print $n}' "$dir/results" | median; }
+# column N of FILE as median/min/max JSON
+column() { awk -v n="$1" '{print $n}' "$2" | median; }
+
+# cell_line W C FILE TLS [PLAIN_MBS]: the JSON line of one cell's runs in FILE
+cell_line() {
+  local mbs rss wj extra=""
+  mbs=$(column 1 "$3")
+  rss=$(awk '{print $2}' "$3" | sort -n | tail -1)
+  ratio() { [ -n "$1" ] || { echo null; return; }; awk -v b="$1" -v r="$(echo "$mbs" | field median)" 'BEGIN {printf "%.2f", r / b}'; }
+  [ "$1" = auto ] && wj='"auto"' || wj=$1
+  [ -z "${5:-}" ] || extra=",\"ratio_to_plaintext\":$(ratio "$5")"
+  echo "{\"rtt_ms\":${RTT_MS:-0},\"workers\":$wj,\"channels\":$2,\"size_mb\":$size_mb,\"runs\":$runs,\"tls\":$([ "$4" = 1 ] && echo true || echo false),\"mb_per_s\":$mbs,\"ratio_to_tcp\":$(ratio "$baseline"),\"ratio_to_copy_floor\":$(ratio "$copy_floor")$extra,\"chunk_size\":$chunk,\"leecher_peak_rss_kb\":$rss,\"seeder_cpu_s_per_gib\":$(column 3 "$3"),\"leecher_cpu_s_per_gib\":$(column 4 "$3"),\"dirty_pct\":${DIRTY_PCT:-1},\"downtime_us\":$(column 5 "$3"),\"dirty_chunks\":$(column 6 "$3"),\"host_steal_ticks\":$(($(steal) - steal_before))}"
+}
 
 for cell in $grid; do
   w=${cell%x*}; c=${cell#*x}
-  : >"$dir/results"
+  : >"$dir/plain"; : >"$dir/tls"
   steal_before=$(steal)
-  for r in $(seq "$runs"); do one_run "$w" "$c" >>"$dir/results"; done
-  mbs=$(column 1)
-  rss=$(awk '{print $2}' "$dir/results" | sort -n | tail -1)
-  ratio() { [ -n "$1" ] || { echo null; return; }; awk -v b="$1" -v r="$(echo "$mbs" | field median)" 'BEGIN {printf "%.2f", r / b}'; }
-  [ "$w" = auto ] && wj='"auto"' || wj=$w
-  echo "{\"rtt_ms\":${RTT_MS:-0},\"workers\":$wj,\"channels\":$c,\"size_mb\":$size_mb,\"runs\":$runs,\"mb_per_s\":$mbs,\"ratio_to_tcp\":$(ratio "$baseline"),\"ratio_to_copy_floor\":$(ratio "$copy_floor"),\"chunk_size\":$chunk,\"leecher_peak_rss_kb\":$rss,\"seeder_cpu_s_per_gib\":$(column 3),\"leecher_cpu_s_per_gib\":$(column 4),\"dirty_pct\":${DIRTY_PCT:-1},\"downtime_us\":$(column 5),\"dirty_chunks\":$(column 6),\"host_steal_ticks\":$(($(steal) - steal_before))}"
+  for r in $(seq "$runs"); do
+    case $tls_mode in
+    0) one_run "$w" "$c" 0 >>"$dir/plain" ;;
+    1) one_run "$w" "$c" 1 >>"$dir/tls" ;;
+    compare) # alternate which goes first, so neither always gets the warmer machine
+      if [ $((r % 2)) = 1 ]; then one_run "$w" "$c" 0 >>"$dir/plain"; one_run "$w" "$c" 1 >>"$dir/tls"
+      else one_run "$w" "$c" 1 >>"$dir/tls"; one_run "$w" "$c" 0 >>"$dir/plain"; fi ;;
+    esac
+  done
+  plain_mbs=""
+  if [ "$tls_mode" != 1 ]; then
+    cell_line "$w" "$c" "$dir/plain" 0
+    plain_mbs=$(column 1 "$dir/plain" | field median)
+  fi
+  [ "$tls_mode" = 0 ] || cell_line "$w" "$c" "$dir/tls" 1 "$plain_mbs"
 done

@@ -76,6 +76,13 @@ q "$defs"'
   ([.[] | select(.bench == "chunk_latency")] as $lat | .[] | select(.bench == "chunk_pull") | . as $p |
      ($lat | map(select(.chunk_size == $p.chunk_size))[0]) as $l |
      "| \(.chunk_size / 1024) KiB | \(m(.mb_per_s)) | \($l.first_read_us.p50 / 1000) / \($l.first_read_us.p99 / 1000) ms | \(.chunk_size / 4096)x its size |"),
+  "",
+  "## 7. mTLS against plaintext (same cells, taking turns run by run)\n",
+  "| workers x channels | image | plaintext MB/s | mTLS MB/s | mTLS / plaintext | CPU s/GiB seeder + leecher, plaintext / mTLS |",
+  "|---|---|---|---|---|---|",
+  ([.[] | select(.bench == "tls")] as $all | $all[] | select(.tls) | . as $t |
+     ($all | map(select(.tls | not) | select(.workers == $t.workers and .channels == $t.channels and .size_mb == $t.size_mb))[0]) as $p |
+     "| \(.workers) x \(.channels) | \(.size_mb) MiB | \(m($p.mb_per_s)) | \(m(.mb_per_s)) | \(.ratio_to_plaintext) | \(r(med($p.seeder_cpu_s_per_gib) + med($p.leecher_cpu_s_per_gib))) / \(r(med(.seeder_cpu_s_per_gib) + med(.leecher_cpu_s_per_gib))) |"),
   ""'
 
 # The targets of the issue, each with the figure it is judged on.
@@ -114,6 +121,8 @@ q "$defs"'
   (map(select(.bench == "downtime" and .dirty_pct == 0)) | sort_by(.size_mb) |
      if length >= 2 then "| downtime flat in image size: largest <= 1.5 x smallest (0% dirty, the fixed cost) | \(.[-1].size_mb) vs \(.[0].size_mb) MiB: \(r(med(.[-1].downtime_us) / med(.[0].downtime_us))) | \(verdict(med(.[-1].downtime_us) <= 1.5 * med(.[0].downtime_us))) |" else empty end),
   ($nbd[] | "| NBD \(.op) >= 0.9 x nbdkit file | seeder \(.seeder_vs_nbdkit), leecher \(.leecher_vs_nbdkit) | \(verdict(.seeder_vs_nbdkit >= 0.9 and .leecher_vs_nbdkit >= 0.9)) |"),
+  (map(select(.bench == "tls" and .tls and .workers == 16 and .channels == 4))[0] |
+     if . then "| mTLS pull >= 0.75 x plaintext (16 x 4, \(.size_mb) MiB, interleaved) | \(.ratio_to_plaintext) | \(verdict(.ratio_to_plaintext >= 0.75)) |" else empty end),
   (map(select(.bench == "pull" or .bench == "downtime") | select(.size_mb >= 4096)) | max_by(.leecher_peak_rss_kb) |
      if . then "| leecher peak RSS, 4 GiB image < 128 MiB | \(.leecher_peak_rss_kb / 1024 | floor) MiB (\(.workers) x \(.channels)) | \(verdict(.leecher_peak_rss_kb < 131072)) |" else empty end),
   "",

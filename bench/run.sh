@@ -34,10 +34,12 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' ','; }
 # (dense 1 GiB, sparse 2 GiB with 10% data, dense 1 GiB under a writer, 64 MiB on 6 MB/s)
 if $quick; then size=256; runs=3; grid="4x2 16x4"; rtts="0 50"; rtt_size=1024
      rtt_runs=1; latency_size=512; sizes_downtime="64 256"; downtime_pcts="0 1"; chunk_sizes=""; chunk_size_mb=256; nbd_runs=3
+     tls_size=256; tls_runs=3; tls_grid="16x4"
      peer_runs=3; rss_size=""; export SLOW_VERIFY_RUNS=1
 else size=1024; runs=3; grid="1x1 1x2 1x4 1x8 4x1 4x2 4x4 4x8 16x1 16x2 16x4 16x8 64x1 64x2 64x4 64x8"
      rtts="0 1 10 50"; rtt_size=1024; rtt_runs=3; latency_size=2048; sizes_downtime="64 1024 4096"; downtime_pcts="0 1 10"
      chunk_sizes="65536 262144 1048576 4194304"; chunk_size_mb=1024; nbd_runs=5
+     tls_size=1024; tls_runs=5; tls_grid="16x4 64x8"
      peer_runs=5; rss_size=4096; export QEMU_DEFAULTS=1; fi
 
 # This VM hands memory that has been free for a moment back to its host
@@ -102,6 +104,10 @@ for chunk in $chunk_sizes; do
     sed 's/^{/{"bench":"chunk_pull",/' | emit
   bash bench/latency-bench.sh "$build" "$latency_size" 0 "$chunk" | sed 's/^{/{"bench":"chunk_latency",/' | emit
 done
+
+section "mTLS against plaintext (taking turns run by run)"
+TLS=compare BASELINES=0 bash bench/pull-bench.sh "$build" "$tls_size" "$tls_runs" "$tls_grid" | grep workers |
+  sed 's/^{/{"bench":"tls",/' | emit
 
 section "NBD serving against nbdkit file and qemu-nbd"
 bash bench/nbd-serve.sh "$build" "$size" "$nbd_runs" | sed 's/^{/{"bench":"nbd_serve",/' | emit
