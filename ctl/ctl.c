@@ -15,6 +15,8 @@
 #include "options.h"
 #include "rpc-client.h"
 
+#include <jansson.h>
+
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -34,15 +36,21 @@ static Godwit__V1__StatusResponse *status(struct rpc_channel *ch, struct rpc_res
     return (Godwit__V1__StatusResponse *)response;
 }
 
+/* The Status reply as one JSON object (WAITED_S: how long a wait-* took). */
 static void print_status(const Godwit__V1__StatusResponse *s, double elapsed)
 {
-    printf("{\"state\":\"%s\",\"size\":%llu,\"chunks_total\":%llu,\"chunks_local\":%llu,"
-           "\"bytes_pulled\":%llu,\"dirty_rate\":%.1f,\"downtime_us\":%llu,"
-           "\"finalize_dirty_chunks\":%llu,\"waited_s\":%.3f,\"error\":\"%s\"}\n",
-           state_names[s->state <= 5 ? s->state : 0], (unsigned long long)s->size,
-           (unsigned long long)s->chunks_total, (unsigned long long)s->chunks_local,
-           (unsigned long long)s->bytes_pulled, s->dirty_rate, (unsigned long long)s->downtime_us,
-           (unsigned long long)s->finalize_dirty_chunks, elapsed, s->error);
+    json_t *o = json_pack(
+        "{s:s,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:f,s:b,s:i,s:s,s:f,s:s}", "state",
+        state_names[s->state <= 5 ? s->state : 0], "size", (json_int_t)s->size, "chunks_total",
+        (json_int_t)s->chunks_total, "chunks_local", (json_int_t)s->chunks_local, "bytes_pulled",
+        (json_int_t)s->bytes_pulled, "dirty_rate", s->dirty_rate, "downtime_us",
+        (json_int_t)s->downtime_us, "finalize_dirty_chunks", (json_int_t)s->finalize_dirty_chunks,
+        "predicted_downtime_ms", s->predicted_downtime_ms, "not_converging", s->not_converging,
+        "stalled_rounds", (int)s->stalled_rounds, "convergence_hint", s->convergence_hint,
+        "waited_s", elapsed, "error", s->error);
+    json_dumpf(o, stdout, JSON_COMPACT);
+    putchar('\n');
+    json_decref(o);
 }
 
 static double now_s(void)

@@ -22,6 +22,10 @@ static void handle_status(void *opaque, const ProtobufCMessage *request, struct 
     r.predicted_downtime_ms =
         l->freeze_started_us ? l->finalize_predicted_ms
                              : leecher_predict_downtime_ms(l, l->source_dirty, l->round_trip_us);
+    bool precopy = l->state == PRECOPY; /* convergence is pre-copy's question */
+    r.not_converging = precopy && l->not_converging;
+    r.stalled_rounds = precopy ? l->stalled_rounds : 0;
+    r.convergence_hint = r.not_converging ? l->convergence_hint : "";
     pthread_mutex_unlock(&l->lock);
     r.size = l->geo.size;
     r.chunk_size = l->geo.chunk_size;

@@ -40,6 +40,7 @@ struct leecher {
     int sync_interval_ms;
     bool final_sync;            /* Sync once more right before the freeze */
     int auto_finalize_ms;       /* finalize at this predicted downtime; 0: never by itself */
+    unsigned converge_rounds;   /* Sync rounds without progress before not_converging */
     int pull_timeout_ms;        /* post-copy: how long a read waits for a missing chunk */
     const char *image_path;     /* --image */
     char *state_path;           /* IMAGE.godwit-state */
@@ -80,6 +81,9 @@ struct leecher {
     uint64_t source_dirty;        /* what Finalize would transfer now (Seeder.Info) */
     uint64_t round_trip_us;       /* the last Seeder.Info after a Sync; 0 before one */
     double finalize_predicted_ms; /* the prediction when the freeze began */
+    bool not_converging;          /* pre-copy stalled for converge_rounds (convergence.c) */
+    unsigned stalled_rounds;      /* Sync rounds in a row without progress */
+    char convergence_hint[256];   /* what would help, while not_converging */
 
     /* The state file's view: a bit per chunk it records as local (written
      * under save_lock, read by any thread), and whether a destination
@@ -130,6 +134,18 @@ int leecher_finalize(struct leecher *l, char *err, size_t errlen);
  * (both read under lock by the caller) and the measured pull time. */
 double leecher_predict_downtime_ms(const struct leecher *l, uint64_t source_dirty,
                                    uint64_t round_trip_us);
+
+/* convergence.c: whether pre-copy catches up with the source. The
+ * syncer's own record (no lock: only the syncer thread touches it). */
+struct convergence {
+    uint64_t best;         /* fewest chunks lacking after a round so far */
+    uint64_t previous_set; /* the previous round's Sync set */
+};
+void convergence_init(struct convergence *c);
+/* After a Sync round that marked SYNC_SET chunks remote: updates the
+ * stalled count, and emits not_converging or converging when that
+ * changes. Takes leecher->lock. */
+void convergence_note_round(struct leecher *l, struct convergence *c, uint64_t sync_set);
 
 /* metrics.c: the leecher's /metrics. Init before any thread starts; start
  * on ADDRESS (HOST:PORT, checked) once the image is prepared, the bound

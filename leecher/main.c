@@ -23,7 +23,7 @@
 struct leecher_options {
     char *seeder, *image, *control;
     char *max_bandwidth; /* RATE as given: rate_limit_parse */
-    unsigned workers, channels, sync_interval, pull_timeout, auto_finalize_ms;
+    unsigned workers, channels, sync_interval, pull_timeout, auto_finalize_ms, converge_rounds;
     uint64_t batch;
     bool skip_final_sync;
     struct daemon_options d; /* nbd-socket, mount, log-format, TLS */
@@ -35,7 +35,8 @@ enum {
     MAX_SPECS = 20,
     MAX_WORKERS = 1024,
     MAX_CHANNELS = 256,
-    MAX_MS = 86400000,             /* --sync-interval, --pull-timeout: a day */
+    MAX_MS = 86400000, /* --sync-interval, --pull-timeout: a day */
+    MAX_CONVERGE_ROUNDS = 10000,
     DEFAULT_BATCH = 1 << 20,       /* without --batch: 1M, or one chunk if larger */
     LINK_BYTES_PER_S = 1250000000, /* 10 Gbit/s: what choose_workers plans for */
 };
@@ -64,6 +65,9 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
         {"max-bandwidth", OPTION_STRING, &o->max_bandwidth, "RATE",
          "cap on pulled bytes/s over all channels, K/M/G = 1024-powers (50M = 50 MiB/s; default "
          "0 or none: no cap)"},
+        {"converge-rounds", OPTION_UINT, &o->converge_rounds, "K",
+         "warn (not_converging) after K Sync rounds in a row without progress, 1 to 10000 "
+         "(default 10)"},
         {"skip-final-sync", OPTION_BOOL, &o->skip_final_sync, NULL,
          "no last Sync before the freeze (measures Finalize with the whole dirty set)"},
     };
@@ -101,6 +105,9 @@ static int check_options(const void *ctx, char *err, size_t errlen)
                  "--max-bandwidth must be bytes per second such as 50M or 1G (K, M, G: powers of "
                  "1024), or 0 or none for no cap, not \"%s\"",
                  o->max_bandwidth);
+    else if (o->converge_rounds < 1 || o->converge_rounds > MAX_CONVERGE_ROUNDS)
+        snprintf(err, errlen, "--converge-rounds must be from 1 to %d, not %u", MAX_CONVERGE_ROUNDS,
+                 o->converge_rounds);
     else if (o->workers > MAX_WORKERS)
         snprintf(err, errlen, "--workers must be at most %d", MAX_WORKERS);
     else if (o->batch != BATCH_UNSET && (o->batch < 4096 || o->batch > CHUNK_MAX_READ))
@@ -355,6 +362,7 @@ int main(int argc, char **argv)
                                 .channels = 4,
                                 .sync_interval = 1000,
                                 .pull_timeout = 30000,
+                                .converge_rounds = 10,
                                 .batch = BATCH_UNSET};
     struct option_spec specs[MAX_SPECS];
     size_t n = option_specs(&o, specs);
@@ -376,6 +384,7 @@ int main(int argc, char **argv)
                         .pull_timeout_ms = (int)o.pull_timeout,
                         .final_sync = !o.skip_final_sync,
                         .auto_finalize_ms = (int)o.auto_finalize_ms,
+                        .converge_rounds = o.converge_rounds,
                         .state = PRECOPY,
                         .started_us = leecher_now_us()};
     pthread_mutex_init(&l.lock, NULL);

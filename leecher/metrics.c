@@ -20,6 +20,8 @@ struct locked_view {
     enum leecher_state state;
     uint64_t downtime_us, source_dirty, round_trip_us;
     double dirty_rate;
+    bool not_converging;
+    unsigned stalled_rounds;
 };
 
 static uint64_t histogram_count(const struct metric_histogram *h)
@@ -97,8 +99,8 @@ static void collect(void *opaque, struct metrics_text *t)
     struct leecher *l = opaque;
     struct locked_view v;
     pthread_mutex_lock(&l->lock);
-    v = (struct locked_view){l->state, l->downtime_us, l->source_dirty, l->round_trip_us,
-                             l->dirty_rate};
+    v = (struct locked_view){l->state,      l->downtime_us,    l->source_dirty,  l->round_trip_us,
+                             l->dirty_rate, l->not_converging, l->stalled_rounds};
     pthread_mutex_unlock(&l->lock);
     const struct metric_label info[] = {{"program", "godwit-leecher"}, {"version", GODWIT_VERSION}};
     metrics_text_family(t, "godwit_build_info", METRIC_GAUGE, "Always 1; the program and version.");
@@ -120,6 +122,14 @@ static void collect(void *opaque, struct metrics_text *t)
                        "chunks times the pull time per chunk over the workers (NaN before the "
                        "first round trip).",
                        predicted_downtime(l, &v));
+    bool precopy = v.state == PRECOPY;
+    metrics_text_gauge(t, "godwit_leecher_not_converging",
+                       "1 while pre-copy is not converging: the chunks the leecher lacks have not "
+                       "shrunk for --converge-rounds Sync rounds in a row (0 after Finalize).",
+                       precopy && v.not_converging ? 1 : 0);
+    metrics_text_gauge(t, "godwit_leecher_stalled_sync_rounds",
+                       "Sync rounds in a row in which the chunks the leecher lacks did not shrink.",
+                       precopy ? v.stalled_rounds : 0);
     metrics_text_gauge(t, "godwit_leecher_downtime_seconds",
                        "The measured downtime of Finalize (0 before it).",
                        (double)v.downtime_us * 1e-6);

@@ -77,8 +77,10 @@ static void refresh_source_dirty(struct leecher *l)
     protobuf_c_message_free_unpacked(&info->base, NULL);
 }
 
-/* One Sync round; false if the migration failed. */
-static bool sync_once(struct leecher *l, uint64_t *last_us)
+/* One Sync round: 1 when the seeder answered (*MARKED: the chunks its
+ * set named), 0 when it could not be reached (retry), -1 when pre-copy
+ * is over (failed, or Finalize began). */
+static int sync_once(struct leecher *l, uint64_t *last_us, uint64_t *marked)
 {
     pthread_mutex_lock(&l->lock);
     uint64_t ack = l->ack_generation;
@@ -93,19 +95,20 @@ static bool sync_once(struct leecher *l, uint64_t *last_us)
         pthread_mutex_unlock(&l->lock);
         if (precopy)
             leecher_fail(l, "Sync refused: %s", result.message);
-        return false;
+        return -1;
     }
     if (status != GRPC_STATUS_OK) {
         log_warn(l->log, "Sync failed (%s); retrying", result.message);
-        return true;
+        return 0;
     }
     if (!mark_dirty(l, sync->dirty_offsets, sync->n_dirty_offsets, false)) {
         /* Finalize began meanwhile: left unacknowledged, the set comes
          * back in the freeze's answer. */
         protobuf_c_message_free_unpacked(&sync->base, NULL);
-        return false;
+        return -1;
     }
     metric_counter_add(&l->sync_rounds, 1);
+    *marked = sync->n_dirty_offsets;
     uint64_t now = leecher_now_us();
     double seconds = (double)(now - *last_us) / 1e6;
     *last_us = now;
@@ -120,7 +123,7 @@ static bool sync_once(struct leecher *l, uint64_t *last_us)
     }
     protobuf_c_message_free_unpacked(&sync->base, NULL);
     refresh_source_dirty(l);
-    return true;
+    return 1;
 }
 
 double leecher_predict_downtime_ms(const struct leecher *l, uint64_t source_dirty,
@@ -170,8 +173,14 @@ void *syncer_thread(void *arg)
     struct leecher *l = arg;
     uint64_t last = leecher_now_us();
     unsigned rounds_under = 0; /* Sync rounds in a row at or under the target */
-    while (precopy_wait(l, l->sync_interval_ms) && sync_once(l, &last)) {
-        if (!l->auto_finalize_ms)
+    struct convergence convergence;
+    convergence_init(&convergence);
+    int answered = 0;
+    uint64_t marked = 0;
+    while (precopy_wait(l, l->sync_interval_ms) && (answered = sync_once(l, &last, &marked)) >= 0) {
+        if (answered)
+            convergence_note_round(l, &convergence, marked);
+        if (!answered || !l->auto_finalize_ms)
             continue;
         double predicted = current_prediction_ms(l);
         bool under = predicted >= 0 && predicted <= l->auto_finalize_ms;
@@ -225,9 +234,9 @@ static int finalize_locked(struct leecher *l, bool automatic, char *err, size_t 
     pthread_mutex_lock(&l->lock);
     bool precopy = l->state == PRECOPY;
     pthread_mutex_unlock(&l->lock);
-    uint64_t last = leecher_now_us() - 1;
+    uint64_t last = leecher_now_us() - 1, marked;
     if (precopy && l->final_sync)
-        sync_once(l, &last);
+        sync_once(l, &last, &marked);
     int begun = begin_finalize(l, err, errlen);
     if (begun != 0) {
         errno = EBUSY; /* the migration failed: Finalize cannot run */

@@ -46,3 +46,7 @@ godwit_test_properties(test-soak 600 leecher grpc)
 # leecher pulls; the migration must still end byte-exact.
 add_test(NAME test-load-64-clients COMMAND test-soak 2 1 load-64-clients)
 godwit_test_properties(test-load-64-clients 600 leecher grpc)
+
+# Convergence: not_converging (event, Status, gauge) under a writer faster
+# than the link, converging once it stops; never for a writer the link keeps up with.
+godwit_add_script_test(test-not-converging test-not-converging.sh leecher grpc)

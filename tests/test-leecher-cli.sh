@@ -29,6 +29,13 @@ expect_exit 2 "${run[@]}" --pull-timeout 4000000000
 one_sentence "--sync-interval and --pull-timeout must be at most 86400000 ms"
 expect_exit 2 "${run[@]}" --auto-finalize-ms 90000000
 one_sentence "--auto-finalize-ms must be at most 86400000 ms"
+expect_exit 2 "${run[@]}" --converge-rounds 0
+one_sentence "--converge-rounds must be from 1 to 10000, not 0"
+expect_exit 2 "${run[@]}" --converge-rounds 10001
+one_sentence "--converge-rounds must be from 1 to 10000"
+echo '{"converge_rounds": 0}' >"$TEST_DIR/converge.json"
+expect_exit 2 "${run[@]}" --config "$TEST_DIR/converge.json"
+one_sentence "--converge-rounds must be from 1 to 10000"
 expect_exit 2 "${run[@]}" --workers 5000
 one_sentence "--workers must be at most 1024"
 expect_exit 2 "${run[@]}" --mount "$TEST_DIR/mnt"
