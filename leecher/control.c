@@ -34,6 +34,8 @@ static void handle_status(void *opaque, const ProtobufCMessage *request, struct 
     r.chunks_remaining = r.chunks_total - r.chunks_local;
     r.chunks_redirtied = atomic_load(&l->chunks_redirtied);
     r.bytes_pulled = atomic_load(&l->bytes_pulled);
+    r.bytes_decoded = atomic_load(&l->bytes_decoded);
+    r.compressing = seeder_client_compressing(l->seeder);
     r.image_id = l->image_id;
     r.max_bandwidth = l->max_bandwidth;
     r.bandwidth_throttled_us = seeder_client_throttled_us(l->seeder);

@@ -92,7 +92,8 @@ struct leecher {
     _Atomic bool unsaved_writes;
 
     /* Statistics: atomics, any thread. */
-    _Atomic uint64_t bytes_pulled;
+    _Atomic uint64_t bytes_pulled;  /* ReadAt replies as received (on the wire) */
+    _Atomic uint64_t bytes_decoded; /* their data once decoded (compressed replies larger) */
     _Atomic uint64_t chunks_redirtied;
     _Atomic uint64_t chunk_pull_ns; /* EWMA of a ReadAt's time per chunk; 0 before one */
 

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 struct leecher_options {
-    char *seeder, *image, *control;
+    char *seeder, *image, *control, *compress;
     char *max_bandwidth; /* RATE as given: rate_limit_parse */
     unsigned workers, channels, sync_interval, pull_timeout, auto_finalize_ms, converge_rounds;
     uint64_t batch;
@@ -68,6 +68,9 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
         {"converge-rounds", OPTION_UINT, &o->converge_rounds, "K",
          "warn (not_converging) after K Sync rounds in a row without progress, 1 to 10000 "
          "(default 10)"},
+        {"compress", OPTION_STRING, &o->compress, "off|zstd|auto",
+         "ask the seeder for zstd-compressed data: never, always, or while the link is below "
+         "1 Gbit/s (default auto)"},
         {"skip-final-sync", OPTION_BOOL, &o->skip_final_sync, NULL,
          "no last Sync before the freeze (measures Finalize with the whole dirty set)"},
     };
@@ -81,6 +84,17 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
     _Static_assert(sizeof table / sizeof table[0] + DAEMON_OPTION_ROWS <= MAX_SPECS,
                    "raise MAX_SPECS");
     return daemon_option_specs(specs, table, sizeof table / sizeof table[0], &o->d, &help);
+}
+
+/* --compress NAME as enum seeder_compress; -1 if it is none. */
+static int compress_mode(const char *name)
+{
+    static const char *const names[] = {
+        [COMPRESS_OFF] = "off", [COMPRESS_ZSTD] = "zstd", [COMPRESS_AUTO] = "auto"};
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return -1;
 }
 
 static int check_options(const void *ctx, char *err, size_t errlen)
@@ -108,6 +122,8 @@ static int check_options(const void *ctx, char *err, size_t errlen)
     else if (o->converge_rounds < 1 || o->converge_rounds > MAX_CONVERGE_ROUNDS)
         snprintf(err, errlen, "--converge-rounds must be from 1 to %d, not %u", MAX_CONVERGE_ROUNDS,
                  o->converge_rounds);
+    else if (compress_mode(o->compress) < 0)
+        snprintf(err, errlen, "--compress must be off, zstd or auto, not %s", o->compress);
     else if (o->workers > MAX_WORKERS)
         snprintf(err, errlen, "--workers must be at most %d", MAX_WORKERS);
     else if (o->batch != BATCH_UNSET && (o->batch < 4096 || o->batch > CHUNK_MAX_READ))
@@ -157,7 +173,8 @@ static int open_seeder(struct leecher *l, const struct leecher_options *o, char 
     const struct seeder_client_config config = {.target = o->seeder,
                                                 .channels = o->channels,
                                                 .tls = {o->d.tls_cert, o->d.tls_key, o->d.tls_ca},
-                                                .max_bandwidth = l->max_bandwidth};
+                                                .max_bandwidth = l->max_bandwidth,
+                                                .compress = compress_mode(o->compress)};
     l->seeder = seeder_client_open(&config, err, errlen);
     return l->seeder ? 0 : -1;
 }
@@ -358,6 +375,7 @@ static int run_leecher(struct leecher *l, const struct leecher_options *o, char 
 int main(int argc, char **argv)
 {
     struct leecher_options o = {.control = "127.0.0.1:1338",
+                                .compress = "auto",
                                 .d.log_format = "text",
                                 .channels = 4,
                                 .sync_interval = 1000,

@@ -61,6 +61,13 @@ static void collect_progress(const struct leecher *l, bool done, struct metrics_
     metrics_text_counter(t, "godwit_leecher_pulled_bytes_total",
                          "Bytes received in ReadAt replies (re-pulls included).",
                          atomic_load(&l->bytes_pulled));
+    metrics_text_counter(t, "godwit_leecher_decoded_bytes_total",
+                         "Bytes the data of those replies decoded to (more than received where "
+                         "the seeder compressed it).",
+                         atomic_load(&l->bytes_decoded));
+    metrics_text_gauge(t, "godwit_leecher_compressing",
+                       "1 while ReadAt asks the seeder for compressed data (--compress).",
+                       seeder_client_compressing(l->seeder) ? 1 : 0);
     metrics_text_gauge(t, "godwit_leecher_pull_throughput_bytes_per_second",
                        "Bytes pulled per second over the last second (for history use "
                        "rate(godwit_leecher_pulled_bytes_total[1m])).",

@@ -320,12 +320,13 @@ static json_t *progress_fields(struct leecher *l, double rate, const struct snap
 {
     uint64_t total = l->geo.chunks, local = chunk_map_local(l->map);
     double predicted = leecher_predict_downtime_ms(l, s->source_dirty, s->round_trip_us);
-    return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:I,s:f}", "state",
+    return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:I,s:f}", "state",
                      state_names[s->state], "chunks_total", (json_int_t)total, "chunks_local",
                      (json_int_t)local, "chunks_remaining", (json_int_t)(total - local),
                      "chunks_redirtied", (json_int_t)atomic_load(&l->chunks_redirtied),
                      "pulled_once", (json_int_t)chunk_map_ever_local(l->map), "bytes_pulled",
-                     (json_int_t)atomic_load(&l->bytes_pulled), "mb_per_s", rate / 1e6,
+                     (json_int_t)atomic_load(&l->bytes_pulled), "bytes_decoded",
+                     (json_int_t)atomic_load(&l->bytes_decoded), "mb_per_s", rate / 1e6,
                      "dirty_rate", s->dirty_rate, "finalize_dirty_chunks",
                      (json_int_t)s->source_dirty, "predicted_downtime_ms", predicted);
 }

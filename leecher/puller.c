@@ -135,6 +135,7 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
         }
     }
     atomic_fetch_add(&l->bytes_pulled, data.reply.length);
+    atomic_fetch_add(&l->bytes_decoded, data.length);
     metric_counter_add(&l->pulled_chunks, count);
     metric_histogram_observe(&l->pull_us, leecher_now_us() - start);
     seeder_data_free(&data);

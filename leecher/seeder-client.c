@@ -2,16 +2,21 @@
 /* The typed Seeder client: a pool of gRPC channels (each its own TCP
  * connection) for background ReadAt, one more for control calls and
  * on-demand reads, the method names, which channel each call takes, the
- * bulk byte budget, the bandwidth bucket, and the check that a ReadAt reply has the shape asked
- * for. */
+ * bulk byte budget, the bandwidth bucket, whether ReadAt asks for
+ * compression, and the check that a ReadAt reply has the shape asked for
+ * (its data decoded if it came compressed). */
 #include "seeder-client.h"
 
 #include "bulk-budget.h"
+#include "compress-choice.h"
+#include "compression.h"
 #include "proto-wire.h"
 #include "rate-limit.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 enum {
@@ -24,10 +29,11 @@ struct seeder_client {
     struct rpc_channel **channels; /* the bulk pool; read-only after open; gRPC channels are
                                       thread-safe */
     unsigned n_channels;
-    struct rpc_channel *control; /* a connection of its own: never behind bulk replies */
-    struct bulk_budget budget;   /* background bytes in flight; its own lock */
-    struct rate_limit bandwidth; /* --max-bandwidth over every ReadAt; its own lock */
-    uint64_t session;            /* set by seeder_client_track before other threads call */
+    struct rpc_channel *control;     /* a connection of its own: never behind bulk replies */
+    struct bulk_budget budget;       /* background bytes in flight; its own lock */
+    struct rate_limit bandwidth;     /* --max-bandwidth over every ReadAt; its own lock */
+    struct compress_choice compress; /* --compress; its own lock */
+    uint64_t session;                /* set by seeder_client_track before other threads call */
 };
 
 static uint64_t now_us(void)
@@ -51,6 +57,7 @@ struct seeder_client *seeder_client_open(const struct seeder_client_config *conf
     c->channels = channels;
     bulk_budget_init(&c->budget);
     rate_limit_init(&c->bandwidth, config->max_bandwidth, NULL, NULL);
+    compress_choice_init(&c->compress, config->compress, SEEDER_AUTO_COMPRESS_BELOW);
     struct rpc_channel_config channel = {
         .target = config->target, .max_message = MAX_MESSAGE, .tls = config->tls};
     if (!(c->control = rpc_channel_open(&channel, err, errlen))) {
@@ -76,6 +83,7 @@ void seeder_client_close(struct seeder_client *client)
         rpc_channel_close(client->control);
     bulk_budget_destroy(&client->budget);
     rate_limit_destroy(&client->bandwidth);
+    compress_choice_destroy(&client->compress);
     free(client->channels);
     free(client);
 }
@@ -204,6 +212,53 @@ static bool zeros_fit(const struct seeder_data *data, const struct seeder_read *
     return data->length + zero_bytes == read->length;
 }
 
+/* Decodes the COMPRESSED bytes of data of DATA (data->length bytes once
+ * decoded) into data->decoded; -1 with GRPC_STATUS_INTERNAL and a sentence
+ * in RESULT if they do not decode to exactly that. */
+static int decode_data(struct seeder_data *data, uint64_t compressed, struct rpc_result *result)
+{
+    /* A piece per slice of the reply at most. */
+    struct iovec *iov = calloc(data->reply.count ? data->reply.count : 1, sizeof *iov);
+    data->decoded = malloc(data->length ? data->length : 1);
+    int n = iov && data->decoded ? rpc_response_iov(&data->reply, data->at, (size_t)compressed, iov,
+                                                    (int)data->reply.count)
+                                 : -1;
+    int r = n < 0 ? -1 : decompress_iov(iov, n, data->decoded, data->length);
+    int err = n < 0 ? ENOMEM : errno;
+    free(iov);
+    if (r == 0)
+        return 0;
+    result->status = GRPC_STATUS_INTERNAL;
+    snprintf(result->message, sizeof result->message,
+             "a ReadAt reply whose compressed data does not decode to its %zu bytes (%s)",
+             data->length, strerror(err));
+    return -1;
+}
+
+/* Checks the decoded reply in DATA against READ (and decodes compressed
+ * data); a wrong shape gives GRPC_STATUS_INTERNAL in RESULT. */
+static grpc_status_code check_reply(struct seeder_data *data, const struct seeder_read *read,
+                                    bool asked, struct rpc_result *result)
+{
+    uint64_t length;
+    struct wire_read_at_meta meta;
+    int r =
+        wire_read_at_decode(&data->reply, &data->at, &length, &data->zeros, &data->n_zeros, &meta);
+    bool encoded = r == 0 && meta.encoding != WIRE_ENCODING_NONE;
+    if (encoded && (!asked || meta.encoding != WIRE_ENCODING_ZSTD))
+        r = -1; /* an encoding not asked for */
+    data->length = (size_t)(encoded ? meta.decoded_length : length);
+    if (r < 0 || data->length > read->length || !zeros_fit(data, read)) {
+        result->status = GRPC_STATUS_INTERNAL;
+        snprintf(result->message, sizeof result->message, "a ReadAt reply of the wrong shape");
+    } else if (encoded) {
+        decode_data(data, length, result); /* sets result->status if it fails */
+    }
+    if (result->status != GRPC_STATUS_OK)
+        seeder_data_free(data);
+    return result->status;
+}
+
 grpc_status_code seeder_client_read_at(struct seeder_client *client, const struct seeder_read *read,
                                        struct seeder_data *data, struct rpc_result *result)
 {
@@ -212,6 +267,9 @@ grpc_status_code seeder_client_read_at(struct seeder_client *client, const struc
     request.length = read->length;
     request.image_id = (char *)read->image_id;
     request.allow_zero_ranges = true;
+    bool compress = compress_choice_wanted(&client->compress);
+    if (compress)
+        request.accept_encoding = GODWIT__V1__ENCODING__ENCODING_ZSTD;
     *data = (struct seeder_data){0};
     /* An on-demand read skips the budget and the bulk connections: it goes
      * ahead of background pulls on the wire, not only in the queue. */
@@ -225,21 +283,20 @@ grpc_status_code seeder_client_read_at(struct seeder_client *client, const struc
     uint64_t start = now_us();
     rpc_call_raw(channel, "/godwit.v1.Seeder/ReadAt", &request.base, &data->reply, READ_TIMEOUT_MS,
                  result);
+    uint64_t end = now_us();
     if (!read->on_demand)
         bulk_budget_release(&client->budget, read->length, result->status == GRPC_STATUS_OK,
-                            now_us() - start);
+                            end - start);
     rate_limit_settle(&client->bandwidth, read->length, data->reply.length);
     if (result->status != GRPC_STATUS_OK)
         return result->status;
-    uint64_t length;
-    int r = wire_read_at_decode(&data->reply, &data->at, &length, &data->zeros, &data->n_zeros);
-    data->length = (size_t)length;
-    if (r < 0 || length > read->length || !zeros_fit(data, read)) {
-        seeder_data_free(data);
-        result->status = GRPC_STATUS_INTERNAL;
-        snprintf(result->message, sizeof result->message, "a ReadAt reply of the wrong shape");
-    }
-    return result->status;
+    compress_choice_note(&client->compress, data->reply.length, compress, end);
+    return check_reply(data, read, compress, result);
+}
+
+bool seeder_client_compressing(struct seeder_client *client)
+{
+    return compress_choice_wanted(&client->compress);
 }
 
 int seeder_data_iov(const struct seeder_data *data, size_t offset, size_t length, struct iovec *iov,
@@ -247,12 +304,19 @@ int seeder_data_iov(const struct seeder_data *data, size_t offset, size_t length
 {
     if (offset > data->length || length > data->length - offset)
         return -1;
+    if (data->decoded) {
+        if (max < 1)
+            return -1;
+        iov[0] = (struct iovec){data->decoded + offset, length};
+        return 1;
+    }
     return rpc_response_iov(&data->reply, data->at + offset, length, iov, max);
 }
 
 void seeder_data_free(struct seeder_data *data)
 {
     rpc_response_free(&data->reply);
+    free(data->decoded);
     free(data->zeros);
     *data = (struct seeder_data){0};
 }

@@ -21,11 +21,23 @@
 
 struct seeder_client;
 
+/* --compress: whether ReadAt asks the seeder for zstd-compressed data. */
+enum seeder_compress {
+    COMPRESS_OFF,  /* never */
+    COMPRESS_ZSTD, /* always */
+    COMPRESS_AUTO, /* background pulls, while the link delivers below SEEDER_AUTO_COMPRESS_BELOW */
+};
+
+/* auto's threshold, bytes per second on the wire: 1 Gbit/s. Above it the
+ * seeder's compression would be slower than the link (docs/benchmarks.md). */
+#define SEEDER_AUTO_COMPRESS_BELOW 125e6
+
 struct seeder_client_config {
     const char *target; /* the seeder's gRPC address */
     unsigned channels;  /* TCP connections in the bulk pool, at least 1 (plus the control one) */
     struct rpc_tls tls; /* client side, as struct rpc_channel_config has it */
     uint64_t max_bandwidth; /* bytes/s of every ReadAt together; 0: unlimited */
+    enum seeder_compress compress;
 };
 
 /* Opens the pool (connections come up lazily). NULL with a sentence in ERR. */
@@ -76,21 +88,25 @@ struct seeder_read {
     bool on_demand;
 };
 
-/* The data of a ReadAt reply, left in place in gRPC's slices. The call
- * asks for zero ranges (allow_zero_ranges): chunks that read as zeroes are
- * in ZEROS (ascending, disjoint, inside the range asked for), not in the
- * data, which holds the rest of the range in order. */
+/* The data of a ReadAt reply, left in place in gRPC's slices, or decoded
+ * into a buffer of its own if the seeder compressed it. The call asks for
+ * zero ranges (allow_zero_ranges): chunks that read as zeroes are in ZEROS
+ * (ascending, disjoint, inside the range asked for), not in the data, which
+ * holds the rest of the range in order. */
 struct seeder_data {
     struct rpc_response reply;     /* the reply as received */
     size_t at;                     /* where the data starts in it */
     size_t length;                 /* bytes of data: what was asked for less the zeroes */
+    uint8_t *decoded;              /* malloc'd: the LENGTH bytes, if the data came compressed */
     struct wire_zero_range *zeros; /* malloc'd, or NULL */
     size_t n_zeros;
 };
 
-/* Reads READ's range into *DATA (free with seeder_data_free). A reply that
- * is not a ReadAtResponse whose data and zero ranges make up exactly the
- * range asked for gives GRPC_STATUS_INTERNAL; on any failure *DATA holds
+/* Reads READ's range into *DATA (free with seeder_data_free), asking for
+ * compressed data as --compress says. A reply that is not a ReadAtResponse
+ * whose data and zero ranges make up exactly the range asked for, or whose
+ * compressed data does not decode to exactly that, gives
+ * GRPC_STATUS_INTERNAL (the caller retries); on any failure *DATA holds
  * nothing. */
 grpc_status_code seeder_client_read_at(struct seeder_client *client, const struct seeder_read *read,
                                        struct seeder_data *data, struct rpc_result *result);
@@ -103,5 +119,9 @@ void seeder_data_free(struct seeder_data *data);
 /* Microseconds in all that background ReadAts waited for --max-bandwidth
  * (0 without a limit). */
 uint64_t seeder_client_throttled_us(struct seeder_client *client);
+
+/* Whether background ReadAt asks for compressed data now (auto: from the
+ * rate the link delivered lately). */
+bool seeder_client_compressing(struct seeder_client *client);
 
 #endif

@@ -109,14 +109,18 @@ enum {
     ZERO_RANGE_TAG = 0x52, /* field 10, wire type 2 */
     ZERO_RANGE_MAX = 24,   /* tag, length, and two tagged 10-byte varints */
     FIELD_HEADER_MAX = 20, /* a key and a length, 10-byte varints each */
+    ENCODING_FIELD = 22,   /* varint */
+    DECODED_LENGTH_FIELD = 23,
+    ENCODING_MAX = 24, /* both, each a 2-byte key and a 10-byte varint */
 };
 
 uint8_t *wire_sparse_begin(struct wire_sparse_reply *reply, size_t length, size_t max_ranges)
 {
     reply->max_ranges = max_ranges;
+    reply->encoding = WIRE_ENCODING_NONE, reply->decoded_length = 0;
     /* Never small enough to be inlined, so sub-slices share its memory. */
     reply->slice = grpc_slice_malloc(WIRE_READ_AT_HEADER_MAX + length +
-                                     (max_ranges ? max_ranges : 1) * ZERO_RANGE_MAX);
+                                     (max_ranges ? max_ranges : 1) * ZERO_RANGE_MAX + ENCODING_MAX);
     return GRPC_SLICE_START_PTR(reply->slice) + WIRE_READ_AT_HEADER_MAX;
 }
 
@@ -138,6 +142,12 @@ grpc_slice wire_sparse_end(struct wire_sparse_reply *reply, size_t data_length,
         *p++ = ZERO_RANGE_TAG;
         p += put_varint(p, len);
         memcpy(p, body, len), p += len;
+    }
+    if (reply->encoding != WIRE_ENCODING_NONE) {
+        p += put_varint(p, ENCODING_FIELD << 3);
+        p += put_varint(p, reply->encoding);
+        p += put_varint(p, DECODED_LENGTH_FIELD << 3);
+        p += put_varint(p, reply->decoded_length);
     }
     size_t start = WIRE_READ_AT_HEADER_MAX - header_len;
     grpc_slice out =
@@ -192,9 +202,27 @@ static int add_range(struct wire_zero_range **ranges, size_t *n, struct wire_zer
     return 0;
 }
 
-/* Reads the field at *POS of REPLY: its data or range, or skips it. */
-static int decode_field(const struct rpc_response *reply, size_t *pos, bool *have_data, size_t *at,
-                        uint64_t *length, struct wire_zero_range **ranges, size_t *n)
+/* What wire_read_at_decode found so far. */
+struct decoded {
+    bool have_data;
+    size_t *at;
+    uint64_t *length;
+    struct wire_zero_range **ranges;
+    size_t *n;
+    struct wire_read_at_meta *meta;
+};
+
+/* A varint field of the meta (encoding, decoded length); others are skipped. */
+static void decode_meta(struct wire_read_at_meta *meta, uint32_t number, uint64_t value)
+{
+    if (number == ENCODING_FIELD)
+        meta->encoding = value > UINT32_MAX ? UINT32_MAX : (uint32_t)value;
+    else if (number == DECODED_LENGTH_FIELD)
+        meta->decoded_length = value;
+}
+
+/* Reads the field at *POS of REPLY: its data, range or meta, or skips it. */
+static int decode_field(const struct rpc_response *reply, size_t *pos, struct decoded *d)
 {
     uint8_t header[FIELD_HEADER_MAX];
     struct bytes in = {header, copy_out(reply, *pos, header, sizeof header)};
@@ -211,27 +239,30 @@ static int decode_field(const struct rpc_response *reply, size_t *pos, bool *hav
     if (skip > rest)
         return -1;
     if (number == 1 && type == 2) {
-        if (*have_data)
+        if (d->have_data)
             return -1;
-        *have_data = true, *at = start, *length = value;
+        d->have_data = true, *d->at = start, *d->length = value;
     } else if (number == 10 && type == 2) {
         struct wire_zero_range range;
-        if (zero_range(reply, start, value, &range) < 0 || add_range(ranges, n, range) < 0)
+        if (zero_range(reply, start, value, &range) < 0 || add_range(d->ranges, d->n, range) < 0)
             return -1;
     } else if (number == 1 || number == 10) {
         return -1;
+    } else if (type == 0) {
+        decode_meta(d->meta, number, value);
     }
     *pos = start + skip;
     return 0;
 }
 
 int wire_read_at_decode(const struct rpc_response *reply, size_t *at, uint64_t *length,
-                        struct wire_zero_range **ranges, size_t *n)
+                        struct wire_zero_range **ranges, size_t *n, struct wire_read_at_meta *meta)
 {
-    bool have_data = false;
+    struct decoded d = {false, at, length, ranges, n, meta};
     *at = 0, *length = 0, *ranges = NULL, *n = 0;
+    *meta = (struct wire_read_at_meta){WIRE_ENCODING_NONE, 0};
     for (size_t pos = 0; pos < reply->length;)
-        if (decode_field(reply, &pos, &have_data, at, length, ranges, n) < 0) {
+        if (decode_field(reply, &pos, &d) < 0) {
             free(*ranges);
             *ranges = NULL, *n = 0;
             return -1;

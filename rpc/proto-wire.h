@@ -59,6 +59,11 @@ struct wire_zero_range {
 struct wire_sparse_reply {
     grpc_slice slice;
     size_t max_ranges;
+    /* Set by the caller before wire_sparse_end if the data is encoded
+     * (begin sets them to 0): encoding (22) and decoded_length (23) follow
+     * the ranges. */
+    uint32_t encoding;
+    uint64_t decoded_length;
 };
 uint8_t *wire_sparse_begin(struct wire_sparse_reply *reply, size_t length, size_t max_ranges);
 /* Ends it: DATA_LENGTH bytes of data were kept, then the N ranges (at most
@@ -66,12 +71,21 @@ uint8_t *wire_sparse_begin(struct wire_sparse_reply *reply, size_t length, size_
 grpc_slice wire_sparse_end(struct wire_sparse_reply *reply, size_t data_length,
                            const struct wire_zero_range *ranges, size_t n);
 
-/* The leecher's side: the data (*AT, *LENGTH as wire_read_at_data) and the
- * zero ranges (malloc'd into *RANGES, *N of them; free them) of REPLY, in
- * whatever field order; unknown fields are skipped. -1 if malformed (a
- * field cut short, two data fields, a range field that does not parse),
- * with errno ENOMEM if out of memory. */
+/* Values of godwit.v1.Encoding: how ReadAtResponse.data is encoded. */
+enum { WIRE_ENCODING_NONE = 0, WIRE_ENCODING_ZSTD = 1 };
+
+/* What a ReadAtResponse says of its data besides where it is. */
+struct wire_read_at_meta {
+    uint32_t encoding;       /* field 22; WIRE_ENCODING_NONE if absent */
+    uint64_t decoded_length; /* field 23: the data's length once decoded */
+};
+
+/* The leecher's side: the data (*AT, *LENGTH as wire_read_at_data), the
+ * zero ranges (malloc'd into *RANGES, *N of them; free them) and *META of
+ * REPLY, in whatever field order; unknown fields are skipped. -1 if
+ * malformed (a field cut short, two data fields, a range field that does
+ * not parse), with errno ENOMEM if out of memory. */
 int wire_read_at_decode(const struct rpc_response *reply, size_t *at, uint64_t *length,
-                        struct wire_zero_range **ranges, size_t *n);
+                        struct wire_zero_range **ranges, size_t *n, struct wire_read_at_meta *meta);
 
 #endif

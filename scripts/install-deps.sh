@@ -13,6 +13,7 @@ packages=(
   # --no-install-recommends below leaves them out unless named.
   libclang-rt-14-dev
   libmicrohttpd-dev prometheus curl
+  libzstd-dev
 )
 
 missing=()

@@ -4,6 +4,7 @@
  * chunk, and exposes godwit.v1.Seeder over gRPC for a leecher. */
 #include "seeder.h"
 
+#include "compression.h"
 #include "daemon.h"
 #include "fuse-mount.h"
 #include "log.h"
@@ -156,6 +157,10 @@ static int seeder_init(struct seeder *seeder, const struct seeder_options *o, st
         .log = log,
     };
     seeder->max_sessions = o->max_sessions;
+    if (!(seeder->compressor = compressor_new(SEEDER_ZSTD_LEVEL))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     seeder->tracker = tracker_new(&config, err, errlen);
     if (!seeder->tracker)
         return -1;
@@ -229,6 +234,7 @@ static void stop_all(struct running *run, struct seeder *seeder)
     if (run->rpc)
         rpc_server_stop(run->rpc, 5000);
     tracker_free(seeder->tracker);
+    compressor_free(seeder->compressor);
     image_close(&seeder->image);
 }
 

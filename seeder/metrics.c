@@ -40,6 +40,10 @@ static void collect(void *opaque, struct metrics_text *t)
     metrics_text_counter(t, "godwit_seeder_served_bytes_total",
                          "Image bytes sent in ReadAt replies.",
                          metric_counter_get(&seeder->served_bytes));
+    metrics_text_counter(t, "godwit_seeder_sent_data_bytes_total",
+                         "Bytes of those ReadAt replies' data fields as sent: without the zero "
+                         "ranges, and compressed where the leecher asked and it shrank.",
+                         metric_counter_get(&seeder->sent_data_bytes));
     metrics_text_counter(t, "godwit_seeder_read_at_requests_total",
                          "ReadAt calls handled, failed ones included.",
                          histogram_count(&seeder->read_at_us));

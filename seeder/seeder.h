@@ -12,12 +12,16 @@
 #include "metrics.h"
 #include "tracker.h"
 
+struct compressor;
 struct logger;
 struct nbd_backend;
 struct rpc_service;
 
 /* Largest ReadAt, bytes (documented in README and seeder.proto). */
 #define SEEDER_MAX_READ CHUNK_MAX_READ
+
+/* The zstd level of compressed ReadAt replies (docs/benchmarks.md). */
+#define SEEDER_ZSTD_LEVEL 1
 
 /* Set up by main before any thread starts and read-only afterwards; the
  * tracker does its own locking. */
@@ -26,13 +30,15 @@ struct seeder {
     struct chunk_geometry geo;
     struct tracker *tracker; /* owns the identity (Abort draws a new one) */
     struct logger *log;
-    bool exit_on_complete; /* raise SIGTERM once every session called Complete */
-    unsigned max_sessions; /* for the sentence that refuses one more */
+    bool exit_on_complete;         /* raise SIGTERM once every session called Complete */
+    unsigned max_sessions;         /* for the sentence that refuses one more */
+    struct compressor *compressor; /* ReadAt's zstd (thread-safe: a pool of contexts) */
 
     /* Statistics for /metrics: relaxed atomics, any thread (histogram
      * buckets set by main before the threads start). */
-    struct metric_counter served_bytes; /* ReadAt payload bytes sent */
-    struct metric_histogram read_at_us; /* ReadAt handler time, every call */
+    struct metric_counter served_bytes;    /* ReadAt payload bytes sent (as the image holds them) */
+    struct metric_counter sent_data_bytes; /* their data fields' bytes: less zeroes, compressed */
+    struct metric_histogram read_at_us;    /* ReadAt handler time, every call */
 };
 
 /* The NBD backend through which the local app reads and writes the image. */

@@ -76,7 +76,8 @@ static void read_failed(struct seeder *seeder, const Godwit__V1__ReadAtRequest *
 }
 
 /* Answers with a ReadAtResponse encoded by hand (proto-wire.h), so pread
- * fills the reply slice directly. */
+ * fills the reply slice directly; with zero ranges or compression asked
+ * for, from zero-read.c. */
 static void handle_read_at(void *opaque, const ProtobufCMessage *message, struct rpc_reply *reply)
 {
     struct seeder *seeder = opaque;
@@ -95,13 +96,20 @@ static void handle_read_at(void *opaque, const ProtobufCMessage *message, struct
         return;
     }
     grpc_slice slice;
-    if (request->allow_zero_ranges) {
-        if (zero_read(&seeder->image, &seeder->geo, request->offset, request->length, &slice) < 0)
+    const struct read_mode mode = {request->allow_zero_ranges,
+                                   request->accept_encoding == GODWIT__V1__ENCODING__ENCODING_ZSTD
+                                       ? seeder->compressor
+                                       : NULL};
+    if (mode.zero_ranges || mode.compressor) {
+        struct read_sizes sizes;
+        if (zero_read(&seeder->image, &seeder->geo, request->offset, request->length, &mode, &slice,
+                      &sizes) < 0) {
             read_failed(seeder, request, reply);
-        else {
-            metric_counter_add(&seeder->served_bytes, request->length);
-            rpc_reply_slice(reply, slice);
+            return;
         }
+        metric_counter_add(&seeder->served_bytes, request->length);
+        metric_counter_add(&seeder->sent_data_bytes, sizes.sent);
+        rpc_reply_slice(reply, slice);
         return;
     }
     uint8_t *data = wire_read_at_slice(&slice, request->length);
@@ -111,6 +119,7 @@ static void handle_read_at(void *opaque, const ProtobufCMessage *message, struct
         return;
     }
     metric_counter_add(&seeder->served_bytes, request->length);
+    metric_counter_add(&seeder->sent_data_bytes, request->length);
     rpc_reply_slice(reply, slice);
 }
 

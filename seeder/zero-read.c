@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* ReadAt with zero ranges: holes are not read, zero chunks not sent. */
+/* ReadAt with zero ranges (holes are not read, zero chunks not sent),
+ * compression, or both. */
 #include "zero-read.h"
 
+#include "compression.h"
 #include "proto-wire.h"
 
 #include <errno.h>
@@ -69,13 +71,15 @@ static void add_zero(struct ranges *r, uint64_t offset, uint64_t length)
 }
 
 /* Reads pieces [FIRST, LAST] (all with data) to OUT, drops those that are
- * all zeroes; returns the bytes kept, or -1. */
+ * all zeroes if ZERO_RANGES; returns the bytes kept, or -1. */
 static ssize_t read_run(const struct image_file *image, const struct pieces *p, size_t first,
-                        size_t last, uint8_t *out, struct ranges *r)
+                        size_t last, uint8_t *out, struct ranges *r, bool zero_ranges)
 {
     uint64_t start = piece_start(p, first), end = piece_end(p, last);
     if (image_pread(image, out, (size_t)(end - start), start) < 0)
         return -1;
+    if (!zero_ranges)
+        return (ssize_t)(end - start);
     size_t kept = 0;
     for (size_t i = first; i <= last; i++) {
         uint64_t at = piece_start(p, i), len = piece_end(p, i) - at;
@@ -91,8 +95,33 @@ static ssize_t read_run(const struct image_file *image, const struct pieces *p, 
     return (ssize_t)kept;
 }
 
+/* Replaces REPLY (KEPT bytes of data so far) by one whose data is those
+ * bytes compressed with C, if that saves enough (compressor_run); *SENT: the data's
+ * bytes either way. */
+static void compress_reply(struct compressor *c, struct wire_sparse_reply *reply, size_t kept,
+                           size_t *sent)
+{
+    *sent = kept;
+    if (kept == 0)
+        return;
+    struct wire_sparse_reply packed;
+    size_t bound = compressor_bound(kept);
+    uint8_t *out = wire_sparse_begin(&packed, bound, reply->max_ranges);
+    const uint8_t *in = GRPC_SLICE_START_PTR(reply->slice) + WIRE_READ_AT_HEADER_MAX;
+    size_t n = compressor_run(c, in, kept, out, bound);
+    if (n == 0) { /* it does not shrink (or cannot be compressed): as it is */
+        grpc_slice_unref(packed.slice);
+        return;
+    }
+    packed.encoding = WIRE_ENCODING_ZSTD, packed.decoded_length = kept;
+    grpc_slice_unref(reply->slice);
+    *reply = packed;
+    *sent = n;
+}
+
 int zero_read(const struct image_file *image, const struct chunk_geometry *geo, uint64_t offset,
-              uint32_t length, grpc_slice *slice)
+              uint32_t length, const struct read_mode *mode, grpc_slice *slice,
+              struct read_sizes *sizes)
 {
     struct pieces p = {geo, offset, offset + length, 0, NULL};
     p.count = piece_of(&p, p.end - 1) + 1;
@@ -102,7 +131,8 @@ int zero_read(const struct image_file *image, const struct chunk_geometry *geo, 
         free(r.list), free(p.has_data);
         return errno = ENOMEM, -1;
     }
-    if (image_describe(image, p.offset, p.end, mark_data, &p) < 0) /* cannot tell: all data */
+    /* Without zero ranges, or if the image cannot tell: all data. */
+    if (!mode->zero_ranges || image_describe(image, p.offset, p.end, mark_data, &p) < 0)
         memset(p.has_data, 1, p.count * sizeof *p.has_data);
     struct wire_sparse_reply reply;
     uint8_t *data = wire_sparse_begin(&reply, length, p.count);
@@ -116,7 +146,7 @@ int zero_read(const struct image_file *image, const struct chunk_geometry *geo, 
         }
         while (last + 1 < p.count && p.has_data[last + 1])
             last++;
-        ssize_t got = read_run(image, &p, i, last, data + kept, &r);
+        ssize_t got = read_run(image, &p, i, last, data + kept, &r, mode->zero_ranges);
         if (got < 0) {
             int err = errno;
             grpc_slice_unref(reply.slice);
@@ -126,7 +156,11 @@ int zero_read(const struct image_file *image, const struct chunk_geometry *geo, 
         kept += (size_t)got;
         i = last + 1;
     }
-    *slice = wire_sparse_end(&reply, kept, r.list, r.n);
+    size_t sent = kept;
+    if (mode->compressor)
+        compress_reply(mode->compressor, &reply, kept, &sent);
+    *slice = wire_sparse_end(&reply, sent, r.list, r.n);
+    *sizes = (struct read_sizes){kept, sent};
     free(r.list), free(p.has_data);
     return 0;
 }

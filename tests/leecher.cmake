@@ -34,6 +34,9 @@ godwit_add_e2e(test-e2e-image-mismatch image-mismatch)
 godwit_add_e2e(test-e2e-disk-full disk-full)
 godwit_add_e2e(test-e2e-sparse sparse)
 godwit_add_e2e(test-e2e-auto-finalize auto-finalize)
+godwit_add_e2e(test-e2e-compress compress zstd)
+godwit_add_e2e(test-e2e-compress-auto compress auto)
+godwit_add_e2e(test-e2e-compress-random compress random)
 
 # The fault-injection soak: a short version here (4 randomized runs, a new
 # seed each time, printed so a failure can be replayed: test-soak RUNS SEED).

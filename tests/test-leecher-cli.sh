@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: MIT
 # godwit-leecher's command line: --help and --version; exit 2 and one
 # sentence for flags that are missing, out of range, conflicting or would
-# be ignored (in flags and in a config file alike), for garbage TLS files,
-# for a --max-bandwidth that is not a rate, and for a --batch that does not
-# fit the seeder's chunk size; without --batch, chunks larger than the
-# default batch are pulled whole.
+# be ignored (in flags and in a config file alike: --compress among them),
+# for garbage TLS files, for a --max-bandwidth that is not a rate, and for a
+# --batch that does not fit the seeder's chunk size; without --batch, chunks
+# larger than the default batch are pulled whole.
 source "$(dirname "$0")/functions.sh"
 CTL=$GODWIT_BIN/ctl/godwit-ctl
 
@@ -38,6 +38,11 @@ expect_exit 2 "${run[@]}" --config "$TEST_DIR/converge.json"
 one_sentence "--converge-rounds must be from 1 to 10000"
 expect_exit 2 "${run[@]}" --workers 5000
 one_sentence "--workers must be at most 1024"
+expect_exit 2 "${run[@]}" --compress gzip
+one_sentence "--compress must be off, zstd or auto, not gzip"
+echo '{"compress": "on"}' >"$TEST_DIR/compress.json"
+expect_exit 2 "${run[@]}" --config "$TEST_DIR/compress.json"
+one_sentence "--compress must be off, zstd or auto, not on"
 expect_exit 2 "${run[@]}" --mount "$TEST_DIR/mnt"
 one_sentence "--mount needs --nbd-socket"
 expect_exit 2 "${run[@]}" --control nowhere

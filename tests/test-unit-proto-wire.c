@@ -5,7 +5,8 @@
  * every varint width; and the decoder refuses what is not a ReadAtResponse
  * of the reply's own length: another tag, a header cut short, a length that
  * disagrees with the reply. The same for a reply with zero ranges
- * (allow_zero_ranges), which protobuf-c's generated code reads alike. */
+ * (allow_zero_ranges), which protobuf-c's generated code reads alike, and
+ * for one whose data is encoded (accept_encoding: fields 22 and 23). */
 #include "godwit/v1/seeder.pb-c.h"
 #include "proto-wire.h"
 #include "rpc-client.h"
@@ -168,11 +169,14 @@ static void sparse_round_trip(size_t length, const struct wire_zero_range *range
         size_t at, got_n;
         uint64_t got;
         struct wire_zero_range *got_ranges;
-        CHECK(wire_read_at_decode(&s.reply, &at, &got, &got_ranges, &got_n) == 0,
+        struct wire_read_at_meta meta;
+        CHECK(wire_read_at_decode(&s.reply, &at, &got, &got_ranges, &got_n, &meta) == 0,
               "%zu bytes, %zu ranges, way %zu: decodes", length, n, w);
         CHECK(got == length && data_equals(&s.reply, at, bytes, length),
               "%zu bytes, %zu ranges, way %zu: the same data", length, n, w);
         CHECK(got_n == n, "%zu ranges, way %zu: %zu decoded", n, w, got_n);
+        CHECK(meta.encoding == WIRE_ENCODING_NONE && meta.decoded_length == 0,
+              "way %zu: not encoded", w);
         for (size_t i = 0; i < n; i++)
             CHECK(got_ranges[i].offset == ranges[i].offset &&
                       got_ranges[i].length == ranges[i].length,
@@ -194,6 +198,49 @@ static void sparse_round_trip(size_t length, const struct wire_zero_range *range
     free(bytes);
 }
 
+/* A reply whose data is encoded (fields 22 and 23 after the ranges):
+ * both decoders read the encoding and the decoded length back, however the
+ * reply is split. */
+static void encoded_round_trip(size_t length, uint64_t decoded_length)
+{
+    const struct wire_zero_range ranges[] = {{0, 4096}, {(uint64_t)1 << 33, 1 << 20}};
+    uint8_t *bytes = malloc(length ? length : 1);
+    CHECK(bytes, "out of memory");
+    test_fill_random(bytes, length, decoded_length);
+    struct wire_sparse_reply sparse;
+    memcpy(wire_sparse_begin(&sparse, length, 2), bytes, length);
+    sparse.encoding = WIRE_ENCODING_ZSTD, sparse.decoded_length = decoded_length;
+    grpc_slice whole = wire_sparse_end(&sparse, length, ranges, 2);
+    size_t len = GRPC_SLICE_LENGTH(whole);
+    const size_t cuts[] = {len - 12, len - 7, len - 3, len - 1};
+    for (size_t w = 0; w < 2; w++) {
+        struct split s;
+        split_reply(&s, whole, cuts, w ? sizeof cuts / sizeof *cuts : 0);
+        size_t at, n;
+        uint64_t got;
+        struct wire_zero_range *got_ranges;
+        struct wire_read_at_meta meta;
+        CHECK(wire_read_at_decode(&s.reply, &at, &got, &got_ranges, &n, &meta) == 0,
+              "encoded %zu bytes, way %zu: decodes", length, w);
+        CHECK(got == length && n == 2 && data_equals(&s.reply, at, bytes, length),
+              "encoded %zu bytes, way %zu: the same data and ranges", length, w);
+        CHECK(meta.encoding == WIRE_ENCODING_ZSTD && meta.decoded_length == decoded_length,
+              "encoded %zu bytes, way %zu: encoding %u, decoded length %llu", length, w,
+              meta.encoding, (unsigned long long)meta.decoded_length);
+        free(got_ranges);
+        split_free(&s);
+    }
+    Godwit__V1__ReadAtResponse *message =
+        godwit__v1__read_at_response__unpack(NULL, len, GRPC_SLICE_START_PTR(whole));
+    CHECK(message && message->data.len == length &&
+              message->encoding == GODWIT__V1__ENCODING__ENCODING_ZSTD &&
+              message->decoded_length == decoded_length,
+          "protobuf-c reads the encoding and decoded length of %zu bytes", length);
+    godwit__v1__read_at_response__free_unpacked(message, NULL);
+    grpc_slice_unref(whole);
+    free(bytes);
+}
+
 /* The decoder's verdict on RAW with zero ranges; *N ranges found. */
 static int decode_sparse(const uint8_t *raw, size_t len, size_t *n)
 {
@@ -202,8 +249,9 @@ static int decode_sparse(const uint8_t *raw, size_t len, size_t *n)
     size_t cut = len / 2, at;
     uint64_t length;
     struct wire_zero_range *ranges;
+    struct wire_read_at_meta meta;
     split_reply(&s, whole, &cut, 1);
-    int r = wire_read_at_decode(&s.reply, &at, &length, &ranges, n);
+    int r = wire_read_at_decode(&s.reply, &at, &length, &ranges, n, &meta);
     free(ranges);
     split_free(&s);
     grpc_slice_unref(whole);
@@ -251,6 +299,10 @@ int main(void)
     round_trip((size_t)16 << 20, 5);
     refusals();
     sparse_cases();
+    encoded_round_trip(1, 1);
+    encoded_round_trip(1000, 1 << 20);
+    encoded_round_trip(65536, (uint64_t)16 << 20);
+    encoded_round_trip(300, UINT64_MAX);
     printf("test-unit-proto-wire: ok\n");
     return 0;
 }

@@ -8,6 +8,7 @@ godwit_add_test(test-unit-options SOURCES test-unit-options.c LABELS unit)
 godwit_add_test(test-unit-io SOURCES test-unit-io.c LIBS godwit_rpc LABELS unit grpc)
 godwit_add_test(test-unit-proto-wire SOURCES test-unit-proto-wire.c LIBS godwit_rpc
   LABELS unit grpc)
+godwit_add_test(test-unit-compression SOURCES test-unit-compression.c LABELS unit)
 godwit_add_test(test-linkem SOURCES test-linkem.c LABELS unit)
 add_dependencies(test-linkem godwit-linkem)
 godwit_add_test(test-unit-rate-limit SOURCES test-unit-rate-limit.c
