@@ -20,7 +20,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DGODWIT_WERROR=ON \
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-       libgrpc29 libprotobuf-c1 libnbd0 libjansson4 libmicrohttpd12 libzstd1 libnbd-bin fuse3 \
+       libgrpc29 libprotobuf-c1 libnbd0 libjansson4 libmicrohttpd12 libzstd1 libxxhash0 libnbd-bin fuse3 \
        ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 godwit \

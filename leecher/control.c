@@ -39,6 +39,7 @@ static void handle_status(void *opaque, const ProtobufCMessage *request, struct 
     r.image_id = l->image_id;
     r.max_bandwidth = l->max_bandwidth;
     r.bandwidth_throttled_us = seeder_client_throttled_us(l->seeder);
+    r.checksum_mismatches = metric_counter_get(&l->checksum_mismatches);
     uint64_t elapsed = leecher_now_us() - l->started_us;
     r.pull_rate = elapsed ? (double)r.bytes_pulled / ((double)elapsed / 1e6) : 0;
     rpc_reply_message(reply, &r.base);

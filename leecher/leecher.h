@@ -42,6 +42,8 @@ struct leecher {
     int auto_finalize_ms;       /* finalize at this predicted downtime; 0: never by itself */
     unsigned converge_rounds;   /* Sync rounds without progress before not_converging */
     int pull_timeout_ms;        /* post-copy: how long a read waits for a missing chunk */
+    bool checksums;             /* ask for and verify ReadAt checksums (the seeder has them) */
+    unsigned checksum_retries;  /* re-pulls of a range after a mismatch before failing */
     const char *image_path;     /* --image */
     char *state_path;           /* IMAGE.godwit-state */
     int state_dir_fd;           /* its directory, fsynced after each rename; -1 if none */
@@ -102,7 +104,7 @@ struct leecher {
     struct metric_counter pulled_chunks;       /* chunks ReadAt brought, committed or not */
     struct metric_counter pull_retries;        /* failed pulls that were tried again */
     struct metric_counter sync_rounds;         /* Syncs the seeder answered */
-    struct metric_counter checksum_mismatches; /* chunks refused for a bad checksum */
+    struct metric_counter checksum_mismatches; /* ReadAt replies refused: bad checksum */
     struct metric_gauge pull_throughput;       /* bytes/s over the last second (the monitor) */
     struct metric_histogram pull_us;           /* one successful ReadAt pull, call to commit */
     struct metric_histogram on_demand_us;      /* a read's wait for a chunk that was missing */

@@ -15,6 +15,7 @@
 #include "seeder-client.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,22 +24,26 @@
 struct leecher_options {
     char *seeder, *image, *control, *compress;
     char *max_bandwidth; /* RATE as given: rate_limit_parse */
-    unsigned workers, channels, sync_interval, pull_timeout, auto_finalize_ms, converge_rounds;
+    unsigned workers, channels, sync_interval, pull_timeout, auto_finalize_ms, converge_rounds,
+        checksum_retries;
     uint64_t batch;
-    bool skip_final_sync;
+    bool skip_final_sync, no_checksums;
     struct daemon_options d; /* nbd-socket, mount, log-format, TLS */
 };
 
 #define BATCH_UNSET UINT64_MAX /* --batch not given */
+#define RETRIES_UNSET UINT_MAX /* --checksum-retries not given */
 
 enum {
-    MAX_SPECS = 20,
+    MAX_SPECS = 24,
     MAX_WORKERS = 1024,
     MAX_CHANNELS = 256,
     MAX_MS = 86400000, /* --sync-interval, --pull-timeout: a day */
     MAX_CONVERGE_ROUNDS = 10000,
     DEFAULT_BATCH = 1 << 20,       /* without --batch: 1M, or one chunk if larger */
     LINK_BYTES_PER_S = 1250000000, /* 10 Gbit/s: what choose_workers plans for */
+    MAX_CHECKSUM_RETRIES = 100,
+    DEFAULT_CHECKSUM_RETRIES = 3,
 };
 
 static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
@@ -73,6 +78,11 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
          "1 Gbit/s (default auto)"},
         {"skip-final-sync", OPTION_BOOL, &o->skip_final_sync, NULL,
          "no last Sync before the freeze (measures Finalize with the whole dirty set)"},
+        {"checksum-retries", OPTION_UINT, &o->checksum_retries, "N",
+         "re-pull a range whose checksum did not match N times, then fail (0 to 100, "
+         "default 3)"},
+        {"no-checksums", OPTION_BOOL, &o->no_checksums, NULL,
+         "do not ask for nor verify ReadAt checksums (to measure their cost)"},
     };
     const struct daemon_option_help help = {
         .nbd_socket = "serve the image over NBD here from Finalize on",
@@ -124,6 +134,11 @@ static int check_options(const void *ctx, char *err, size_t errlen)
                  o->converge_rounds);
     else if (compress_mode(o->compress) < 0)
         snprintf(err, errlen, "--compress must be off, zstd or auto, not %s", o->compress);
+    else if (o->checksum_retries != RETRIES_UNSET && o->checksum_retries > MAX_CHECKSUM_RETRIES)
+        snprintf(err, errlen, "--checksum-retries must be from 0 to %d, not %u",
+                 MAX_CHECKSUM_RETRIES, o->checksum_retries);
+    else if (o->no_checksums && o->checksum_retries != RETRIES_UNSET)
+        snprintf(err, errlen, "--checksum-retries has no effect with --no-checksums");
     else if (o->workers > MAX_WORKERS)
         snprintf(err, errlen, "--workers must be at most %d", MAX_WORKERS);
     else if (o->batch != BATCH_UNSET && (o->batch < 4096 || o->batch > CHUNK_MAX_READ))
@@ -381,6 +396,7 @@ int main(int argc, char **argv)
                                 .sync_interval = 1000,
                                 .pull_timeout = 30000,
                                 .converge_rounds = 10,
+                                .checksum_retries = RETRIES_UNSET,
                                 .batch = BATCH_UNSET};
     struct option_spec specs[MAX_SPECS];
     size_t n = option_specs(&o, specs);
@@ -403,6 +419,10 @@ int main(int argc, char **argv)
                         .final_sync = !o.skip_final_sync,
                         .auto_finalize_ms = (int)o.auto_finalize_ms,
                         .converge_rounds = o.converge_rounds,
+                        .checksums = !o.no_checksums,
+                        .checksum_retries = o.checksum_retries == RETRIES_UNSET
+                                                ? DEFAULT_CHECKSUM_RETRIES
+                                                : o.checksum_retries,
                         .state = PRECOPY,
                         .started_us = leecher_now_us()};
     pthread_mutex_init(&l.lock, NULL);

@@ -97,7 +97,7 @@ static void collect_progress(const struct leecher *l, bool done, struct metrics_
                          "Local chunks marked remote again because the source rewrote them.",
                          atomic_load(&l->chunks_redirtied));
     metrics_text_counter(t, "godwit_leecher_checksum_mismatches_total",
-                         "Pulled chunks refused because their checksum did not match.",
+                         "ReadAt replies refused because their checksum did not match.",
                          metric_counter_get(&l->checksum_mismatches));
 }
 

@@ -90,6 +90,38 @@ static void note_pull_time(struct leecher *l, uint64_t us, unsigned count)
     while (!atomic_compare_exchange_weak(&l->chunk_pull_ns, &old, next));
 }
 
+/* A reply to READ failed its checksum (attempt ATTEMPT, from 0): counted
+ * and reported; false once that was the last attempt --checksum-retries
+ * allows, after failing the migration. */
+static bool note_mismatch(struct leecher *l, const struct seeder_read *read, unsigned attempt)
+{
+    metric_counter_add(&l->checksum_mismatches, 1);
+    log_event(l->log, "checksum_mismatch",
+              json_pack("{s:I,s:I,s:i,s:b}", "offset", (json_int_t)read->offset, "length",
+                        (json_int_t)read->length, "attempt", (int)attempt + 1, "on_demand",
+                        read->on_demand));
+    if (attempt < l->checksum_retries)
+        return true;
+    leecher_fail(l,
+                 "%u ReadAt replies in a row for %llu+%u did not match their checksum "
+                 "(--checksum-retries %u): the link or the seeder corrupts data; nothing "
+                 "corrupt was written",
+                 attempt + 1, (unsigned long long)read->offset, read->length, l->checksum_retries);
+    return false;
+}
+
+/* ReadAt of READ into *DATA; a reply that fails its checksum is never
+ * used: the same range is pulled again, up to --checksum-retries times. */
+static grpc_status_code read_verified(struct leecher *l, const struct seeder_read *read,
+                                      struct seeder_data *data, struct rpc_result *result)
+{
+    for (unsigned attempt = 0;; attempt++) {
+        grpc_status_code status = seeder_client_read_at(l->seeder, read, data, result);
+        if (status != GRPC_STATUS_DATA_LOSS || !note_mismatch(l, read, attempt))
+            return status;
+    }
+}
+
 /* Pulls COUNT claimed chunks from FIRST with one ReadAt on LANE
  * (ON_DEMAND_LANE: a read someone waits for, ahead of the background ones);
  * commits each whose claim still holds. Returns 0; -1 with the gRPC status
@@ -100,12 +132,12 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
     uint64_t offset = chunk_offset(&l->geo, first);
     uint64_t end =
         chunk_offset(&l->geo, first + count - 1) + chunk_length(&l->geo, first + count - 1);
-    struct seeder_read read = {l->image_id, offset, (uint32_t)(end - offset), lane,
-                               lane == ON_DEMAND_LANE};
+    struct seeder_read read = {
+        l->image_id, offset, (uint32_t)(end - offset), lane, lane == ON_DEMAND_LANE, l->checksums};
     struct seeder_data data;
     struct rpc_result result;
     uint64_t start = leecher_now_us();
-    *status = seeder_client_read_at(l->seeder, &read, &data, &result);
+    *status = read_verified(l, &read, &data, &result);
     if (*status != GRPC_STATUS_OK) {
         snprintf(why, whylen, "%s", result.message);
         return -1;
@@ -265,10 +297,13 @@ static int ensure_local(struct leecher *l, uint64_t chunk)
                 continue;
             }
             chunk_map_release(l->map, chunk, ticket);
-            if (leecher_now_us() >= deadline) {
+            pthread_mutex_lock(&l->lock); /* a failed migration pulls nothing more */
+            bool failed = l->state == FAILED, stopping = l->stopping;
+            pthread_mutex_unlock(&l->lock);
+            if (failed || stopping || leecher_now_us() >= deadline) {
                 log_error(l->log, "chunk %llu is not local and cannot be pulled: %s",
                           (unsigned long long)chunk, why);
-                errno = EIO;
+                errno = stopping ? ESHUTDOWN : EIO;
                 return -1;
             }
             metric_counter_add(&l->pull_retries, 1);

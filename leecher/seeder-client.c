@@ -3,8 +3,9 @@
  * connection) for background ReadAt, one more for control calls and
  * on-demand reads, the method names, which channel each call takes, the
  * bulk byte budget, the bandwidth bucket, whether ReadAt asks for
- * compression, and the check that a ReadAt reply has the shape asked for
- * (its data decoded if it came compressed). */
+ * compression, and the checks that a ReadAt reply has the shape asked for
+ * (its data decoded if it came compressed) and the bytes its checksum
+ * says. */
 #include "seeder-client.h"
 
 #include "bulk-budget.h"
@@ -12,6 +13,7 @@
 #include "compression.h"
 #include "proto-wire.h"
 #include "rate-limit.h"
+#include "read-checksum.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -235,6 +237,67 @@ static int decode_data(struct seeder_data *data, uint64_t compressed, struct rpc
     return -1;
 }
 
+/* Feeds LENGTH bytes of REPLY from POS (in the raw reply) to SUM, slice by
+ * slice. */
+static void feed_reply(struct read_checksum *sum, const struct rpc_response *reply, size_t pos,
+                       size_t length)
+{
+    for (size_t i = 0, start = 0; i < reply->count && length > 0; i++) {
+        size_t len = GRPC_SLICE_LENGTH(reply->slices[i]);
+        if (pos < start + len) {
+            size_t skip = pos - start, take = len - skip < length ? len - skip : length;
+            read_checksum_data(sum, GRPC_SLICE_START_PTR(reply->slices[i]) + skip, take);
+            pos += take, length -= take;
+        }
+        start += len;
+    }
+}
+
+/* Feeds LENGTH bytes of DATA's data from POS to SUM: decoded, or in the
+ * reply's slices. */
+static void feed_data(struct read_checksum *sum, const struct seeder_data *data, size_t pos,
+                      size_t length)
+{
+    if (data->decoded)
+        read_checksum_data(sum, data->decoded + pos, length);
+    else
+        feed_reply(sum, &data->reply, data->at + pos, length);
+}
+
+/* The checksum of DATA's logical bytes (zeros_fit holds): the data up to
+ * each zero range, the range as zeroes, the rest of the data. */
+static uint64_t logical_checksum(const struct seeder_data *data, const struct seeder_read *read)
+{
+    struct read_checksum sum;
+    read_checksum_begin(&sum);
+    uint64_t next = read->offset;
+    size_t pos = 0; /* in the data */
+    for (size_t i = 0; i < data->n_zeros; i++) {
+        size_t before = (size_t)(data->zeros[i].offset - next);
+        feed_data(&sum, data, pos, before);
+        read_checksum_zeros(&sum, data->zeros[i].length);
+        pos += before, next = data->zeros[i].offset + data->zeros[i].length;
+    }
+    feed_data(&sum, data, pos, data->length - pos);
+    return read_checksum_end(&sum);
+}
+
+/* With READ's checksum asked for: the reply's checksum must be there and
+ * be that of DATA's logical bytes; else RESULT says INTERNAL or DATA_LOSS. */
+static void verify_checksum(const struct seeder_data *data, const struct seeder_read *read,
+                            const struct wire_read_at_meta *meta, struct rpc_result *result)
+{
+    if (meta->checksum_kind != WIRE_CHECKSUM_XXH3_64) {
+        result->status = GRPC_STATUS_INTERNAL;
+        snprintf(result->message, sizeof result->message,
+                 "a ReadAt reply without the checksum asked for");
+    } else if (logical_checksum(data, read) != meta->checksum) {
+        result->status = GRPC_STATUS_DATA_LOSS;
+        snprintf(result->message, sizeof result->message,
+                 "a ReadAt reply whose bytes do not match its checksum");
+    }
+}
+
 /* Checks the decoded reply in DATA against READ (and decodes compressed
  * data); a wrong shape gives GRPC_STATUS_INTERNAL in RESULT. */
 static grpc_status_code check_reply(struct seeder_data *data, const struct seeder_read *read,
@@ -254,6 +317,8 @@ static grpc_status_code check_reply(struct seeder_data *data, const struct seede
     } else if (encoded) {
         decode_data(data, length, result); /* sets result->status if it fails */
     }
+    if (result->status == GRPC_STATUS_OK && read->checksum)
+        verify_checksum(data, read, &meta, result);
     if (result->status != GRPC_STATUS_OK)
         seeder_data_free(data);
     return result->status;
@@ -270,6 +335,7 @@ grpc_status_code seeder_client_read_at(struct seeder_client *client, const struc
     bool compress = compress_choice_wanted(&client->compress);
     if (compress)
         request.accept_encoding = GODWIT__V1__ENCODING__ENCODING_ZSTD;
+    request.want_checksum = read->checksum;
     *data = (struct seeder_data){0};
     /* An on-demand read skips the budget and the bulk connections: it goes
      * ahead of background pulls on the wire, not only in the queue. */

@@ -79,13 +79,14 @@ grpc_status_code seeder_client_complete(struct seeder_client *client, struct rpc
 /* One ReadAt. LANE picks the bulk channel (a worker's index): one lane
  * always uses the same channel. ON_DEMAND: a read someone waits for; it
  * takes the control channel, skips the bulk budget and goes first in the
- * bandwidth bucket. */
+ * bandwidth bucket. CHECKSUM: ask for the reply's checksum and verify it. */
 struct seeder_read {
     const char *image_id;
     uint64_t offset;
     uint32_t length;
     uint64_t lane;
     bool on_demand;
+    bool checksum;
 };
 
 /* The data of a ReadAt reply, left in place in gRPC's slices, or decoded
@@ -104,10 +105,11 @@ struct seeder_data {
 
 /* Reads READ's range into *DATA (free with seeder_data_free), asking for
  * compressed data as --compress says. A reply that is not a ReadAtResponse
- * whose data and zero ranges make up exactly the range asked for, or whose
- * compressed data does not decode to exactly that, gives
- * GRPC_STATUS_INTERNAL (the caller retries); on any failure *DATA holds
- * nothing. */
+ * whose data and zero ranges make up exactly the range asked for (with the
+ * checksum asked for), or whose compressed data does not decode to exactly
+ * that, gives GRPC_STATUS_INTERNAL (the caller retries); one whose checksum
+ * is not that of its logical bytes (decoded) gives GRPC_STATUS_DATA_LOSS;
+ * on any failure *DATA holds nothing. */
 grpc_status_code seeder_client_read_at(struct seeder_client *client, const struct seeder_read *read,
                                        struct seeder_data *data, struct rpc_result *result);
 /* Points IOV (room for MAX) at LENGTH bytes of the data from OFFSET (0 is

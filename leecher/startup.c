@@ -36,6 +36,13 @@ static int learn_image(struct leecher *l, const char *seeder, int *seeder_state,
     snprintf(l->image_id, sizeof l->image_id, "%s", info->image_id);
     l->max_read = info->max_read_length;
     *seeder_state = info->state;
+    if (l->checksums && info->checksum != GODWIT__V1__CHECKSUM_KIND__CHECKSUM_KIND_XXH3_64) {
+        log_warn(l->log,
+                 "the seeder at %s does not checksum ReadAt replies (an older godwit): "
+                 "pulled chunks are not verified",
+                 seeder);
+        l->checksums = false;
+    }
     int r = chunk_geometry_init(&l->geo, info->size, info->chunk_size);
     protobuf_c_message_free_unpacked(&info->base, NULL);
     if (r < 0) {

@@ -67,13 +67,33 @@ static size_t put_varint(uint8_t *p, uint64_t value)
     return n;
 }
 
-uint8_t *wire_read_at_slice(grpc_slice *slice, size_t length)
+uint8_t *wire_read_at_slice(grpc_slice *slice, size_t length, bool with_checksum)
 {
     uint8_t header[WIRE_READ_AT_HEADER_MAX] = {READ_AT_TAG};
     size_t header_len = 1 + put_varint(header + 1, length);
-    *slice = grpc_slice_malloc(header_len + length);
+    *slice = grpc_slice_malloc(header_len + length + (with_checksum ? WIRE_CHECKSUM_LEN : 0));
     memcpy(GRPC_SLICE_START_PTR(*slice), header, header_len);
     return GRPC_SLICE_START_PTR(*slice) + header_len;
+}
+
+enum {
+    CHECKSUM_KEY = (20 << 3) | 1, /* fixed64: 0xa1 0x01 as a varint */
+    CHECKSUM_KIND_KEY = 21 << 3,  /* varint: 0xa8 0x01 */
+};
+
+/* Writes the checksum fields (WIRE_CHECKSUM_LEN bytes) at P. */
+static void put_checksum(uint8_t *p, uint64_t checksum)
+{
+    p += put_varint(p, CHECKSUM_KEY);
+    for (int i = 0; i < 8; i++)
+        *p++ = (uint8_t)(checksum >> (8 * i)); /* fixed64: little-endian */
+    p += put_varint(p, CHECKSUM_KIND_KEY);
+    *p = WIRE_CHECKSUM_XXH3_64;
+}
+
+void wire_read_at_checksum(grpc_slice *slice, uint64_t checksum)
+{
+    put_checksum(GRPC_SLICE_END_PTR(*slice) - WIRE_CHECKSUM_LEN, checksum);
 }
 
 /* Copies the first bytes of REPLY (at most WIRE_READ_AT_HEADER_MAX) into
@@ -120,12 +140,13 @@ uint8_t *wire_sparse_begin(struct wire_sparse_reply *reply, size_t length, size_
     reply->encoding = WIRE_ENCODING_NONE, reply->decoded_length = 0;
     /* Never small enough to be inlined, so sub-slices share its memory. */
     reply->slice = grpc_slice_malloc(WIRE_READ_AT_HEADER_MAX + length +
-                                     (max_ranges ? max_ranges : 1) * ZERO_RANGE_MAX + ENCODING_MAX);
+                                     (max_ranges ? max_ranges : 1) * ZERO_RANGE_MAX +
+                                     WIRE_CHECKSUM_LEN + ENCODING_MAX);
     return GRPC_SLICE_START_PTR(reply->slice) + WIRE_READ_AT_HEADER_MAX;
 }
 
 grpc_slice wire_sparse_end(struct wire_sparse_reply *reply, size_t data_length,
-                           const struct wire_zero_range *ranges, size_t n)
+                           const struct wire_zero_range *ranges, size_t n, const uint64_t *checksum)
 {
     uint8_t *data = GRPC_SLICE_START_PTR(reply->slice) + WIRE_READ_AT_HEADER_MAX;
     uint8_t header[WIRE_READ_AT_HEADER_MAX] = {READ_AT_TAG};
@@ -142,6 +163,10 @@ grpc_slice wire_sparse_end(struct wire_sparse_reply *reply, size_t data_length,
         *p++ = ZERO_RANGE_TAG;
         p += put_varint(p, len);
         memcpy(p, body, len), p += len;
+    }
+    if (checksum) {
+        put_checksum(p, *checksum);
+        p += WIRE_CHECKSUM_LEN;
     }
     if (reply->encoding != WIRE_ENCODING_NONE) {
         p += put_varint(p, ENCODING_FIELD << 3);
@@ -221,7 +246,26 @@ static void decode_meta(struct wire_read_at_meta *meta, uint32_t number, uint64_
         meta->decoded_length = value;
 }
 
-/* Reads the field at *POS of REPLY: its data, range or meta, or skips it. */
+/* The fixed64 at POS of REPLY (8 bytes, little-endian). */
+static int fixed64_at(const struct rpc_response *reply, size_t pos, uint64_t *value)
+{
+    uint8_t buf[8];
+    if (copy_out(reply, pos, buf, sizeof buf) != sizeof buf)
+        return -1;
+    *value = 0;
+    for (int i = 7; i >= 0; i--)
+        *value = *value << 8 | buf[i];
+    return 0;
+}
+
+/* A known field of the wrong wire type: the reply is not a ReadAtResponse. */
+static bool wrong_type(uint32_t number, uint32_t type)
+{
+    return ((number == 1 || number == 10) && type != 2) || (number == 20 && type != 1) ||
+           (number == 21 && type != 0);
+}
+
+/* Reads the field at *POS of REPLY: its data, range, checksum or meta, or skips it. */
 static int decode_field(const struct rpc_response *reply, size_t *pos, struct decoded *d)
 {
     uint8_t header[FIELD_HEADER_MAX];
@@ -236,18 +280,21 @@ static int decode_field(const struct rpc_response *reply, size_t *pos, struct de
         return -1;
     size_t start = *pos + (size_t)(in.data - header), rest = reply->length - start;
     skip = type == 2 ? (value <= rest ? (size_t)value : SIZE_MAX) : skip;
-    if (skip > rest)
+    if (skip > rest || wrong_type(number, type))
         return -1;
-    if (number == 1 && type == 2) {
+    if (number == 1) {
         if (d->have_data)
             return -1;
         d->have_data = true, *d->at = start, *d->length = value;
-    } else if (number == 10 && type == 2) {
+    } else if (number == 10) {
         struct wire_zero_range range;
         if (zero_range(reply, start, value, &range) < 0 || add_range(d->ranges, d->n, range) < 0)
             return -1;
-    } else if (number == 1 || number == 10) {
-        return -1;
+    } else if (number == 20) {
+        if (fixed64_at(reply, start, &d->meta->checksum) < 0)
+            return -1;
+    } else if (number == 21) {
+        d->meta->checksum_kind = value > UINT32_MAX ? UINT32_MAX : (uint32_t)value;
     } else if (type == 0) {
         decode_meta(d->meta, number, value);
     }
@@ -260,7 +307,7 @@ int wire_read_at_decode(const struct rpc_response *reply, size_t *at, uint64_t *
 {
     struct decoded d = {false, at, length, ranges, n, meta};
     *at = 0, *length = 0, *ranges = NULL, *n = 0;
-    *meta = (struct wire_read_at_meta){WIRE_ENCODING_NONE, 0};
+    *meta = (struct wire_read_at_meta){WIRE_ENCODING_NONE, 0, 0, 0};
     for (size_t pos = 0; pos < reply->length;)
         if (decode_field(reply, &pos, &d) < 0) {
             free(*ranges);

@@ -14,6 +14,7 @@ packages=(
   libclang-rt-14-dev
   libmicrohttpd-dev prometheus curl
   libzstd-dev
+  libxxhash-dev
 )
 
 missing=()

@@ -8,6 +8,7 @@
 #include "godwit/v1/seeder.pb-c.h"
 #include "log.h"
 #include "proto-wire.h"
+#include "read-checksum.h"
 #include "rpc-server.h"
 #include "zero-read.h"
 
@@ -46,6 +47,7 @@ static void handle_info(void *opaque, const ProtobufCMessage *message, struct rp
     response.held_bytes = stats.gate.held_bytes_now;
     response.held_writes_total = stats.gate.held_total;
     response.refused_writes_total = stats.gate.refused_total;
+    response.checksum = GODWIT__V1__CHECKSUM_KIND__CHECKSUM_KIND_XXH3_64;
     rpc_reply_message(reply, &response.base);
 }
 
@@ -96,10 +98,10 @@ static void handle_read_at(void *opaque, const ProtobufCMessage *message, struct
         return;
     }
     grpc_slice slice;
-    const struct read_mode mode = {request->allow_zero_ranges,
-                                   request->accept_encoding == GODWIT__V1__ENCODING__ENCODING_ZSTD
-                                       ? seeder->compressor
-                                       : NULL};
+    const struct read_mode mode = {
+        request->allow_zero_ranges,
+        request->accept_encoding == GODWIT__V1__ENCODING__ENCODING_ZSTD ? seeder->compressor : NULL,
+        request->want_checksum};
     if (mode.zero_ranges || mode.compressor) {
         struct read_sizes sizes;
         if (zero_read(&seeder->image, &seeder->geo, request->offset, request->length, &mode, &slice,
@@ -112,12 +114,14 @@ static void handle_read_at(void *opaque, const ProtobufCMessage *message, struct
         rpc_reply_slice(reply, slice);
         return;
     }
-    uint8_t *data = wire_read_at_slice(&slice, request->length);
+    uint8_t *data = wire_read_at_slice(&slice, request->length, request->want_checksum);
     if (image_pread(&seeder->image, data, request->length, request->offset) < 0) {
         grpc_slice_unref(slice);
         read_failed(seeder, request, reply);
         return;
     }
+    if (request->want_checksum) /* of the bytes just read, as they leave */
+        wire_read_at_checksum(&slice, XXH3_64bits(data, request->length));
     metric_counter_add(&seeder->served_bytes, request->length);
     metric_counter_add(&seeder->sent_data_bytes, request->length);
     rpc_reply_slice(reply, slice);

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* ReadAt with zero ranges (holes are not read, zero chunks not sent),
- * compression, or both. */
+ * compression, or both; the checksum, if asked, is fed piece by piece as
+ * the pieces are read. */
 #include "zero-read.h"
 
 #include "compression.h"
 #include "proto-wire.h"
+#include "read-checksum.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -71,23 +73,32 @@ static void add_zero(struct ranges *r, uint64_t offset, uint64_t length)
 }
 
 /* Reads pieces [FIRST, LAST] (all with data) to OUT, drops those that are
- * all zeroes if ZERO_RANGES; returns the bytes kept, or -1. */
+ * all zeroes if ZERO_RANGES, feeds them to SUM (if not NULL) in order;
+ * returns the bytes kept, or -1. */
 static ssize_t read_run(const struct image_file *image, const struct pieces *p, size_t first,
-                        size_t last, uint8_t *out, struct ranges *r, bool zero_ranges)
+                        size_t last, uint8_t *out, struct ranges *r, bool zero_ranges,
+                        struct read_checksum *sum)
 {
     uint64_t start = piece_start(p, first), end = piece_end(p, last);
     if (image_pread(image, out, (size_t)(end - start), start) < 0)
         return -1;
-    if (!zero_ranges)
+    if (!zero_ranges) {
+        if (sum)
+            read_checksum_data(sum, out, (size_t)(end - start));
         return (ssize_t)(end - start);
+    }
     size_t kept = 0;
     for (size_t i = first; i <= last; i++) {
         uint64_t at = piece_start(p, i), len = piece_end(p, i) - at;
         uint8_t *bytes = out + (at - start);
         if (all_zero(bytes, (size_t)len)) {
             add_zero(r, at, len);
+            if (sum)
+                read_checksum_zeros(sum, len);
             continue;
         }
+        if (sum)
+            read_checksum_data(sum, bytes, (size_t)len);
         if (out + kept != bytes)
             memmove(out + kept, bytes, (size_t)len);
         kept += (size_t)len;
@@ -124,6 +135,7 @@ int zero_read(const struct image_file *image, const struct chunk_geometry *geo, 
               struct read_sizes *sizes)
 {
     struct pieces p = {geo, offset, offset + length, 0, NULL};
+    struct read_checksum checksum, *sum = mode->checksum ? &checksum : NULL;
     p.count = piece_of(&p, p.end - 1) + 1;
     struct ranges r = {calloc(p.count, sizeof *r.list), 0};
     p.has_data = calloc(p.count, sizeof *p.has_data);
@@ -136,17 +148,22 @@ int zero_read(const struct image_file *image, const struct chunk_geometry *geo, 
         memset(p.has_data, 1, p.count * sizeof *p.has_data);
     struct wire_sparse_reply reply;
     uint8_t *data = wire_sparse_begin(&reply, length, p.count);
+    if (sum)
+        read_checksum_begin(sum);
     size_t kept = 0;
     for (size_t i = 0; i < p.count;) {
         size_t last = i;
         if (!p.has_data[i]) {
-            add_zero(&r, piece_start(&p, i), piece_end(&p, i) - piece_start(&p, i));
+            uint64_t len = piece_end(&p, i) - piece_start(&p, i);
+            add_zero(&r, piece_start(&p, i), len);
+            if (sum)
+                read_checksum_zeros(sum, len);
             i++;
             continue;
         }
         while (last + 1 < p.count && p.has_data[last + 1])
             last++;
-        ssize_t got = read_run(image, &p, i, last, data + kept, &r, mode->zero_ranges);
+        ssize_t got = read_run(image, &p, i, last, data + kept, &r, mode->zero_ranges, sum);
         if (got < 0) {
             int err = errno;
             grpc_slice_unref(reply.slice);
@@ -156,10 +173,11 @@ int zero_read(const struct image_file *image, const struct chunk_geometry *geo, 
         kept += (size_t)got;
         i = last + 1;
     }
+    uint64_t digest = sum ? read_checksum_end(sum) : 0; /* of the bytes, not the frame */
     size_t sent = kept;
     if (mode->compressor)
         compress_reply(mode->compressor, &reply, kept, &sent);
-    *slice = wire_sparse_end(&reply, sent, r.list, r.n);
+    *slice = wire_sparse_end(&reply, sent, r.list, r.n, sum ? &digest : NULL);
     *sizes = (struct read_sizes){kept, sent};
     free(r.list), free(p.has_data);
     return 0;

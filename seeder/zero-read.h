@@ -22,6 +22,7 @@ struct compressor;
 struct read_mode {
     bool zero_ranges;              /* allow_zero_ranges */
     struct compressor *compressor; /* accept_encoding zstd; NULL: send data as it is */
+    bool checksum;                 /* want_checksum: XXH3-64 of the logical bytes */
 };
 
 /* What the reply's data came to: its bytes before and after encoding. */
@@ -30,7 +31,8 @@ struct read_sizes {
 };
 
 /* Reads [OFFSET, OFFSET+LENGTH) of IMAGE into *SLICE, a whole
- * ReadAtResponse, as MODE allows; *SIZES says what its data came to. 0, or
+ * ReadAtResponse, as MODE allows (with the checksum of the range's
+ * logical bytes, before any compression, if asked); *SIZES says what its data came to. 0, or
  * -1 with errno (the read failed; nothing to unref). */
 int zero_read(const struct image_file *image, const struct chunk_geometry *geo, uint64_t offset,
               uint32_t length, const struct read_mode *mode, grpc_slice *slice,

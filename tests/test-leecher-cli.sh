@@ -36,6 +36,13 @@ one_sentence "--converge-rounds must be from 1 to 10000"
 echo '{"converge_rounds": 0}' >"$TEST_DIR/converge.json"
 expect_exit 2 "${run[@]}" --config "$TEST_DIR/converge.json"
 one_sentence "--converge-rounds must be from 1 to 10000"
+expect_exit 2 "${run[@]}" --checksum-retries 101
+one_sentence "--checksum-retries must be from 0 to 100, not 101"
+echo '{"checksum_retries": 1000}' >"$TEST_DIR/retries.json"
+expect_exit 2 "${run[@]}" --config "$TEST_DIR/retries.json"
+one_sentence "--checksum-retries must be from 0 to 100, not 1000"
+expect_exit 2 "${run[@]}" --no-checksums --checksum-retries 3
+one_sentence "--checksum-retries has no effect with --no-checksums"
 expect_exit 2 "${run[@]}" --workers 5000
 one_sentence "--workers must be at most 1024"
 expect_exit 2 "${run[@]}" --compress gzip

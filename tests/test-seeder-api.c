@@ -2,13 +2,16 @@
 /* Integration test: a real godwit-seeder, written through its NBD export
  * with libnbd, driven through Track/Sync/Finalize/Complete over gRPC. The
  * dirty lists must be exactly the chunks written; ReadAt must return the
- * written bytes; writes after Finalize must fail at the client; every bad
- * input gets its status code and the server keeps serving. */
+ * written bytes (and, asked for it, their XXH3-64 checksum, zero ranges
+ * counted as zeroes; not asked, no checksum field); writes after Finalize
+ * must fail at the client; every bad input gets its status code and the
+ * server keeps serving. */
 #include "seeder-harness.h"
 #include "testlib.h"
 
 #include <errno.h>
 #include <string.h>
+#include <xxhash.h>
 
 enum { CHUNK = 64 << 10, CHUNKS = 128, SIZE = CHUNK * CHUNKS };
 
@@ -98,7 +101,57 @@ static void check_read_at(uint64_t offset, uint32_t length)
     CHECK(response->data.len == length, "ReadAt returned %zu bytes", response->data.len);
     CHECK(memcmp(response->data.data, model + offset, length) == 0,
           "ReadAt %llu+%u differs from what was written", (unsigned long long)offset, length);
+    CHECK(response->checksum_kind == 0 && response->checksum == 0,
+          "a ReadAt that did not ask for a checksum carries one");
     protobuf_c_message_free_unpacked(message, NULL);
+}
+
+/* ReadAt with want_checksum (and ZERO_RANGES): the checksum is XXH3-64 of
+ * the range's bytes as the model holds them. */
+static void check_checksum(uint64_t offset, uint32_t length, bool zero_ranges)
+{
+    Godwit__V1__ReadAtRequest request = GODWIT__V1__READ_AT_REQUEST__INIT;
+    request.offset = offset;
+    request.length = length;
+    request.want_checksum = true;
+    request.allow_zero_ranges = zero_ranges;
+    ProtobufCMessage *message;
+    struct rpc_result result;
+    CHECK(seeder_call(&seeder, "ReadAt", &request.base, &godwit__v1__read_at_response__descriptor,
+                      &message, &result) == GRPC_STATUS_OK,
+          "ReadAt: %s", result.message);
+    Godwit__V1__ReadAtResponse *response = (void *)message;
+    CHECK(response->checksum_kind == GODWIT__V1__CHECKSUM_KIND__CHECKSUM_KIND_XXH3_64,
+          "ReadAt %llu+%u: checksum kind %d", (unsigned long long)offset, length,
+          response->checksum_kind);
+    CHECK(response->checksum == XXH3_64bits(model + offset, length),
+          "ReadAt %llu+%u (zero ranges %d): the checksum is not XXH3-64 of the bytes",
+          (unsigned long long)offset, length, zero_ranges);
+    CHECK(!zero_ranges || response->n_zero_ranges > 0 || response->data.len == length,
+          "zero ranges and data do not add up");
+    protobuf_c_message_free_unpacked(message, NULL);
+}
+
+static void test_checksums(struct nbd_handle *nbd)
+{
+    Godwit__V1__InfoRequest info_request = GODWIT__V1__INFO_REQUEST__INIT;
+    ProtobufCMessage *message;
+    struct rpc_result result;
+    CHECK(seeder_call(&seeder, "Info", &info_request.base, &godwit__v1__info_response__descriptor,
+                      &message, &result) == GRPC_STATUS_OK,
+          "Info: %s", result.message);
+    CHECK(((Godwit__V1__InfoResponse *)message)->checksum ==
+              GODWIT__V1__CHECKSUM_KIND__CHECKSUM_KIND_XXH3_64,
+          "Info does not offer the XXH3-64 checksum");
+    protobuf_c_message_free_unpacked(message, NULL);
+    zero_at(nbd, 5 * CHUNK, 2 * CHUNK, false); /* all-zero data: a zero range */
+    zero_at(nbd, 9 * CHUNK, CHUNK, true);      /* a hole, if the file system punches */
+    check_checksum(0, 16 * CHUNK, false);
+    check_checksum(0, 16 * CHUNK, true);
+    check_checksum(5 * CHUNK + 100, 3 * CHUNK, true); /* cut pieces at both ends */
+    check_checksum(9 * CHUNK, CHUNK, true);           /* nothing but zeroes */
+    check_checksum(SIZE - 1, 1, false);
+    check_read_at(0, 16 * CHUNK); /* not asked: no checksum */
 }
 
 static void test_info(void)
@@ -239,6 +292,7 @@ int main(void)
     fclose(initial);
     struct nbd_handle *nbd = seeder_nbd(&seeder);
     test_info();
+    test_checksums(nbd);
     test_bad_input();
     test_track_and_sync(nbd);
     test_finalize(nbd);

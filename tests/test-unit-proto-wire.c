@@ -6,9 +6,13 @@
  * of the reply's own length: another tag, a header cut short, a length that
  * disagrees with the reply. The same for a reply with zero ranges
  * (allow_zero_ranges), which protobuf-c's generated code reads alike, and
- * for one whose data is encoded (accept_encoding: fields 22 and 23). */
+ * for one whose data is encoded (accept_encoding: fields 22 and 23), and
+ * for the checksum fields (want_checksum): the checksum the encoder wrote
+ * comes back, and read-checksum.h's streaming digest of a range with zero
+ * ranges is XXH3-64 of the range's bytes. */
 #include "godwit/v1/seeder.pb-c.h"
 #include "proto-wire.h"
+#include "read-checksum.h"
 #include "rpc-client.h"
 #include "testlib.h"
 
@@ -63,7 +67,7 @@ static void round_trip(size_t length, size_t header_len)
     CHECK(bytes, "out of memory");
     test_fill_random(bytes, length, length);
     grpc_slice whole;
-    uint8_t *data = wire_read_at_slice(&whole, length);
+    uint8_t *data = wire_read_at_slice(&whole, length, false);
     CHECK(GRPC_SLICE_LENGTH(whole) == header_len + length, "%zu bytes: a %zu-byte header", length,
           header_len);
     memcpy(data, bytes, length);
@@ -140,9 +144,11 @@ static void refusals(void)
           "the same reply, well formed, decodes");
 }
 
-/* Encodes LENGTH bytes of data and the ranges RANGES (N of them), then
- * decodes it whole, byte by byte and unevenly, and with protobuf-c. */
-static void sparse_round_trip(size_t length, const struct wire_zero_range *ranges, size_t n)
+/* Encodes LENGTH bytes of data and the ranges RANGES (N of them), with
+ * CHECKSUM unless it is NULL, then decodes it whole, byte by byte and
+ * unevenly, and with protobuf-c. */
+static void sparse_round_trip(size_t length, const struct wire_zero_range *ranges, size_t n,
+                              const uint64_t *checksum)
 {
     uint8_t *bytes = malloc(length ? length : 1);
     CHECK(bytes, "out of memory");
@@ -150,7 +156,7 @@ static void sparse_round_trip(size_t length, const struct wire_zero_range *range
     struct wire_sparse_reply sparse;
     uint8_t *data = wire_sparse_begin(&sparse, length, n);
     memcpy(data, bytes, length);
-    grpc_slice whole = wire_sparse_end(&sparse, length, ranges, n);
+    grpc_slice whole = wire_sparse_end(&sparse, length, ranges, n, checksum);
     const size_t byte_by_byte[] = {
         1,          2,          3,          4,          5,          6,          7,
         8,          9,          10,         11,         12,         13,         14,
@@ -172,6 +178,9 @@ static void sparse_round_trip(size_t length, const struct wire_zero_range *range
         struct wire_read_at_meta meta;
         CHECK(wire_read_at_decode(&s.reply, &at, &got, &got_ranges, &got_n, &meta) == 0,
               "%zu bytes, %zu ranges, way %zu: decodes", length, n, w);
+        CHECK(checksum ? meta.checksum_kind == WIRE_CHECKSUM_XXH3_64 && meta.checksum == *checksum
+                       : meta.checksum_kind == 0,
+              "%zu bytes, way %zu: the checksum comes back as it was sent", length, w);
         CHECK(got == length && data_equals(&s.reply, at, bytes, length),
               "%zu bytes, %zu ranges, way %zu: the same data", length, n, w);
         CHECK(got_n == n, "%zu ranges, way %zu: %zu decoded", n, w, got_n);
@@ -193,6 +202,10 @@ static void sparse_round_trip(size_t length, const struct wire_zero_range *range
         CHECK(message->zero_ranges[i]->offset == ranges[i].offset &&
                   message->zero_ranges[i]->length == ranges[i].length,
               "protobuf-c: range %zu the same", i);
+    CHECK(checksum ? message->checksum_kind == GODWIT__V1__CHECKSUM_KIND__CHECKSUM_KIND_XXH3_64 &&
+                         message->checksum == *checksum
+                   : message->checksum_kind == 0,
+          "protobuf-c: the same checksum");
     godwit__v1__read_at_response__free_unpacked(message, NULL);
     grpc_slice_unref(whole);
     free(bytes);
@@ -210,7 +223,7 @@ static void encoded_round_trip(size_t length, uint64_t decoded_length)
     struct wire_sparse_reply sparse;
     memcpy(wire_sparse_begin(&sparse, length, 2), bytes, length);
     sparse.encoding = WIRE_ENCODING_ZSTD, sparse.decoded_length = decoded_length;
-    grpc_slice whole = wire_sparse_end(&sparse, length, ranges, 2);
+    grpc_slice whole = wire_sparse_end(&sparse, length, ranges, 2, NULL);
     size_t len = GRPC_SLICE_LENGTH(whole);
     const size_t cuts[] = {len - 12, len - 7, len - 3, len - 1};
     for (size_t w = 0; w < 2; w++) {
@@ -262,18 +275,32 @@ static void sparse_cases(void)
 {
     const struct wire_zero_range some[] = {
         {0, 4096}, {1 << 20, 3 << 20}, {(uint64_t)1 << 40, 262144}, {UINT64_MAX - 1, 1}};
-    sparse_round_trip(0, NULL, 0);
-    sparse_round_trip(0, some, 1);
-    sparse_round_trip(100, some, 2);
-    sparse_round_trip(65536, some, 4);
-    sparse_round_trip((size_t)1 << 20, some, 3);
+    const uint64_t sums[] = {0, 1, 0x0123456789abcdefull, UINT64_MAX};
+    sparse_round_trip(0, NULL, 0, NULL);
+    sparse_round_trip(0, some, 1, NULL);
+    sparse_round_trip(100, some, 2, NULL);
+    sparse_round_trip(65536, some, 4, NULL);
+    sparse_round_trip((size_t)1 << 20, some, 3, NULL);
+    sparse_round_trip(0, NULL, 0, &sums[0]);
+    sparse_round_trip(100, some, 2, &sums[1]);
+    sparse_round_trip(65536, some, 4, &sums[2]);
+    sparse_round_trip((size_t)1 << 20, NULL, 0, &sums[3]);
     size_t n;
     const uint8_t ranges_first[] = {0x52, 0x04, 0x08, 0x00, 0x10, 0x05, 0x0a, 0x01, 'x'};
     CHECK(decode_sparse(ranges_first, sizeof ranges_first, &n) == 0 && n == 1,
           "a range before the data decodes");
-    const uint8_t unknown[] = {0x0a, 0x01, 'x', 0xa0, 0x01, 0x07, 0xa2, 0x01, 0x01, 'y'};
+    const uint8_t unknown[] = {0x0a, 0x01, 'x', 0xf0, 0x01, 0x07, 0xf2, 0x01, 0x01, 'y'};
     CHECK(decode_sparse(unknown, sizeof unknown, &n) == 0 && n == 0,
-          "unknown fields (20, a varint and bytes) are skipped");
+          "unknown fields (30, a varint and bytes) are skipped");
+    const uint8_t checksum_varint[] = {0x0a, 0x01, 'x', 0xa0, 0x01, 0x07};
+    CHECK(decode_sparse(checksum_varint, sizeof checksum_varint, &n) < 0,
+          "field 20 (the checksum) as a varint is refused");
+    const uint8_t checksum_cut[] = {0x0a, 0x01, 'x', 0xa1, 0x01, 1, 2, 3, 4, 5, 6, 7};
+    CHECK(decode_sparse(checksum_cut, sizeof checksum_cut, &n) < 0,
+          "a checksum cut short is refused");
+    const uint8_t kind_bytes[] = {0x0a, 0x01, 'x', 0xaa, 0x01, 0x01, 0x01};
+    CHECK(decode_sparse(kind_bytes, sizeof kind_bytes, &n) < 0,
+          "field 21 (the checksum kind) as bytes is refused");
     const uint8_t two_data[] = {0x0a, 0x01, 'x', 0x0a, 0x01, 'y'};
     CHECK(decode_sparse(two_data, sizeof two_data, &n) < 0, "two data fields are refused");
     const uint8_t range_varint[] = {0x0a, 0x01, 'x', 0x50, 0x01};
@@ -284,6 +311,65 @@ static void sparse_cases(void)
     const uint8_t range_bad[] = {0x0a, 0x01, 'x', 0x52, 0x02, 0x08, 0x80};
     CHECK(decode_sparse(range_bad, sizeof range_bad, &n) < 0,
           "a range whose varint never ends is refused");
+}
+
+/* A dense reply with its checksum (the seeder's path without zero
+ * ranges) decodes to the data and that checksum, also in protobuf-c. */
+static void checksum_round_trip(size_t length)
+{
+    uint8_t *bytes = malloc(length ? length : 1);
+    CHECK(bytes, "out of memory");
+    test_fill_random(bytes, length, length + 7);
+    grpc_slice whole;
+    uint8_t *data = wire_read_at_slice(&whole, length, true);
+    memcpy(data, bytes, length);
+    uint64_t sum = XXH3_64bits(bytes, length);
+    wire_read_at_checksum(&whole, sum);
+    struct split s;
+    size_t cut = GRPC_SLICE_LENGTH(whole) - 5, at, n;
+    split_reply(&s, whole, &cut, 1);
+    uint64_t got;
+    struct wire_zero_range *ranges;
+    struct wire_read_at_meta meta;
+    CHECK(wire_read_at_decode(&s.reply, &at, &got, &ranges, &n, &meta) == 0 && n == 0 &&
+              got == length && data_equals(&s.reply, at, bytes, length),
+          "%zu bytes with a checksum: the data decodes", length);
+    CHECK(meta.checksum_kind == WIRE_CHECKSUM_XXH3_64 && meta.checksum == sum,
+          "%zu bytes: the checksum decodes", length);
+    Godwit__V1__ReadAtResponse *message = godwit__v1__read_at_response__unpack(
+        NULL, GRPC_SLICE_LENGTH(whole), GRPC_SLICE_START_PTR(whole));
+    CHECK(message && message->data.len == length && message->checksum == sum &&
+              message->checksum_kind == GODWIT__V1__CHECKSUM_KIND__CHECKSUM_KIND_XXH3_64,
+          "protobuf-c reads %zu bytes and the checksum", length);
+    godwit__v1__read_at_response__free_unpacked(message, NULL);
+    split_free(&s);
+    grpc_slice_unref(whole);
+    free(bytes);
+}
+
+/* The streaming checksum of a range fed as data pieces and zero runs is
+ * XXH3-64 of the whole range as bytes. */
+static void logical_checksum(void)
+{
+    enum { RANGE = 1 << 20 };
+    uint8_t *bytes = calloc(1, RANGE);
+    CHECK(bytes, "out of memory");
+    test_fill_random(bytes, 4096, 1);            /* data  [0, 4K) */
+    test_fill_random(bytes + 300000, 70000, 2);  /* zeros [4K, 300000), data */
+    test_fill_random(bytes + RANGE - 10, 10, 3); /* zeros, then 10 bytes of data */
+    struct read_checksum c;
+    read_checksum_begin(&c);
+    read_checksum_data(&c, bytes, 4096);
+    read_checksum_zeros(&c, 300000 - 4096);
+    read_checksum_data(&c, bytes + 300000, 1000);
+    read_checksum_data(&c, bytes + 301000, 69000);
+    read_checksum_zeros(&c, RANGE - 10 - 370000);
+    read_checksum_data(&c, bytes + RANGE - 10, 10);
+    CHECK(read_checksum_end(&c) == XXH3_64bits(bytes, RANGE),
+          "zero runs hash as the zero bytes they stand for");
+    read_checksum_begin(&c);
+    CHECK(read_checksum_end(&c) == XXH3_64bits(bytes, 0), "an empty range");
+    free(bytes);
 }
 
 int main(void)
@@ -303,6 +389,10 @@ int main(void)
     encoded_round_trip(1000, 1 << 20);
     encoded_round_trip(65536, (uint64_t)16 << 20);
     encoded_round_trip(300, UINT64_MAX);
+    checksum_round_trip(0);
+    checksum_round_trip(5); /* an inlined slice: the checksum still lands in it */
+    checksum_round_trip(65536);
+    logical_checksum();
     printf("test-unit-proto-wire: ok\n");
     return 0;
 }

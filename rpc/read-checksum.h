@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/* The checksum of a ReadAt reply (seeder.proto, ReadAtResponse.checksum):
+ * XXH3-64 of the logical bytes of the range, zero ranges counted as zero
+ * bytes, fed piece by piece in order as each side has them (the seeder
+ * from what it read, the leecher from the reply's slices). */
+#ifndef GODWIT_READ_CHECKSUM_H
+#define GODWIT_READ_CHECKSUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack: no allocation */
+#include <xxhash.h>
+
+/* A checksum being computed; begin, feed the range in order, end. */
+struct read_checksum {
+    XXH3_state_t state;
+};
+
+void read_checksum_begin(struct read_checksum *c);
+/* The next LENGTH bytes of the range are those at DATA. */
+void read_checksum_data(struct read_checksum *c, const void *data, size_t length);
+/* The next LENGTH bytes of the range read as zeroes. */
+void read_checksum_zeros(struct read_checksum *c, uint64_t length);
+uint64_t read_checksum_end(const struct read_checksum *c);
+
+#endif
