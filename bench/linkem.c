@@ -5,11 +5,17 @@
  * refuses new ones), SIGUSR2 restores it: for fault-injection tests.
  *
  *   godwit-linkem --listen 127.0.0.1:9000 --target 127.0.0.1:1337 --rtt-ms 10 [--rate-mbps 1000]
- *                 [--shared-rate]
+ *                 [--shared-rate] [--corrupt-every KIB]
  *
  * --rate-mbps caps each connection on a line of its own; with --shared-rate
  * all connections take turns on one line per direction, in segments of at
  * most 1 ms, as packets share a real link.
+ *
+ * --corrupt-every N flips one bit in every N KiB of the payload of large
+ * HTTP/2 DATA frames from the target to the client (plaintext gRPC only):
+ * ReadAt reply bytes, never a frame header, a gRPC message prefix or a
+ * small control reply, so the stream stays well formed and only the
+ * messages' contents are wrong (as a bad NIC or relay would make them).
  *
  * Once it listens it prints a ready event with the bound port (--listen
  * 127.0.0.1:0 lets the kernel pick one); --log-format json makes its lines
@@ -42,6 +48,35 @@ struct segment {
     char data[];
 };
 
+/* --corrupt-every: follows the HTTP/2 frames of one direction (from its
+ * first byte: the server's side starts with a SETTINGS frame) and flips a
+ * bit at a random place in each EVERY bytes of eligible DATA payload (a
+ * random place, so which reply is hit does not follow the order in which
+ * the client's callers take turns). Eligible: in a DATA frame of at least
+ * CORRUPT_MIN_FRAME payload bytes, past its first CORRUPT_SKIP (the 5-byte
+ * gRPC message prefix and the protobuf field header of a reply's first
+ * frame). Owned by the direction's reader. */
+enum {
+    H2_HEADER = 9,
+    H2_DATA = 0,
+    H2_SETTINGS = 4,
+    CORRUPT_MIN_FRAME = 4096,
+    CORRUPT_SKIP = 16,
+};
+
+struct corrupter {
+    uint64_t every;      /* 0: off */
+    uint64_t until_flip; /* eligible bytes until the next flip, which is... */
+    uint64_t place;      /* ...at this offset in its window of EVERY bytes */
+    uint64_t random;     /* xorshift64 state */
+    uint8_t header[H2_HEADER];
+    size_t header_got;
+    uint32_t payload_len, payload_pos; /* of the current frame; pos == len: in a header */
+    uint8_t type;
+    bool started; /* the first frame was checked to be SETTINGS */
+    uint64_t flipped;
+};
+
 /* One direction of one connection: a reader thread queues segments, a
  * writer thread delivers them when due. Everything is owned by lock. */
 struct pipe_dir {
@@ -54,6 +89,7 @@ struct pipe_dir {
     bool broken; /* the writer failed: stop reading */
     bool done;   /* the writer has finished */
     int from, to;
+    struct corrupter corrupt; /* the reader's alone */
 };
 
 /* The emulated link. shared_line: every connection's segments take turns on
@@ -68,6 +104,8 @@ struct link {
     uint64_t line_free_ns[2];  /* [0] upstream, [1] downstream: when each line is free again */
     _Atomic bool cut;          /* connections are refused / dropped */
     _Atomic unsigned epoch;    /* bumped at each cut: connections of older epochs close */
+    uint64_t corrupt_every;    /* --corrupt-every in bytes; 0: off */
+    _Atomic uint64_t flipped;  /* bits flipped so far, all connections */
 };
 
 struct connection {
@@ -106,6 +144,69 @@ static int parse_address(const char *text, struct sockaddr_in *addr)
     return inet_pton(AF_INET, host, &addr->sin_addr) == 1 ? 0 : -1;
 }
 
+/* Flips bits in the eligible part [FROM, TO) of the current frame's
+ * payload, which sits at P (the frame's bytes FROM..TO). */
+/* A random offset in a window of EVERY bytes. */
+static uint64_t next_place(struct corrupter *c)
+{
+    c->random ^= c->random << 13, c->random ^= c->random >> 7, c->random ^= c->random << 17;
+    return c->random % c->every;
+}
+
+/* Starts corrupting every EVERY bytes (0: never), from SEED (not 0). */
+static void corrupter_init(struct corrupter *c, uint64_t every, uint64_t seed)
+{
+    *c = (struct corrupter){.every = every, .random = seed};
+    if (every) {
+        c->place = next_place(c);
+        c->until_flip = c->place + 1;
+    }
+}
+
+static void corrupt_span(struct corrupter *c, char *p, uint32_t from, uint32_t to)
+{
+    if (c->type != H2_DATA || c->payload_len < CORRUPT_MIN_FRAME || to <= CORRUPT_SKIP)
+        return;
+    uint32_t at = from > CORRUPT_SKIP ? from : CORRUPT_SKIP; /* a position in the frame */
+    while (to - at >= c->until_flip) {
+        at += (uint32_t)c->until_flip;
+        p[at - 1 - from] ^= 0x01; /* the until_flip-th eligible byte */
+        c->flipped++;
+        uint64_t next = next_place(c); /* in the next window */
+        c->until_flip = c->every - c->place + next;
+        c->place = next;
+    }
+    c->until_flip -= to - at;
+}
+
+/* Follows the frames in the LEN bytes at P and corrupts their eligible
+ * payload; stops for good if the stream is not HTTP/2 as expected. */
+static void corrupt(struct corrupter *c, char *p, size_t len)
+{
+    while (len > 0 && c->every) {
+        if (c->payload_pos == c->payload_len) { /* in a frame header */
+            size_t take = H2_HEADER - c->header_got < len ? H2_HEADER - c->header_got : len;
+            memcpy(c->header + c->header_got, p, take);
+            c->header_got += take, p += take, len -= take;
+            if (c->header_got < H2_HEADER)
+                return;
+            c->header_got = 0;
+            c->payload_len =
+                (uint32_t)c->header[0] << 16 | (uint32_t)c->header[1] << 8 | c->header[2];
+            c->payload_pos = 0;
+            c->type = c->header[3];
+            if (!c->started && c->type != H2_SETTINGS)
+                c->every = 0; /* not cleartext HTTP/2 (TLS?): leave it alone */
+            c->started = true;
+            continue;
+        }
+        uint32_t take =
+            c->payload_len - c->payload_pos < len ? c->payload_len - c->payload_pos : (uint32_t)len;
+        corrupt_span(c, p, c->payload_pos, c->payload_pos + take);
+        c->payload_pos += take, p += take, len -= take;
+    }
+}
+
 /* Reader side: queue what arrives with its due time; waits while the
  * queue is full (like a socket buffer). */
 static void *read_side(void *arg)
@@ -124,6 +225,11 @@ static void *read_side(void *arg)
             break;
         }
         seg->len = (size_t)n;
+        if (dir->corrupt.every) {
+            uint64_t before = dir->corrupt.flipped;
+            corrupt(&dir->corrupt, seg->data, seg->len);
+            atomic_fetch_add(&conn->link->flipped, dir->corrupt.flipped - before);
+        }
         seg->due_ns = now_ns() + conn->link->delay_ns;
         seg->next = NULL;
         *(dir->tail ? &dir->tail->next : &dir->head) = seg;
@@ -273,6 +379,8 @@ static void accept_one(struct link *link, int listener, const struct sockaddr_in
     conn->epoch = atomic_load(&link->epoch);
     pipe_init(&conn->up, conn, client, server);
     pipe_init(&conn->down, conn, server, client);
+    corrupter_init(&conn->down.corrupt, link->corrupt_every,
+                   0x9e3779b97f4a7c15ull * (conn->epoch + 1) + (uint64_t)client);
     pthread_t thread;
     pthread_create(&thread, NULL, serve_connection, conn);
     pthread_detach(thread);
@@ -318,7 +426,7 @@ static int listen_on(const struct sockaddr_in *addr, int *port)
 int main(int argc, char **argv)
 {
     char *listen_addr = NULL, *target_addr = NULL, *log_format = NULL;
-    unsigned rtt_us = 0, rtt_ms = 0, rate_mbps = 0;
+    unsigned rtt_us = 0, rtt_ms = 0, rate_mbps = 0, corrupt_kib = 0;
     bool shared_rate = false;
     enum log_format format = LOG_TEXT;
     struct option_spec specs[] = {
@@ -330,6 +438,9 @@ int main(int argc, char **argv)
          "cap each direction of each connection, megabytes/s (0: none)"},
         {"shared-rate", OPTION_BOOL, &shared_rate, NULL,
          "the --rate-mbps cap is one line all connections share, as on a real link"},
+        {"corrupt-every", OPTION_UINT, &corrupt_kib, "KIB",
+         "flip one bit in every KIB KiB of large HTTP/2 DATA payload from the target "
+         "(plaintext gRPC: ReadAt replies; 0: never)"},
         {"log-format", OPTION_STRING, &log_format, "text|json", "log lines (default text)"},
     };
     size_t n = sizeof specs / sizeof specs[0];
@@ -358,7 +469,8 @@ int main(int argc, char **argv)
     struct link link = {.delay_ns = ((uint64_t)rtt_ms * 1000 + rtt_us) * 500,
                         .bytes_per_ns = rate_mbps * 1e6 / 1e9,
                         .shared_line = shared_rate,
-                        .segment_bytes = SEGMENT};
+                        .segment_bytes = SEGMENT,
+                        .corrupt_every = (uint64_t)corrupt_kib * 1024};
     /* On a shared line a segment holds the others up for as long as it is
      * on it: at most 1 ms (as packets interleave on a real link). */
     if (shared_rate && rate_mbps && rate_mbps * 1000u < SEGMENT)
@@ -373,11 +485,12 @@ int main(int argc, char **argv)
     void *args[3] = {&link, &listener, &target_sa};
     pthread_t acceptor;
     pthread_create(&acceptor, NULL, accept_loop, args);
-    log_info(&log, "%s -> %s, rtt %u.%03u ms, rate %s", listen_addr, target_addr,
+    log_info(&log, "%s -> %s, rtt %u.%03u ms, rate %s%s", listen_addr, target_addr,
              rtt_ms + rtt_us / 1000, rtt_us % 1000,
              !rate_mbps    ? "unlimited"
              : shared_rate ? "capped, shared"
-                           : "capped per connection");
+                           : "capped per connection",
+             corrupt_kib ? ", corrupting DATA payload" : "");
     log_event(
         &log, "ready",
         json_pack("{s:s,s:i,s:s}", "listen", listen_addr, "port", port, "target", target_addr));
@@ -397,6 +510,8 @@ int main(int argc, char **argv)
     shutdown(listener, SHUT_RDWR);
     close(listener);
     pthread_join(acceptor, NULL);
+    if (link.corrupt_every)
+        log_info(&log, "flipped %llu bits", (unsigned long long)atomic_load(&link.flipped));
     options_free(specs, n);
     return 0;
 }
