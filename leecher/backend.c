@@ -68,9 +68,10 @@ static int write_chunk(struct leecher *l, uint64_t chunk, struct write_op *w)
     } else {
         if (leecher_ensure_local(l, chunk) < 0) /* fetch, then write */
             return -1;
+        /* WRITTEN before the bytes change (even a failed write may land in
+         * part): --verify skips the chunk rather than see it half-written. */
+        chunk_map_mark_written(l->map, chunk);
         r = apply(w);
-        if (r == 0)
-            chunk_map_mark_written(l->map, chunk);
     }
     state_file_note_written(l, chunk); /* even a failed write may have landed in part */
     return r;

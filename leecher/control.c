@@ -16,6 +16,7 @@ static void handle_status(void *opaque, const ProtobufCMessage *request, struct 
     pthread_mutex_lock(&l->lock);
     r.state = (Godwit__V1__State)l->state;
     r.error = l->error;
+    r.verify = (Godwit__V1__VerifyState)l->verify;
     r.downtime_us = l->downtime_us;
     r.dirty_rate = l->dirty_rate;
     r.finalize_dirty_chunks = l->state == PRECOPY ? l->source_dirty : l->finalize_dirty;

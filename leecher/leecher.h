@@ -24,6 +24,16 @@ struct seeder_client;
 /* Values of godwit.v1.State. */
 enum leecher_state { PRECOPY = 1, FINALIZING = 2, POSTCOPY = 3, COMPLETE = 4, FAILED = 5 };
 
+/* Values of godwit.v1.VerifyState: the whole-image comparison (--verify). */
+enum verify_state {
+    VERIFY_OFF = 1,
+    VERIFY_PENDING = 2,
+    VERIFY_RUNNING = 3,
+    VERIFY_PASSED = 4,
+    VERIFY_FAILED = 5,
+    VERIFY_UNSUPPORTED = 6,
+};
+
 struct leecher {
     /* Set up by main before any thread starts; read-only afterwards. */
     struct logger *log;
@@ -86,6 +96,8 @@ struct leecher {
     bool not_converging;          /* pre-copy stalled for converge_rounds (convergence.c) */
     unsigned stalled_rounds;      /* Sync rounds in a row without progress */
     char convergence_hint[256];   /* what would help, while not_converging */
+    enum verify_state verify;     /* --verify: set by main, then moved by the monitor */
+    uint64_t verify_us;           /* how long the last comparison took */
 
     /* The state file's view: a bit per chunk it records as local (written
      * under save_lock, read by any thread), and whether a destination
@@ -105,6 +117,7 @@ struct leecher {
     struct metric_counter pull_retries;        /* failed pulls that were tried again */
     struct metric_counter sync_rounds;         /* Syncs the seeder answered */
     struct metric_counter checksum_mismatches; /* ReadAt replies refused: bad checksum */
+    struct metric_counter verify_mismatches;   /* chunks --verify found differing */
     struct metric_gauge pull_throughput;       /* bytes/s over the last second (the monitor) */
     struct metric_histogram pull_us;           /* one successful ReadAt pull, call to commit */
     struct metric_histogram on_demand_us;      /* a read's wait for a chunk that was missing */
@@ -149,6 +162,13 @@ void convergence_init(struct convergence *c);
  * stalled count, and emits not_converging or converging when that
  * changes. Takes leecher->lock. */
 void convergence_note_round(struct leecher *l, struct convergence *c, uint64_t sync_set);
+/* verify.c: --verify, at the end of post-copy (the monitor, every chunk
+ * local, nothing held). Compares each chunk of the local image that the
+ * destination app did not write with the seeder's Digest of its frozen
+ * image, both sides hashing at once. Sets verify: PASSED, UNSUPPORTED (the
+ * seeder has no Digest), FAILED (after leecher_fail), or PENDING again if
+ * the seeder could not be reached (call again later). */
+void leecher_verify(struct leecher *l);
 
 /* metrics.c: the leecher's /metrics. Init before any thread starts; start
  * on ADDRESS (HOST:PORT, checked) once the image is prepared, the bound

@@ -27,7 +27,7 @@ struct leecher_options {
     unsigned workers, channels, sync_interval, pull_timeout, auto_finalize_ms, converge_rounds,
         checksum_retries;
     uint64_t batch;
-    bool skip_final_sync, no_checksums;
+    bool skip_final_sync, no_checksums, verify, no_verify;
     struct daemon_options d; /* nbd-socket, mount, log-format, TLS */
 };
 
@@ -44,6 +44,7 @@ enum {
     LINK_BYTES_PER_S = 1250000000, /* 10 Gbit/s: what choose_workers plans for */
     MAX_CHECKSUM_RETRIES = 100,
     DEFAULT_CHECKSUM_RETRIES = 3,
+    DEFAULT_VERIFY = 0, /* --verify costs more than 5% of a pull: docs/benchmarks.md */
 };
 
 static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
@@ -83,6 +84,9 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
          "default 3)"},
         {"no-checksums", OPTION_BOOL, &o->no_checksums, NULL,
          "do not ask for nor verify ReadAt checksums (to measure their cost)"},
+        {"verify", OPTION_BOOL, &o->verify, NULL,
+         "compare the whole image with the frozen source before COMPLETE (default: off)"},
+        {"no-verify", OPTION_BOOL, &o->no_verify, NULL, "do not compare the whole image"},
     };
     const struct daemon_option_help help = {
         .nbd_socket = "serve the image over NBD here from Finalize on",
@@ -139,6 +143,8 @@ static int check_options(const void *ctx, char *err, size_t errlen)
                  MAX_CHECKSUM_RETRIES, o->checksum_retries);
     else if (o->no_checksums && o->checksum_retries != RETRIES_UNSET)
         snprintf(err, errlen, "--checksum-retries has no effect with --no-checksums");
+    else if (o->verify && o->no_verify)
+        snprintf(err, errlen, "--verify and --no-verify contradict each other");
     else if (o->workers > MAX_WORKERS)
         snprintf(err, errlen, "--workers must be at most %d", MAX_WORKERS);
     else if (o->batch != BATCH_UNSET && (o->batch < 4096 || o->batch > CHUNK_MAX_READ))
@@ -410,21 +416,22 @@ int main(int argc, char **argv)
     char err[512] = "";
     struct logger log;
     daemon_start(&log, "godwit-leecher", o.d.log_format);
-    struct leecher l = {.log = &log,
-                        .image.fd = -1,
-                        .state_dir_fd = -1,
-                        .n_workers = o.workers,
-                        .sync_interval_ms = (int)o.sync_interval,
-                        .pull_timeout_ms = (int)o.pull_timeout,
-                        .final_sync = !o.skip_final_sync,
-                        .auto_finalize_ms = (int)o.auto_finalize_ms,
-                        .converge_rounds = o.converge_rounds,
-                        .checksums = !o.no_checksums,
-                        .checksum_retries = o.checksum_retries == RETRIES_UNSET
-                                                ? DEFAULT_CHECKSUM_RETRIES
-                                                : o.checksum_retries,
-                        .state = PRECOPY,
-                        .started_us = leecher_now_us()};
+    struct leecher l = {
+        .log = &log,
+        .image.fd = -1,
+        .state_dir_fd = -1,
+        .n_workers = o.workers,
+        .sync_interval_ms = (int)o.sync_interval,
+        .pull_timeout_ms = (int)o.pull_timeout,
+        .final_sync = !o.skip_final_sync,
+        .auto_finalize_ms = (int)o.auto_finalize_ms,
+        .converge_rounds = o.converge_rounds,
+        .checksums = !o.no_checksums,
+        .verify = o.verify || (DEFAULT_VERIFY && !o.no_verify) ? VERIFY_PENDING : VERIFY_OFF,
+        .checksum_retries =
+            o.checksum_retries == RETRIES_UNSET ? DEFAULT_CHECKSUM_RETRIES : o.checksum_retries,
+        .state = PRECOPY,
+        .started_us = leecher_now_us()};
     pthread_mutex_init(&l.lock, NULL);
     pthread_mutex_init(&l.finalize_lock, NULL);
     pthread_mutex_init(&l.save_lock, NULL);

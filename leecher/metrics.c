@@ -99,6 +99,29 @@ static void collect_progress(const struct leecher *l, bool done, struct metrics_
     metrics_text_counter(t, "godwit_leecher_checksum_mismatches_total",
                          "ReadAt replies refused because their checksum did not match.",
                          metric_counter_get(&l->checksum_mismatches));
+    metrics_text_counter(t, "godwit_leecher_verify_mismatched_chunks_total",
+                         "Chunks --verify found differing from the frozen source (any fails the "
+                         "migration).",
+                         metric_counter_get(&l->verify_mismatches));
+}
+
+static const char *const verify_names[] = {"off",    "pending", "running",
+                                           "passed", "failed",  "unsupported"};
+
+/* --verify: its state and how long the last comparison took. */
+static void collect_verify(struct leecher *l, struct metrics_text *t)
+{
+    pthread_mutex_lock(&l->lock);
+    enum verify_state verify = l->verify;
+    uint64_t took_us = l->verify_us;
+    pthread_mutex_unlock(&l->lock);
+    metrics_text_state_set(t, "godwit_leecher_verify_state",
+                           "The whole-image comparison (--verify): 1 for the current state.",
+                           "state", verify_names, sizeof verify_names / sizeof verify_names[0],
+                           (size_t)verify - 1);
+    metrics_text_gauge(t, "godwit_leecher_verify_seconds",
+                       "How long the last --verify comparison took (0 before one).",
+                       (double)took_us * 1e-6);
 }
 
 static void collect(void *opaque, struct metrics_text *t)
@@ -117,6 +140,7 @@ static void collect(void *opaque, struct metrics_text *t)
                            "state", state_names + 1, sizeof state_names / sizeof state_names[0] - 1,
                            (size_t)v.state - 1);
     collect_progress(l, v.state == COMPLETE || v.state == FAILED, t);
+    collect_verify(l, t);
     metrics_text_counter(t, "godwit_leecher_sync_rounds_total", "Sync rounds the seeder answered.",
                          metric_counter_get(&l->sync_rounds));
     metrics_text_gauge(t, "godwit_leecher_source_dirty_chunks",

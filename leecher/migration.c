@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The migration's phases: the syncer (iterative pre-copy: Sync, re-mark,
  * record, acknowledge), Finalize (freeze the source, mark its last dirty
- * chunks, open the export), and the monitor (progress lines and
+ * chunks, open the export), and the monitor (progress lines, --verify and
  * completion). */
 #include "leecher.h"
 
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { POSTCOPY_SAVE_US = 2000000 };
+enum { POSTCOPY_SAVE_US = 2000000, VERIFY_RETRY_US = 2000000 };
 
 static const char *state_names[] = {"", "PRECOPY", "FINALIZING", "POSTCOPY", "COMPLETE", "FAILED"};
 
@@ -348,21 +348,36 @@ static void report_progress(struct leecher *l, double rate, const struct snapsho
     log_progress(l->log, text, progress_fields(l, rate, s));
 }
 
+/* Whether --verify lets a migration whose chunks are all local complete. */
+static bool verify_allows_complete(enum verify_state v)
+{
+    return v == VERIFY_OFF || v == VERIFY_PASSED || v == VERIFY_UNSUPPORTED;
+}
+
 void *monitor_thread(void *arg)
 {
     struct leecher *l = arg;
     uint64_t last_us = leecher_now_us(), last_bytes = 0, last_report = 0, last_save = last_us;
+    uint64_t verify_at = 0; /* --verify: not before (a retry after the seeder failed it) */
     double rate = 0;
     for (;;) {
         pthread_mutex_lock(&l->lock);
         leecher_wait(l, 100000);
+        bool all_local = l->state == POSTCOPY && chunk_map_local(l->map) == l->geo.chunks;
         bool stopping = l->stopping,
-             complete = l->state == POSTCOPY && chunk_map_local(l->map) == l->geo.chunks;
+             verify_now = all_local && !stopping && l->verify == VERIFY_PENDING &&
+                          leecher_now_us() >= verify_at,
+             complete = all_local && verify_allows_complete(l->verify);
         if (complete)
             l->state = COMPLETE;
         struct snapshot snap = {l->state, l->dirty_rate, l->source_dirty, l->round_trip_us};
         enum leecher_state state = l->state;
         pthread_mutex_unlock(&l->lock);
+        if (verify_now) { /* before COMPLETE; the export keeps serving meanwhile */
+            leecher_verify(l);
+            verify_at = leecher_now_us() + VERIFY_RETRY_US;
+            continue;
+        }
         uint64_t now = leecher_now_us(), bytes = atomic_load(&l->bytes_pulled);
         if (now - last_us >= 1000000 || complete) {
             rate = (double)(bytes - last_bytes) / ((double)(now - last_us) / 1e6);

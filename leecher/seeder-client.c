@@ -24,6 +24,7 @@
 enum {
     CONTROL_TIMEOUT_MS = 10000,
     READ_TIMEOUT_MS = 30000,
+    DIGEST_TIMEOUT_MS = 60000,
     MAX_MESSAGE = 32u << 20, /* above the seeder's 16 MiB ReadAt limit */
 };
 
@@ -190,6 +191,34 @@ grpc_status_code seeder_client_track(struct seeder_client *client, bool new_sess
     client->session = *session = reply->session_id;
     protobuf_c_message_free_unpacked(&reply->base, NULL);
     return GRPC_STATUS_OK;
+}
+
+grpc_status_code seeder_client_digest(struct seeder_client *client, const char *image_id,
+                                      uint64_t offset, uint64_t length, uint64_t *digests, size_t n,
+                                      struct rpc_result *result)
+{
+    Godwit__V1__DigestRequest request = GODWIT__V1__DIGEST_REQUEST__INIT;
+    request.offset = offset;
+    request.length = length;
+    request.image_id = (char *)image_id;
+    ProtobufCMessage *message;
+    /* The seeder reads and hashes up to 256 MiB: longer than a control call. */
+    if (rpc_call(control_channel(client), "/godwit.v1.Seeder/Digest", &request.base,
+                 &godwit__v1__digest_response__descriptor, &message, DIGEST_TIMEOUT_MS,
+                 result) != GRPC_STATUS_OK)
+        return result->status;
+    Godwit__V1__DigestResponse *reply = (Godwit__V1__DigestResponse *)message;
+    if (reply->n_chunk_digests != n ||
+        reply->kind != GODWIT__V1__CHECKSUM_KIND__CHECKSUM_KIND_XXH3_64) {
+        result->status = GRPC_STATUS_INTERNAL;
+        snprintf(result->message, sizeof result->message,
+                 "a Digest reply with %zu digests of kind %d, not %zu XXH3-64",
+                 reply->n_chunk_digests, (int)reply->kind, n);
+    } else {
+        memcpy(digests, reply->chunk_digests, n * sizeof *digests);
+    }
+    protobuf_c_message_free_unpacked(message, NULL);
+    return result->status;
 }
 
 grpc_status_code seeder_client_complete(struct seeder_client *client, struct rpc_result *result)

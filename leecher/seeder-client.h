@@ -73,6 +73,12 @@ grpc_status_code seeder_client_track(struct seeder_client *client, bool new_sess
 /* Names SESSION in later calls without a Track: a leecher resumed after
  * the freeze (Track is for tracking, which the freeze ended). */
 void seeder_client_use_session(struct seeder_client *client, uint64_t session);
+/* Digest of the N chunks from chunk-aligned OFFSET (LENGTH bytes, at most
+ * 256 MiB) into DIGESTS: one XXH3-64 per chunk. A reply with another count
+ * or digest kind gives GRPC_STATUS_INTERNAL. */
+grpc_status_code seeder_client_digest(struct seeder_client *client, const char *image_id,
+                                      uint64_t offset, uint64_t length, uint64_t *digests, size_t n,
+                                      struct rpc_result *result);
 /* Complete carries nothing back but its status. */
 grpc_status_code seeder_client_complete(struct seeder_client *client, struct rpc_result *result);
 

@@ -24,4 +24,13 @@ void read_checksum_data(struct read_checksum *c, const void *data, size_t length
 void read_checksum_zeros(struct read_checksum *c, uint64_t length);
 uint64_t read_checksum_end(const struct read_checksum *c);
 
+struct image_file;
+
+/* The checksum of [OFFSET, OFFSET+LENGTH) of IMAGE as it reads now, read
+ * through BUF (BUFLEN bytes) into *DIGEST: what Seeder.Digest reports per
+ * chunk, and what the leecher's --verify compares it with. 0, or -1 with
+ * errno (the read failed). */
+int read_checksum_image(const struct image_file *image, uint64_t offset, uint64_t length,
+                        uint8_t *buf, size_t buflen, uint64_t *digest);
+
 #endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The godwit.v1.Seeder gRPC service: Info, ReadAt, Track, Sync, Finalize,
- * Complete and Abort, as api/godwit/v1/seeder.proto documents them.
+ * Complete, Abort and Digest, as api/godwit/v1/seeder.proto documents them.
  * Handlers run concurrently on the server's threads; ReadAt takes no lock
  * at all. */
 #include "seeder.h"
@@ -284,6 +284,71 @@ static void handle_abort(void *opaque, const ProtobufCMessage *request, struct r
                         "ended_sessions", (json_int_t)result.sessions, "image_id", image_id));
 }
 
+enum {
+    DIGEST_MAX = 256 << 20, /* bytes one Digest call may hash */
+    DIGEST_BUFFER = 1 << 20,
+};
+
+/* True if [OFFSET, OFFSET+LENGTH) suits Digest; else replies and false. */
+static bool digest_range_valid(struct seeder *seeder, uint64_t offset, uint64_t length,
+                               struct rpc_reply *reply)
+{
+    const struct chunk_geometry *geo = &seeder->geo;
+    uint64_t end = offset + length;
+    if (length == 0 || length > DIGEST_MAX)
+        rpc_reply_errno(reply, EINVAL, "Digest length must be between 1 and %u bytes, not %llu",
+                        (unsigned)DIGEST_MAX, (unsigned long long)length);
+    else if (end < offset || end > geo->size)
+        rpc_reply_errno(reply, ERANGE, "range %llu+%llu ends past the image (%llu bytes)",
+                        (unsigned long long)offset, (unsigned long long)length,
+                        (unsigned long long)geo->size);
+    else if (offset % geo->chunk_size || (end % geo->chunk_size && end != geo->size))
+        rpc_reply_errno(reply, EINVAL, "Digest ranges start and end at chunks of %u bytes",
+                        geo->chunk_size);
+    else
+        return true;
+    return false;
+}
+
+/* Digest: XXH3-64 of each chunk of the range, read now. */
+static void handle_digest(void *opaque, const ProtobufCMessage *message, struct rpc_reply *reply)
+{
+    struct seeder *seeder = opaque;
+    const Godwit__V1__DigestRequest *request = (const void *)message;
+    if (!same_image(seeder, request->image_id, reply) ||
+        !digest_range_valid(seeder, request->offset, request->length, reply))
+        return;
+    uint64_t first = chunk_index(&seeder->geo, request->offset);
+    size_t n =
+        (size_t)(chunk_index(&seeder->geo, request->offset + request->length - 1) - first + 1);
+    uint64_t *digests = malloc(n * sizeof *digests);
+    uint8_t *buf = malloc(DIGEST_BUFFER);
+    if (!digests || !buf) {
+        free(digests), free(buf);
+        rpc_reply_errno(reply, ENOMEM, "out of memory for a Digest of %zu chunks", n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t chunk = first + i;
+        if (read_checksum_image(&seeder->image, chunk_offset(&seeder->geo, chunk),
+                                chunk_length(&seeder->geo, chunk), buf, DIGEST_BUFFER,
+                                &digests[i]) < 0) {
+            int err = errno;
+            log_error(seeder->log, "Digest of chunk %llu: %s", (unsigned long long)chunk,
+                      strerror(err));
+            rpc_reply_errno(reply, err, "cannot read the image: %s", strerror(err));
+            free(digests), free(buf);
+            return;
+        }
+    }
+    Godwit__V1__DigestResponse response = GODWIT__V1__DIGEST_RESPONSE__INIT;
+    response.n_chunk_digests = n;
+    response.chunk_digests = digests;
+    response.kind = GODWIT__V1__CHECKSUM_KIND__CHECKSUM_KIND_XXH3_64;
+    rpc_reply_message(reply, &response.base);
+    free(digests), free(buf);
+}
+
 static const struct rpc_method seeder_methods[] = {
     {"Info", &godwit__v1__info_request__descriptor, handle_info},
     {"ReadAt", &godwit__v1__read_at_request__descriptor, handle_read_at_timed},
@@ -292,6 +357,7 @@ static const struct rpc_method seeder_methods[] = {
     {"Finalize", &godwit__v1__finalize_request__descriptor, handle_finalize},
     {"Complete", &godwit__v1__complete_request__descriptor, handle_complete},
     {"Abort", &godwit__v1__abort_request__descriptor, handle_abort},
+    {"Digest", &godwit__v1__digest_request__descriptor, handle_digest},
 };
 
 void seeder_service(struct seeder *seeder, struct rpc_service *service)

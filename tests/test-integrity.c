@@ -11,7 +11,14 @@
  *                wrote not one corrupt byte, and the source is intact
  *                (still tracking, its image unchanged).
  *
- *   test-integrity corrupt | corrupt-all */
+ *   verify       --verify: the images are compared at the end of post-copy
+ *                (a chunk the destination app wrote is skipped): PASSED,
+ *                then COMPLETE.
+ *   verify-bad   a byte of the destination file changed behind the
+ *                leecher's back after it was pulled: --verify finds it,
+ *                the migration FAILS loudly, the source image is intact.
+ *
+ *   test-integrity corrupt | corrupt-all | verify | verify-bad */
 #include "leecher-harness.h"
 #include "testlib.h"
 
@@ -167,13 +174,79 @@ static void test_corrupt_all(void)
     seeder_cleanup(&s);
 }
 
+static void test_verify(void)
+{
+    struct seeder_proc s = {0};
+    seeder_start(&s, "integrity-verify", SIZE, CHUNK, NULL);
+    unsigned char *model = read_whole(s.image);
+    const char *extra[] = {"--verify", NULL};
+    struct leecher_proc l = {0};
+    leecher_start(&l, &s, extra);
+    leecher_wait_local(&l, SIZE / CHUNK, 30000);
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&l, &downtime) == GRPC_STATUS_OK, "Finalize");
+    struct nbd_handle *nbd = leecher_nbd(&l); /* the destination app writes a chunk */
+    test_fill_random(model + 3 * CHUNK + 100, 1000, 99);
+    CHECK(nbd_pwrite(nbd, model + 3 * CHUNK + 100, 1000, 3 * CHUNK + 100, 0) == 0, "write: %s",
+          nbd_get_error());
+    nbd_close(nbd);
+    Godwit__V1__StatusResponse *st = leecher_wait_state(&l, GODWIT__V1__STATE__COMPLETE, 60000);
+    CHECK(st->state == GODWIT__V1__STATE__COMPLETE, "state %d: %s", st->state, st->error);
+    CHECK(st->verify == GODWIT__V1__VERIFY_STATE__VERIFY_STATE_PASSED, "verify state %d",
+          st->verify);
+    protobuf_c_message_free_unpacked(&st->base, NULL);
+    CHECK(count_events(l.log, "verified") == 1, "no verified event in %s", l.log);
+    CHECK(leecher_stop(&l) == 0, "leecher exit status (see %s)", l.log);
+    unsigned char *dest = read_whole(l.image);
+    CHECK(memcmp(dest, model, SIZE) == 0, "the destination is not source + the app's write");
+    free(dest);
+    free(model);
+    seeder_stop(&s);
+    seeder_cleanup(&s);
+}
+
+static void test_verify_bad(void)
+{
+    struct seeder_proc s = {0};
+    seeder_start(&s, "integrity-verify-bad", SIZE, CHUNK, NULL);
+    unsigned char *source = read_whole(s.image);
+    const char *extra[] = {"--verify", NULL};
+    struct leecher_proc l = {0};
+    leecher_start(&l, &s, extra);
+    leecher_wait_local(&l, SIZE / CHUNK, 30000);
+    /* A bad disk (or a bug) changes a pulled byte of chunk 7. */
+    FILE *f = fopen(l.image, "r+b");
+    unsigned char flipped = source[7 * CHUNK + 5] ^ 0x40;
+    CHECK(f && fseek(f, 7 * CHUNK + 5, SEEK_SET) == 0 && fwrite(&flipped, 1, 1, f) == 1,
+          "change %s", l.image);
+    fclose(f);
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&l, &downtime) == GRPC_STATUS_OK, "Finalize");
+    CHECK(leecher_wait_exit(&l, 30000) == 1, "the leecher did not fail (see %s)", l.log);
+    CHECK(log_has(l.log, "--verify: 1 chunks of the destination differ"),
+          "no error naming the differing chunk in %s", l.log);
+    CHECK(count_events_with(l.log, "verify_mismatch", "\"offset\":458752") == 1,
+          "no verify_mismatch event for chunk 7");
+    CHECK(count_events(l.log, "complete") == 0, "the leecher reported complete");
+    unsigned char *after = read_whole(s.image);
+    CHECK(memcmp(after, source, SIZE) == 0, "the source image changed");
+    free(after);
+    free(source);
+    seeder_stop(&s);
+    seeder_cleanup(&s);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "corrupt") == 0)
         test_corrupt();
     else if (argc == 2 && strcmp(argv[1], "corrupt-all") == 0)
         test_corrupt_all();
+    else if (argc == 2 && strcmp(argv[1], "verify") == 0)
+        test_verify();
+    else if (argc == 2 && strcmp(argv[1], "verify-bad") == 0)
+        test_verify_bad();
     else
-        CHECK(false, "usage: test-integrity corrupt | corrupt-all");
+        CHECK(false, "usage: test-integrity corrupt | corrupt-all | verify | verify-bad");
     return 0;
 }

@@ -43,6 +43,8 @@ expect_exit 2 "${run[@]}" --config "$TEST_DIR/retries.json"
 one_sentence "--checksum-retries must be from 0 to 100, not 1000"
 expect_exit 2 "${run[@]}" --no-checksums --checksum-retries 3
 one_sentence "--checksum-retries has no effect with --no-checksums"
+expect_exit 2 "${run[@]}" --verify --no-verify
+one_sentence "--verify and --no-verify contradict each other"
 expect_exit 2 "${run[@]}" --workers 5000
 one_sentence "--workers must be at most 1024"
 expect_exit 2 "${run[@]}" --compress gzip

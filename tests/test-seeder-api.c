@@ -3,7 +3,8 @@
  * with libnbd, driven through Track/Sync/Finalize/Complete over gRPC. The
  * dirty lists must be exactly the chunks written; ReadAt must return the
  * written bytes (and, asked for it, their XXH3-64 checksum, zero ranges
- * counted as zeroes; not asked, no checksum field); writes after Finalize
+ * counted as zeroes; not asked, no checksum field); Digest the XXH3-64 of
+ * each chunk; writes after Finalize
  * must fail at the client; every bad input gets its status code and the
  * server keeps serving. */
 #include "seeder-harness.h"
@@ -130,6 +131,48 @@ static void check_checksum(uint64_t offset, uint32_t length, bool zero_ranges)
     CHECK(!zero_ranges || response->n_zero_ranges > 0 || response->data.len == length,
           "zero ranges and data do not add up");
     protobuf_c_message_free_unpacked(message, NULL);
+}
+
+/* Digest of [OFFSET, OFFSET+LENGTH): one XXH3-64 per chunk of the model. */
+static void check_digest(uint64_t offset, uint64_t length)
+{
+    Godwit__V1__DigestRequest request = GODWIT__V1__DIGEST_REQUEST__INIT;
+    request.offset = offset;
+    request.length = length;
+    ProtobufCMessage *message;
+    struct rpc_result result;
+    CHECK(seeder_call(&seeder, "Digest", &request.base, &godwit__v1__digest_response__descriptor,
+                      &message, &result) == GRPC_STATUS_OK,
+          "Digest: %s", result.message);
+    Godwit__V1__DigestResponse *response = (void *)message;
+    size_t n = (size_t)((length + CHUNK - 1) / CHUNK);
+    CHECK(response->n_chunk_digests == n &&
+              response->kind == GODWIT__V1__CHECKSUM_KIND__CHECKSUM_KIND_XXH3_64,
+          "Digest %llu+%llu: %zu digests", (unsigned long long)offset, (unsigned long long)length,
+          response->n_chunk_digests);
+    for (size_t i = 0; i < n; i++)
+        CHECK(response->chunk_digests[i] == XXH3_64bits(model + offset + i * CHUNK, CHUNK),
+              "Digest: chunk %zu is not XXH3-64 of its bytes", i);
+    protobuf_c_message_free_unpacked(message, NULL);
+}
+
+static void test_digest(void)
+{
+    check_digest(0, SIZE);
+    check_digest(5 * CHUNK, 3 * CHUNK);
+    const ProtobufCMessageDescriptor *type = &godwit__v1__digest_response__descriptor;
+    Godwit__V1__DigestRequest bad = GODWIT__V1__DIGEST_REQUEST__INIT;
+    expect_status("Digest", &bad.base, type, GRPC_STATUS_INVALID_ARGUMENT); /* length 0 */
+    bad.offset = 100, bad.length = CHUNK;
+    expect_status("Digest", &bad.base, type, GRPC_STATUS_INVALID_ARGUMENT); /* not at a chunk */
+    bad.offset = 0, bad.length = CHUNK + 1;
+    expect_status("Digest", &bad.base, type, GRPC_STATUS_INVALID_ARGUMENT); /* ends inside one */
+    bad.offset = SIZE - CHUNK, bad.length = 2 * CHUNK;
+    expect_status("Digest", &bad.base, type, GRPC_STATUS_OUT_OF_RANGE);
+    bad.offset = 0, bad.length = (uint64_t)1 << 30;
+    expect_status("Digest", &bad.base, type, GRPC_STATUS_INVALID_ARGUMENT); /* over 256 MiB */
+    bad.length = CHUNK, bad.image_id = "not-this-one";
+    expect_status("Digest", &bad.base, type, GRPC_STATUS_FAILED_PRECONDITION);
 }
 
 static void test_checksums(struct nbd_handle *nbd)
@@ -293,6 +336,7 @@ int main(void)
     struct nbd_handle *nbd = seeder_nbd(&seeder);
     test_info();
     test_checksums(nbd);
+    test_digest();
     test_bad_input();
     test_track_and_sync(nbd);
     test_finalize(nbd);
