@@ -315,6 +315,8 @@ static void test_reflection(const char *method, struct rpc_channel *ch)
           "file_containing_symbol answer");
     ProtobufCBinaryData file = r->file_descriptor_response->file_descriptor_proto[0];
     struct bytes fd = {file.data, file.len}, svc, rpc, msg;
+    CHECK(find_named(fd, 6, "Seeder", &svc) && find_named(svc, 2, "Digest", &rpc),
+          "descriptor has Seeder.Digest (what grpcurl lists)");
     CHECK(find_named(fd, 6, "Seeder", &svc) && find_named(svc, 2, "ReadAt", &rpc),
           "descriptor has Seeder.ReadAt");
     char *input = string_field(rpc, 2);
@@ -340,6 +342,9 @@ static void test_reflection(const char *method, struct rpc_channel *ch)
 
     r = reflect(&s, "godwit.v1.Seeder.ReadAt", false);
     CHECK(r->file_descriptor_response, "method symbol resolves");
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    r = reflect(&s, "godwit.v1.Seeder.Digest", false);
+    CHECK(r->file_descriptor_response, "Seeder.Digest resolves");
     protobuf_c_message_free_unpacked(&r->base, NULL);
     r = reflect(&s, "no.such.Thing", false);
     CHECK(r->error_response && r->error_response->error_code == 5, "unknown symbol NOT_FOUND");
