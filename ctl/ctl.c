@@ -48,6 +48,10 @@ static void print_status(const Godwit__V1__StatusResponse *s, double elapsed)
         "predicted_downtime_ms", s->predicted_downtime_ms, "not_converging", s->not_converging,
         "stalled_rounds", (int)s->stalled_rounds, "convergence_hint", s->convergence_hint,
         "waited_s", elapsed, "error", s->error);
+    static const char *verify_names[] = {"UNSPECIFIED", "OFF",    "PENDING",    "RUNNING",
+                                         "PASSED",      "FAILED", "UNSUPPORTED"};
+    json_object_set_new(o, "verify", json_string(verify_names[s->verify <= 6 ? s->verify : 0]));
+    json_object_set_new(o, "checksum_mismatches", json_integer((json_int_t)s->checksum_mismatches));
     json_dumpf(o, stdout, JSON_COMPACT);
     putchar('\n');
     json_decref(o);
