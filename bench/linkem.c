@@ -5,11 +5,17 @@
  * refuses new ones), SIGUSR2 restores it: for fault-injection tests.
  *
  *   godwit-linkem --listen 127.0.0.1:9000 --target 127.0.0.1:1337 --rtt-ms 10 [--rate-mbps 1000]
- *                 [--shared-rate] [--corrupt-every KIB]
+ *                 [--shared-rate] [--queue-ms 50 | --queue-bytes 256K] [--corrupt-every KIB]
  *
  * --rate-mbps caps each connection on a line of its own; with --shared-rate
  * all connections take turns on one line per direction, in segments of at
- * most 1 ms, as packets share a real link.
+ * most 1 ms, as packets share a real link. In front of each line is a FIFO
+ * queue like a router's buffer, bounded (--queue-ms of the line, default
+ * 50, or --queue-bytes) and drop-free: when it is full the relay stops
+ * reading from the sender, so TCP backpressure holds the rest in the
+ * sender's socket, and a segment of another connection waits behind at
+ * most the queue, as on a real link. A segment leaves the line in arrival
+ * order, then takes RTT/2 to arrive.
  *
  * --corrupt-every N flips one bit in every N KiB of the payload of large
  * HTTP/2 DATA frames from the target to the client (plaintext gRPC only):
@@ -38,7 +44,13 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { SEGMENT = 64 << 10, MAX_QUEUED = 256 << 20 };
+#define QUEUE_MS_UNSET UINT32_MAX /* --queue-ms not given */
+
+enum {
+    SEGMENT = 64 << 10,
+    MAX_QUEUED = 256 << 20, /* without a rate: the most a direction holds in flight */
+    DEFAULT_QUEUE_MS = 50,
+};
 
 /* One block of bytes in flight, due for delivery at due_ns. */
 struct segment {
@@ -89,7 +101,9 @@ struct pipe_dir {
     bool broken; /* the writer failed: stop reading */
     bool done;   /* the writer has finished */
     int from, to;
-    struct corrupter corrupt; /* the reader's alone */
+    struct corrupter corrupt;  /* the reader's alone */
+    uint64_t own_line_free_ns; /* without --shared-rate: when this direction's line is free
+                                  again (its reader thread's alone, no lock) */
 };
 
 /* The emulated link. shared_line: every connection's segments take turns on
@@ -98,6 +112,7 @@ struct pipe_dir {
 struct link {
     uint64_t delay_ns;   /* one way: RTT / 2 */
     double bytes_per_ns; /* 0: unlimited */
+    uint64_t queue_ns;   /* the line's queue holds at most this much of its time */
     bool shared_line;
     size_t segment_bytes;      /* largest segment read at once: SEGMENT, or 1 ms of a shared line */
     pthread_mutex_t line_lock; /* a leaf: taken with no other lock held */
@@ -207,14 +222,66 @@ static void corrupt(struct corrupter *c, char *p, size_t len)
     }
 }
 
-/* Reader side: queue what arrives with its due time; waits while the
- * queue is full (like a socket buffer). */
+/* The line DIR's segments take: the link's shared one for its direction,
+ * or DIR's own; the shared one is owned by the link's line_lock. */
+static uint64_t *line_of(struct pipe_dir *dir)
+{
+    struct link *link = dir->conn->link;
+    return link->shared_line ? &link->line_free_ns[dir == &dir->conn->down]
+                             : &dir->own_line_free_ns;
+}
+
+static uint64_t line_free_at(struct pipe_dir *dir)
+{
+    struct link *link = dir->conn->link;
+    if (!link->shared_line)
+        return dir->own_line_free_ns;
+    LOCK_FOR_SCOPE(&link->line_lock);
+    return *line_of(dir);
+}
+
+/* With a rate: waits until the line's queue has room, i.e. what is queued
+ * for it would leave within queue_ns. Until then nothing is read from the
+ * sender (backpressure), and nothing is dropped. */
+static void wait_for_room(struct pipe_dir *dir)
+{
+    uint64_t queue_ns = dir->conn->link->queue_ns, free_at;
+    while ((free_at = line_free_at(dir)) > now_ns() + queue_ns)
+        sleep_until(free_at - queue_ns);
+}
+
+/* When a segment of LEN bytes read now is delivered: without a rate after
+ * RTT/2; with one, once the segments queued before it and itself have
+ * left the line (arrival order, across connections on a shared line),
+ * plus RTT/2. */
+static uint64_t schedule(struct pipe_dir *dir, size_t len)
+{
+    struct link *link = dir->conn->link;
+    uint64_t now = now_ns();
+    if (link->bytes_per_ns <= 0)
+        return now + link->delay_ns;
+    uint64_t busy_ns = (uint64_t)((double)len / link->bytes_per_ns);
+    if (!link->shared_line) {
+        dir->own_line_free_ns =
+            (dir->own_line_free_ns > now ? dir->own_line_free_ns : now) + busy_ns;
+        return dir->own_line_free_ns + link->delay_ns;
+    }
+    LOCK_FOR_SCOPE(&link->line_lock);
+    uint64_t *free_ns = line_of(dir);
+    *free_ns = (*free_ns > now ? *free_ns : now) + busy_ns;
+    return *free_ns + link->delay_ns;
+}
+
+/* Reader side: reads when the line's queue has room, queues each segment
+ * with the time it is due at the other end. */
 static void *read_side(void *arg)
 {
     struct pipe_dir *dir = arg;
     struct connection *conn = dir->conn;
     for (;;) {
         size_t want = conn->link->segment_bytes;
+        if (conn->link->bytes_per_ns > 0)
+            wait_for_room(dir);
         struct segment *seg = malloc(sizeof *seg + want);
         ssize_t n = seg ? recv(dir->from, seg->data, want, 0) : -1;
         LOCK_FOR_SCOPE(&dir->lock);
@@ -230,7 +297,7 @@ static void *read_side(void *arg)
             corrupt(&dir->corrupt, seg->data, seg->len);
             atomic_fetch_add(&conn->link->flipped, dir->corrupt.flipped - before);
         }
-        seg->due_ns = now_ns() + conn->link->delay_ns;
+        seg->due_ns = schedule(dir, seg->len);
         seg->next = NULL;
         *(dir->tail ? &dir->tail->next : &dir->head) = seg;
         dir->tail = seg;
@@ -258,35 +325,14 @@ static struct segment *next_segment(struct pipe_dir *dir)
     return seg;
 }
 
-/* A segment of LEN bytes due at DUE goes on the line once it is free:
- * returns when it has left the line. The line is the link's shared one
- * for direction DOWN, or the connection's own (*OWN_FREE_NS). */
-static uint64_t reserve_line(struct link *link, bool down, uint64_t *own_free_ns, uint64_t due,
-                             size_t len)
-{
-    uint64_t busy_ns = (uint64_t)((double)len / link->bytes_per_ns);
-    if (!link->shared_line) {
-        *own_free_ns = (*own_free_ns > due ? *own_free_ns : due) + busy_ns;
-        return *own_free_ns;
-    }
-    LOCK_FOR_SCOPE(&link->line_lock);
-    uint64_t *free_ns = &link->line_free_ns[down];
-    *free_ns = (*free_ns > due ? *free_ns : due) + busy_ns;
-    return *free_ns;
-}
-
-/* Writer side: deliver each segment when due, paced to the rate cap. */
+/* Writer side: deliver each segment when due. */
 static void *write_side(void *arg)
 {
     struct pipe_dir *dir = arg;
     struct connection *conn = dir->conn;
-    uint64_t own_line_free_ns = 0; /* when this connection's line is free again */
     struct segment *seg;
     while ((seg = next_segment(dir))) {
-        uint64_t due = seg->due_ns;
-        if (conn->link->bytes_per_ns > 0)
-            due = reserve_line(conn->link, dir == &conn->down, &own_line_free_ns, due, seg->len);
-        sleep_until(due);
+        sleep_until(seg->due_ns);
         bool ok = atomic_load(&conn->link->epoch) == conn->epoch &&
                   send(dir->to, seg->data, seg->len, MSG_NOSIGNAL) == (ssize_t)seg->len;
         free(seg);
@@ -426,7 +472,8 @@ static int listen_on(const struct sockaddr_in *addr, int *port)
 int main(int argc, char **argv)
 {
     char *listen_addr = NULL, *target_addr = NULL, *log_format = NULL;
-    unsigned rtt_us = 0, rtt_ms = 0, rate_mbps = 0, corrupt_kib = 0;
+    unsigned rtt_us = 0, rtt_ms = 0, rate_mbps = 0, corrupt_kib = 0, queue_ms = QUEUE_MS_UNSET;
+    uint64_t queue_bytes = 0;
     bool shared_rate = false;
     enum log_format format = LOG_TEXT;
     struct option_spec specs[] = {
@@ -438,6 +485,11 @@ int main(int argc, char **argv)
          "cap each direction of each connection, megabytes/s (0: none)"},
         {"shared-rate", OPTION_BOOL, &shared_rate, NULL,
          "the --rate-mbps cap is one line all connections share, as on a real link"},
+        {"queue-ms", OPTION_UINT, &queue_ms, "MS",
+         "with --rate-mbps: the line's FIFO queue holds MS of it (default 50); then the relay "
+         "stops reading (no drops)"},
+        {"queue-bytes", OPTION_SIZE, &queue_bytes, "BYTES",
+         "the queue in bytes instead of --queue-ms (e.g. 256K)"},
         {"corrupt-every", OPTION_UINT, &corrupt_kib, "KIB",
          "flip one bit in every KIB KiB of large HTTP/2 DATA payload from the target "
          "(plaintext gRPC: ReadAt replies; 0: never)"},
@@ -454,6 +506,13 @@ int main(int argc, char **argv)
                    parse_address(target_addr, &target_sa) < 0)) {
         snprintf(err, sizeof err, "--listen and --target need IPv4 ADDR:PORT values");
         r = -1;
+    } else if (r == 0 && (queue_ms != QUEUE_MS_UNSET || queue_bytes) && !rate_mbps) {
+        snprintf(err, sizeof err,
+                 "--queue-ms and --queue-bytes need --rate-mbps (a line to queue for)");
+        r = -1;
+    } else if (r == 0 && queue_ms != QUEUE_MS_UNSET && queue_bytes) {
+        snprintf(err, sizeof err, "--queue-ms and --queue-bytes are one setting: give one");
+        r = -1;
     } else if (r == 0 && log_format && log_format_parse(log_format, &format) < 0) {
         snprintf(err, sizeof err, "--log-format must be text or json, not \"%s\"", log_format);
         r = -1;
@@ -466,11 +525,16 @@ int main(int argc, char **argv)
     }
     struct logger log;
     daemon_start(&log, "godwit-linkem", format == LOG_JSON ? "json" : "text");
-    struct link link = {.delay_ns = ((uint64_t)rtt_ms * 1000 + rtt_us) * 500,
-                        .bytes_per_ns = rate_mbps * 1e6 / 1e9,
-                        .shared_line = shared_rate,
-                        .segment_bytes = SEGMENT,
-                        .corrupt_every = (uint64_t)corrupt_kib * 1024};
+    struct link link = {
+        .delay_ns = ((uint64_t)rtt_ms * 1000 + rtt_us) * 500,
+        .bytes_per_ns = rate_mbps * 1e6 / 1e9,
+        .queue_ns =
+            queue_bytes
+                ? (uint64_t)((double)queue_bytes * 1e3 / rate_mbps)
+                : (uint64_t)(queue_ms == QUEUE_MS_UNSET ? DEFAULT_QUEUE_MS : queue_ms) * 1000000,
+        .shared_line = shared_rate,
+        .segment_bytes = SEGMENT,
+        .corrupt_every = (uint64_t)corrupt_kib * 1024};
     /* On a shared line a segment holds the others up for as long as it is
      * on it: at most 1 ms (as packets interleave on a real link). */
     if (shared_rate && rate_mbps && rate_mbps * 1000u < SEGMENT)
@@ -485,11 +549,12 @@ int main(int argc, char **argv)
     void *args[3] = {&link, &listener, &target_sa};
     pthread_t acceptor;
     pthread_create(&acceptor, NULL, accept_loop, args);
-    log_info(&log, "%s -> %s, rtt %u.%03u ms, rate %s%s", listen_addr, target_addr,
+    log_info(&log, "%s -> %s, rtt %u.%03u ms, rate %s, queue %.1f ms%s", listen_addr, target_addr,
              rtt_ms + rtt_us / 1000, rtt_us % 1000,
              !rate_mbps    ? "unlimited"
              : shared_rate ? "capped, shared"
                            : "capped per connection",
+             rate_mbps ? (double)link.queue_ns / 1e6 : 0.0,
              corrupt_kib ? ", corrupting DATA payload" : "");
     log_event(
         &log, "ready",

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Test of the link emulator: a ping-pong through godwit-linkem at RTT r
  * takes at least r (and not wildly more), bytes arrive intact and in
- * order, SIGUSR1 / SIGUSR2 cut and restore the link, and with
- * --shared-rate two connections share one line's rate. */
+ * order, SIGUSR1 / SIGUSR2 cut and restore the link, with
+ * --shared-rate two connections share one line's rate, and the line's
+ * queue is bounded: a sender faster than the line gets backpressure, not
+ * megabytes buffered in the relay, and another connection's round trip
+ * waits behind the full queue (FIFO) but no more. */
 #include "testlib.h"
 
 #include <arpa/inet.h>
@@ -11,6 +14,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -138,6 +142,91 @@ static void check_shared_rate(const char *linkem, const char *target_arg, const 
     CHECK(test_stop(pid, 5000) == 0, "shared-rate linkem exit status");
 }
 
+/* A connection that sends as fast as the relay takes it and reads the
+ * echo back, counting both (atomics: the checker reads them). */
+struct flood {
+    int fd;
+    _Atomic uint64_t sent, received;
+};
+
+static void *flood_send(void *arg)
+{
+    struct flood *f = arg;
+    static char buf[64 << 10];
+    ssize_t n;
+    while ((n = send(f->fd, buf, sizeof buf, MSG_NOSIGNAL)) > 0)
+        atomic_fetch_add(&f->sent, (uint64_t)n);
+    return NULL;
+}
+
+static void *flood_receive(void *arg)
+{
+    struct flood *f = arg;
+    static char buf[64 << 10];
+    ssize_t n;
+    while ((n = recv(f->fd, buf, sizeof buf, 0)) > 0)
+        atomic_fetch_add(&f->received, (uint64_t)n);
+    return NULL;
+}
+
+enum { QUEUE_MS = 50 };
+
+/* --rate-mbps 4 --shared-rate --queue-ms 50: a flood through the line
+ * holds at most the kernels' socket buffers and the two 50 ms queues in
+ * flight (an unbounded relay took in all it could read: hundreds of
+ * MiB), and a ping on a second connection waits behind the full queues:
+ * at least one of them (it is FIFO, as a router's), and not seconds. */
+static void check_queue_bound(const char *linkem, const char *target_arg, const char *dir)
+{
+    char log[512];
+    snprintf(log, sizeof log, "%s/linkem-queue.log", dir);
+    char *argv[] = {(char *)linkem,
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--target",
+                    (char *)target_arg,
+                    "--rate-mbps",
+                    "4",
+                    "--shared-rate",
+                    "--queue-ms",
+                    "50",
+                    "--log-format",
+                    "json",
+                    NULL};
+    pid_t pid;
+    json_t *ready = test_spawn_ready(argv, log, &pid, 5000);
+    int port = test_event_int(ready, "port");
+    json_decref(ready);
+    struct flood f = {.fd = connect_port(port)};
+    CHECK(f.fd >= 0, "connect the flood");
+    pthread_t sender, receiver;
+    pthread_create(&sender, NULL, flood_send, &f);
+    pthread_create(&receiver, NULL, flood_receive, &f);
+    usleep(700000); /* the queues and the socket buffers fill */
+    uint64_t in_flight = atomic_load(&f.sent) - atomic_load(&f.received);
+    int fd = connect_port(port);
+    CHECK(fd >= 0, "connect the ping");
+    char ping[64] = "ping", pong[64];
+    uint64_t start = test_now_us();
+    CHECK(roundtrip(fd, ping, pong, sizeof ping), "ping through the flooded line");
+    uint64_t took = test_now_us() - start;
+    close(fd);
+    printf("linkem: flooded shared 4 MB/s line, %d ms queue: %.2f MiB in flight, a ping %.1f "
+           "ms\n",
+           QUEUE_MS, (double)in_flight / (1 << 20), (double)took / 1000);
+    CHECK(in_flight < (32u << 20), "%llu bytes in flight: the relay's queue is not bounded",
+          (unsigned long long)in_flight);
+    CHECK(took >= QUEUE_MS * 1000 * 8 / 10, "a ping took %.1f ms: it did not wait behind the queue",
+          (double)took / 1000);
+    CHECK(took < 1000000, "a ping took %.1f ms behind a %d ms queue", (double)took / 1000,
+          QUEUE_MS);
+    shutdown(f.fd, SHUT_RDWR);
+    pthread_join(sender, NULL);
+    pthread_join(receiver, NULL);
+    close(f.fd);
+    CHECK(test_stop(pid, 5000) == 0, "queue-bound linkem exit status");
+}
+
 int main(void)
 {
     int echo_port, listener = listen_port(&echo_port);
@@ -192,6 +281,7 @@ int main(void)
 
     CHECK(test_stop(pid, 5000) == 0, "linkem exit status");
     check_shared_rate(linkem, target_arg, dir);
+    check_queue_bound(linkem, target_arg, dir);
     free(out);
     free(in);
     free(linkem);
