@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* The gRPC client: one channel per rpc_channel, each with a local
- * subchannel pool so it owns its TCP connection; unary calls on a
- * per-thread pluck queue. */
+ * subchannel pool so it owns its TCP connection; unary calls on a pluck
+ * queue each calling thread keeps per channel (created at its first call,
+ * destroyed when the thread ends or the channel closes), not a queue
+ * created and destroyed around every call. */
 #include "rpc-client.h"
 
 #include "internal.h"
 
+#include <errno.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +19,34 @@
 struct rpc_channel {
     grpc_channel *channel; /* thread-safe in gRPC itself */
     size_t max_message;
+    pthread_key_t queue; /* each thread's own pluck queue for this channel */
 };
+
+/* Ends a pluck queue no call is using: shut down, drained, destroyed. */
+static void queue_destroy(void *queue)
+{
+    grpc_completion_queue *cq = queue;
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(cq);
+}
+
+/* The calling thread's pluck queue for CH, created at its first call;
+ * NULL if it cannot be kept (the caller then uses a queue of its own). */
+static grpc_completion_queue *thread_queue(struct rpc_channel *ch)
+{
+    grpc_completion_queue *cq = pthread_getspecific(ch->queue);
+    if (cq)
+        return cq;
+    cq = grpc_completion_queue_create_for_pluck(NULL);
+    if (pthread_setspecific(ch->queue, cq) != 0) {
+        queue_destroy(cq);
+        return NULL;
+    }
+    return cq;
+}
 
 static grpc_channel_credentials *client_credentials(const struct rpc_tls *tls, char *err,
                                                     size_t errlen)
@@ -50,8 +81,11 @@ struct rpc_channel *rpc_channel_open(const struct rpc_channel_config *config, ch
         return NULL;
     }
     struct rpc_channel *ch = calloc(1, sizeof *ch);
-    if (!ch) {
-        snprintf(err, errlen, "out of memory opening a gRPC channel to %s", config->target);
+    int key_err = ch ? pthread_key_create(&ch->queue, queue_destroy) : ENOMEM;
+    if (key_err) {
+        snprintf(err, errlen, "cannot open a gRPC channel to %s: %s", config->target,
+                 strerror(key_err));
+        free(ch);
         grpc_channel_credentials_release(creds);
         grpc_shutdown();
         return NULL;
@@ -88,6 +122,12 @@ void rpc_channel_close(struct rpc_channel *channel)
 {
     if (!channel)
         return;
+    /* Threads still running keep their queue (a few hundred bytes) once
+     * the key is gone; the caller's own is destroyed here. */
+    grpc_completion_queue *cq = pthread_getspecific(channel->queue);
+    pthread_key_delete(channel->queue);
+    if (cq)
+        queue_destroy(cq);
     grpc_channel_destroy(channel->channel);
     free(channel);
     grpc_shutdown();
@@ -98,7 +138,8 @@ static grpc_status_code call_unary(struct rpc_channel *ch, const char *method,
                                    const ProtobufCMessage *request, grpc_byte_buffer **reply,
                                    int timeout_ms, struct rpc_result *result)
 {
-    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    grpc_completion_queue *kept = thread_queue(ch);
+    grpc_completion_queue *cq = kept ? kept : grpc_completion_queue_create_for_pluck(NULL);
     gpr_timespec deadline =
         gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
     grpc_call *call =
@@ -141,11 +182,8 @@ static grpc_status_code call_unary(struct rpc_channel *ch, const char *method,
     grpc_metadata_array_destroy(&initial);
     grpc_metadata_array_destroy(&trailing);
     grpc_call_unref(call);
-    grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(cq);
+    if (!kept)
+        queue_destroy(cq);
     return status;
 }
 
