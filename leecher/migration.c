@@ -263,7 +263,11 @@ static int finalize_locked(struct leecher *l, bool automatic, char *err, size_t 
     pthread_mutex_lock(&l->lock);
     l->gate_open = true;
     l->state = POSTCOPY;
-    l->downtime_us = leecher_now_us() - start;
+    /* From the freeze to the open gate: the seeder's flush before its
+     * freeze ran while the source app still wrote, so it is not downtime. */
+    uint64_t elapsed = leecher_now_us() - start;
+    l->downtime_us =
+        elapsed > response->before_freeze_us ? elapsed - response->before_freeze_us : 0;
     l->finalize_dirty = response->n_dirty_offsets;
     uint64_t downtime = l->downtime_us;
     pthread_cond_broadcast(&l->changed);

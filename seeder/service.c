@@ -217,10 +217,12 @@ static void handle_finalize(void *opaque, const ProtobufCMessage *message, struc
     struct seeder *seeder = opaque;
     const Godwit__V1__FinalizeRequest *request = (const void *)message;
     struct dirty_list list;
+    uint64_t start = metric_now_us();
     /* Flush while the app still runs, so the flush after the freeze only
      * has the last few writes to push: downtime stays small. */
     if (!same_image(seeder, request->image_id, reply) || !flushed(seeder, reply))
         return;
+    uint64_t before_freeze = metric_now_us() - start;
     if (tracker_finalize(seeder->tracker, request->session_id, request->ack_generation, &list) <
         0) {
         reply_tracker_error(reply, request->session_id, "Finalize needs Track first");
@@ -238,6 +240,7 @@ static void handle_finalize(void *opaque, const ProtobufCMessage *message, struc
     response.n_dirty_offsets = list.count;
     response.dirty_offsets = list.offsets;
     response.already_finalized = list.already_finalized;
+    response.before_freeze_us = list.already_finalized ? 0 : before_freeze;
     rpc_reply_message(reply, &response.base);
     free(list.offsets);
 }

@@ -11,6 +11,7 @@
 #include "testlib.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -284,9 +285,15 @@ static void test_finalize(struct nbd_handle *nbd)
     Godwit__V1__FinalizeResponse *first = finalize();
     expect_chunks(first->dirty_offsets, first->n_dirty_offsets, expected, 2, "Finalize");
     CHECK(!first->already_finalized, "first Finalize is not a retry");
+    /* The flush of the written image before the freeze is timed (it is
+     * never free: fdatasync of dirty pages); a retry's is not, because the
+     * image was frozen before it began. */
+    CHECK(first->before_freeze_us > 0, "first Finalize timed no flush before its freeze");
     Godwit__V1__FinalizeResponse *retry = finalize();
     expect_chunks(retry->dirty_offsets, retry->n_dirty_offsets, expected, 2, "Finalize retry");
     CHECK(retry->already_finalized, "second Finalize is a retry");
+    CHECK(retry->before_freeze_us == 0, "a retry reports %" PRIu64 " us before the freeze",
+          (uint64_t)retry->before_freeze_us);
     protobuf_c_message_free_unpacked(&first->base, NULL);
     protobuf_c_message_free_unpacked(&retry->base, NULL);
 
