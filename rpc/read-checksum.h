@@ -11,6 +11,13 @@
 
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack: no allocation */
 #include <xxhash.h>
+#if defined(__x86_64__)
+/* libxxhash's own run-time dispatch: XXH3 in AVX2 or AVX-512 where the CPU
+ * has them (the library's plain entry points are built for SSE2; 5.5 vs
+ * 15 GB/s on 1 MiB here). Same values; the names below become the
+ * dispatching ones in every file that includes this header. */
+#include <xxh_x86dispatch.h>
+#endif
 
 /* A checksum being computed; begin, feed the range in order, end. */
 struct read_checksum {
