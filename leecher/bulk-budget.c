@@ -5,23 +5,30 @@
 
 #include "cleanup.h"
 
+#include <errno.h>
 #include <time.h>
 
-enum { RATE_WINDOW_US = 100000 }; /* the delivered rate is measured per 100 ms */
-
-static uint64_t now_us(void)
+static uint64_t monotonic_us(void *arg)
 {
+    (void)arg;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-void bulk_budget_init(struct bulk_budget *b)
+void bulk_budget_init(struct bulk_budget *b, bulk_budget_clock *clock, void *clock_arg)
 {
-    *b = (struct bulk_budget){
-        .limit = BULK_BUDGET_FLOOR, .min_rtt_us = UINT64_MAX, .window_start = now_us()};
+    *b = (struct bulk_budget){.clock = clock ? clock : monotonic_us,
+                              .clock_arg = clock_arg,
+                              .limit = BULK_BUDGET_START,
+                              .min_rtt_us = UINT64_MAX};
+    b->window_start = b->clock(b->clock_arg);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->freed, &attr);
+    pthread_condattr_destroy(&attr);
     pthread_mutex_init(&b->lock, NULL);
-    pthread_cond_init(&b->freed, NULL);
 }
 
 void bulk_budget_destroy(struct bulk_budget *b)
@@ -30,11 +37,32 @@ void bulk_budget_destroy(struct bulk_budget *b)
     pthread_cond_destroy(&b->freed);
 }
 
-/* max(floor, 2 x rate x round trip), with lock held. */
+/* The best rate of the last windows, with lock held. */
+static double best_rate(const struct bulk_budget *b)
+{
+    double best = 0;
+    for (unsigned i = 0; i < BULK_BUDGET_WINDOWS; i++)
+        best = b->rates[i] > best ? b->rates[i] : best;
+    return best;
+}
+
+/* rate x (2 x round trip + the queue allowed), with lock held; at least 1
+ * (a reservation then goes alone). */
 static void update_limit(struct bulk_budget *b)
 {
-    double bdp = b->min_rtt_us == UINT64_MAX ? 0 : 2.0 * b->rate * (double)b->min_rtt_us / 1e6;
-    b->limit = bdp > BULK_BUDGET_FLOOR ? (uint64_t)bdp : BULK_BUDGET_FLOOR;
+    double rate = best_rate(b);
+    if (rate <= 0 || b->min_rtt_us == UINT64_MAX)
+        return;
+    double seconds = (2.0 * (double)b->min_rtt_us + BULK_BUDGET_QUEUE_US) / 1e6;
+    double bytes = rate * seconds;
+    b->limit = bytes >= 1 ? (uint64_t)bytes : 1;
+}
+
+unsigned bulk_budget_chunks(struct bulk_budget *b, uint32_t chunk_size, unsigned max)
+{
+    LOCK_FOR_SCOPE(&b->lock);
+    uint64_t n = b->limit / chunk_size;
+    return n < 1 ? 1 : n > max ? max : (unsigned)n;
 }
 
 void bulk_budget_acquire(struct bulk_budget *b, uint64_t bytes)
@@ -52,21 +80,29 @@ static void note_round_trip(struct bulk_budget *b, uint64_t took_us)
         b->min_rtt_us = took_us ? took_us : 1;
 }
 
+/* BYTES delivered: the rate's window, with lock held. */
+static void note_delivered(struct bulk_budget *b, uint64_t bytes)
+{
+    b->window_bytes += bytes;
+    uint64_t now = b->clock(b->clock_arg), span = now - b->window_start;
+    if (span < BULK_BUDGET_WINDOW_US)
+        return;
+    b->rates[b->next_rate] = (double)b->window_bytes * 1e6 / (double)span;
+    b->next_rate = (b->next_rate + 1) % BULK_BUDGET_WINDOWS;
+    b->window_start = now, b->window_bytes = 0;
+}
+
 void bulk_budget_release(struct bulk_budget *b, uint64_t bytes, bool delivered, uint64_t took_us)
 {
+    if (!bytes && !delivered)
+        return; /* nothing changes */
     LOCK_FOR_SCOPE(&b->lock);
     b->in_flight -= bytes < b->in_flight ? bytes : b->in_flight;
     pthread_cond_broadcast(&b->freed);
     if (!delivered)
         return;
-    b->window_bytes += bytes;
     note_round_trip(b, took_us);
-    uint64_t now = now_us(), span = now - b->window_start;
-    if (span >= RATE_WINDOW_US) {
-        double rate = (double)b->window_bytes * 1e6 / (double)span;
-        b->rate = rate > b->rate * 0.95 ? rate : b->rate * 0.95; /* a decaying maximum */
-        b->window_start = now, b->window_bytes = 0;
-    }
+    note_delivered(b, bytes);
     update_limit(b);
 }
 
@@ -77,8 +113,29 @@ void bulk_budget_round_trip(struct bulk_budget *b, uint64_t took_us)
     update_limit(b);
 }
 
+bool bulk_budget_drain(struct bulk_budget *b, uint64_t timeout_us)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(timeout_us / 1000000);
+    until.tv_nsec += (long)(timeout_us % 1000000) * 1000;
+    if (until.tv_nsec >= 1000000000)
+        until.tv_sec++, until.tv_nsec -= 1000000000;
+    LOCK_FOR_SCOPE(&b->lock);
+    while (b->in_flight > 0)
+        if (pthread_cond_timedwait(&b->freed, &b->lock, &until) == ETIMEDOUT)
+            break;
+    return b->in_flight == 0;
+}
+
 uint64_t bulk_budget_limit(struct bulk_budget *b)
 {
     LOCK_FOR_SCOPE(&b->lock);
     return b->limit;
+}
+
+double bulk_budget_rate(struct bulk_budget *b)
+{
+    LOCK_FOR_SCOPE(&b->lock);
+    return best_rate(b);
 }

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bulk-budget.h"
 #include "chunk-map.h"
 #include "chunk.h"
 #include "image-file.h"
@@ -44,6 +45,7 @@ struct leecher {
     uint64_t session_id; /* the seeder session: from the state file, then Track */
     uint32_t max_read;
     struct seeder_client *seeder; /* thread-safe */
+    struct bulk_budget budget;    /* background bytes in flight: its own lock, a leaf */
     unsigned n_workers;
     uint32_t batch_bytes;   /* largest ReadAt a background pull makes */
     uint64_t max_bandwidth; /* --max-bandwidth, bytes/s; 0: no cap (seeder-client.c enforces it) */
@@ -67,7 +69,9 @@ struct leecher {
      * finalize_lock) writes the state file (save_lock), which reads
      * ack_generation (lock); no one takes finalize_lock or save_lock while
      * holding a later lock. The chunk map's stripe locks are leaves: held
-     * only around a chunk's store, never with any of these. */
+     * only around a chunk's store, never with any of these. The bulk
+     * budget's and the bandwidth bucket's locks are leaves too: a worker
+     * gives back what it did not claim with lock held. */
 
     /* Held for the whole of a Finalize, so two (SIGUSR1 and the RPC) never
      * interleave. */
@@ -83,6 +87,7 @@ struct leecher {
     char error[256];
     bool gate_open;    /* the export serves requests (after Finalize) */
     bool storage_full; /* a pull found no space: pulls wait (storage.c) */
+    bool bulk_paused;  /* a Finalize is under way: no new background pull starts */
     bool stopping;
     uint64_t downtime_us;
     uint64_t freeze_started_us;   /* the first Finalize attempt (downtime counts from it) */

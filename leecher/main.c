@@ -195,7 +195,8 @@ static int open_seeder(struct leecher *l, const struct leecher_options *o, char 
                                                 .channels = o->channels,
                                                 .tls = {o->d.tls_cert, o->d.tls_key, o->d.tls_ca},
                                                 .max_bandwidth = l->max_bandwidth,
-                                                .compress = compress_mode(o->compress)};
+                                                .compress = compress_mode(o->compress),
+                                                .budget = &l->budget};
     l->seeder = seeder_client_open(&config, err, errlen);
     return l->seeder ? 0 : -1;
 }
@@ -436,6 +437,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&l.finalize_lock, NULL);
     pthread_mutex_init(&l.save_lock, NULL);
     pthread_cond_init(&l.changed, NULL);
+    bulk_budget_init(&l.budget, NULL, NULL);
     leecher_metrics_init(&l);
     int r = run_leecher(&l, &o, err, sizeof err);
     if (r < 0)

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { POSTCOPY_SAVE_US = 2000000, VERIFY_RETRY_US = 2000000 };
+enum { POSTCOPY_SAVE_US = 2000000, VERIFY_RETRY_US = 2000000, DRAIN_US = 1000000 };
 
 static const char *state_names[] = {"", "PRECOPY", "FINALIZING", "POSTCOPY", "COMPLETE", "FAILED"};
 
@@ -225,23 +225,33 @@ static int begin_finalize(struct leecher *l, char *err, size_t errlen)
     return 0;
 }
 
-/* Finalize, with finalize_lock held; AUTOMATIC: --auto-finalize-ms. */
-static int finalize_locked(struct leecher *l, bool automatic, char *err, size_t errlen)
+/* Stops background pulls from starting and waits, at most DRAIN_US, for
+ * those in flight: the freeze's request and reply then cross a link with
+ * no ReadAt replies queued in front of them. The source still runs, so
+ * this is not part of the downtime; it lasts about one bulk budget's worth
+ * of the link (a few milliseconds). */
+static void pause_bulk(struct leecher *l)
 {
-    /* One last Sync while the source still runs: it flushes the source and
-     * takes what was rewritten since the previous one, so the freeze below
-     * has less to flush and to transfer. Not part of the downtime. */
     pthread_mutex_lock(&l->lock);
-    bool precopy = l->state == PRECOPY;
+    l->bulk_paused = true;
     pthread_mutex_unlock(&l->lock);
-    uint64_t last = leecher_now_us() - 1, marked;
-    if (precopy && l->final_sync)
-        sync_once(l, &last, &marked);
-    int begun = begin_finalize(l, err, errlen);
-    if (begun != 0) {
-        errno = EBUSY; /* the migration failed: Finalize cannot run */
-        return begun > 0 ? 0 : -1;
-    }
+    if (!bulk_budget_drain(&l->budget, DRAIN_US))
+        log_warn(l->log, "background pulls still in flight after %d ms: finalizing anyway",
+                 DRAIN_US / 1000);
+}
+
+/* Background pulls go on after a Finalize that failed. */
+static void resume_bulk(struct leecher *l)
+{
+    LOCK_FOR_SCOPE(&l->lock);
+    l->bulk_paused = false;
+    pthread_cond_broadcast(&l->changed);
+}
+
+/* Freezes the source and opens the export (FINALIZING, bulk paused);
+ * background pulls resume once it is open. */
+static int freeze_and_open(struct leecher *l, bool automatic, char *err, size_t errlen)
+{
     pthread_mutex_lock(&l->lock);
     if (!l->freeze_started_us) { /* a retry: the source has been paused since the first */
         l->freeze_started_us = leecher_now_us();
@@ -263,6 +273,7 @@ static int finalize_locked(struct leecher *l, bool automatic, char *err, size_t 
     pthread_mutex_lock(&l->lock);
     l->gate_open = true;
     l->state = POSTCOPY;
+    l->bulk_paused = false; /* the freeze's dirty chunks go first */
     /* From the freeze to the open gate: the seeder's flush before its
      * freeze ran while the source app still wrote, so it is not downtime. */
     uint64_t elapsed = leecher_now_us() - start;
@@ -280,6 +291,30 @@ static int finalize_locked(struct leecher *l, bool automatic, char *err, size_t 
     if (state_file_save(l) < 0)
         log_warn(l->log, "cannot write %s: %s", l->state_path, strerror(errno));
     return 0;
+}
+
+/* Finalize, with finalize_lock held; AUTOMATIC: --auto-finalize-ms. */
+static int finalize_locked(struct leecher *l, bool automatic, char *err, size_t errlen)
+{
+    /* One last Sync while the source still runs: it flushes the source and
+     * takes what was rewritten since the previous one, so the freeze below
+     * has less to flush and to transfer. Not part of the downtime. */
+    pthread_mutex_lock(&l->lock);
+    bool precopy = l->state == PRECOPY;
+    pthread_mutex_unlock(&l->lock);
+    uint64_t last = leecher_now_us() - 1, marked;
+    if (precopy && l->final_sync)
+        sync_once(l, &last, &marked);
+    int begun = begin_finalize(l, err, errlen);
+    if (begun != 0) {
+        errno = EBUSY; /* the migration failed: Finalize cannot run */
+        return begun > 0 ? 0 : -1;
+    }
+    pause_bulk(l);
+    int r = freeze_and_open(l, automatic, err, errlen);
+    if (r < 0)
+        resume_bulk(l);
+    return r;
 }
 
 static int run_finalize(struct leecher *l, bool automatic, char *err, size_t errlen)

@@ -5,6 +5,7 @@
  * latency is about one round trip. */
 #include "leecher.h"
 
+#include "cleanup.h"
 #include "log.h"
 #include "pull-order.h"
 #include "seeder-client.h"
@@ -115,10 +116,12 @@ static bool note_mismatch(struct leecher *l, const struct seeder_read *read, uns
 static grpc_status_code read_verified(struct leecher *l, const struct seeder_read *read,
                                       struct seeder_data *data, struct rpc_result *result)
 {
+    struct seeder_read again = *read;
     for (unsigned attempt = 0;; attempt++) {
-        grpc_status_code status = seeder_client_read_at(l->seeder, read, data, result);
+        grpc_status_code status = seeder_client_read_at(l->seeder, &again, data, result);
         if (status != GRPC_STATUS_DATA_LOSS || !note_mismatch(l, read, attempt))
             return status;
+        again.paid = false; /* a second pull of the range pays for itself */
     }
 }
 
@@ -132,8 +135,14 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
     uint64_t offset = chunk_offset(&l->geo, first);
     uint64_t end =
         chunk_offset(&l->geo, first + count - 1) + chunk_length(&l->geo, first + count - 1);
-    struct seeder_read read = {
-        l->image_id, offset, (uint32_t)(end - offset), lane, lane == ON_DEMAND_LANE, l->checksums};
+    /* A background pull took its bandwidth in claim_work. */
+    struct seeder_read read = {l->image_id,
+                               offset,
+                               (uint32_t)(end - offset),
+                               lane,
+                               lane == ON_DEMAND_LANE,
+                               l->checksums,
+                               lane != ON_DEMAND_LANE};
     struct seeder_data data;
     struct rpc_result result;
     uint64_t start = leecher_now_us();
@@ -182,27 +191,50 @@ struct worker_arg {
     uint32_t tickets[]; /* max of them */
 };
 
+/* Takes the bandwidth (--max-bandwidth) and then the budget's share, and
+ * claims that many chunks at most, with nothing held; the count claimed
+ * (the surplus given back), 0 after waiting for work, a resume or the
+ * budget to change. *STOP: the worker is done. */
+static unsigned claim_work(struct leecher *l, struct worker_arg *w, uint64_t *first, bool *stop)
+{
+    uint32_t chunk_size = l->geo.chunk_size;
+    unsigned want = bulk_budget_chunks(&l->budget, chunk_size, w->max), count = 0;
+    seeder_client_take_bandwidth(l->seeder, (uint64_t)want * chunk_size);
+    bulk_budget_acquire(&l->budget, (uint64_t)want * chunk_size);
+    LOCK_FOR_SCOPE(&l->lock);
+    *stop = l->stopping || l->state == FAILED;
+    if (!*stop && !l->storage_full && !l->bulk_paused)
+        count = pull_order_claim(l->order, want, first, w->tickets);
+    /* The budget's and the bucket's locks are leaves: given back under
+     * l->lock. */
+    bulk_budget_release(&l->budget, (uint64_t)(want - count) * chunk_size, false, 0);
+    if (want > count)
+        seeder_client_refund_bandwidth(l->seeder, (uint64_t)(want - count) * chunk_size);
+    if (!count && !*stop)
+        leecher_wait(l, 200000); /* checked under the lock: no wake-up is missed */
+    return count;
+}
+
 static void *worker(void *arg)
 {
     struct worker_arg *w = arg;
     struct leecher *l = w->l;
-    unsigned max = w->max;
     uint32_t *tickets = w->tickets;
     int backoff = 0;
     for (;;) {
         uint64_t first = 0;
-        pthread_mutex_lock(&l->lock);
-        unsigned count = 0;
-        while (!l->stopping && l->state != FAILED &&
-               (l->storage_full || !(count = pull_order_claim(l->order, max, &first, tickets))))
-            leecher_wait(l, 200000);
-        bool stop = l->stopping || l->state == FAILED;
-        pthread_mutex_unlock(&l->lock);
-        if (stop && !count)
+        bool stop;
+        unsigned count = claim_work(l, w, &first, &stop);
+        if (stop)
             break;
+        if (!count)
+            continue;
         grpc_status_code status;
         char why[256];
+        uint64_t start = leecher_now_us();
         int pulled = pull(l, first, count, tickets, w->index, &status, why, sizeof why);
+        bulk_budget_release(&l->budget, (uint64_t)count * l->geo.chunk_size, pulled == 0,
+                            leecher_now_us() - start);
         if (pulled == 0) {
             backoff = 0;
             pthread_mutex_lock(&l->lock);

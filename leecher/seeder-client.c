@@ -2,7 +2,7 @@
 /* The typed Seeder client: a pool of gRPC channels (each its own TCP
  * connection) for background ReadAt, one more for control calls and
  * on-demand reads, the method names, which channel each call takes, the
- * bulk byte budget, the bandwidth bucket, whether ReadAt asks for
+ * round trips for the bulk byte budget, the bandwidth bucket, whether ReadAt asks for
  * compression, and the checks that a ReadAt reply has the shape asked for
  * (its data decoded if it came compressed) and the bytes its checksum
  * says. */
@@ -33,7 +33,7 @@ struct seeder_client {
                                       thread-safe */
     unsigned n_channels;
     struct rpc_channel *control;     /* a connection of its own: never behind bulk replies */
-    struct bulk_budget budget;       /* background bytes in flight; its own lock */
+    struct bulk_budget *budget;      /* the caller's (its own lock), or NULL */
     struct rate_limit bandwidth;     /* --max-bandwidth over every ReadAt; its own lock */
     struct compress_choice compress; /* --compress; its own lock */
     uint64_t session;                /* set by seeder_client_track before other threads call */
@@ -58,7 +58,7 @@ struct seeder_client *seeder_client_open(const struct seeder_client_config *conf
         return NULL;
     }
     c->channels = channels;
-    bulk_budget_init(&c->budget);
+    c->budget = config->budget;
     rate_limit_init(&c->bandwidth, config->max_bandwidth, NULL, NULL);
     compress_choice_init(&c->compress, config->compress, SEEDER_AUTO_COMPRESS_BELOW);
     struct rpc_channel_config channel = {
@@ -84,7 +84,6 @@ void seeder_client_close(struct seeder_client *client)
         rpc_channel_close(client->channels[i]);
     if (client->control)
         rpc_channel_close(client->control);
-    bulk_budget_destroy(&client->budget);
     rate_limit_destroy(&client->bandwidth);
     compress_choice_destroy(&client->compress);
     free(client->channels);
@@ -117,7 +116,8 @@ static ProtobufCMessage *control_call(struct seeder_client *c, const char *metho
     if (rpc_call(control_channel(c), path, request, reply_type, &reply, CONTROL_TIMEOUT_MS,
                  result) != GRPC_STATUS_OK)
         return NULL;
-    bulk_budget_round_trip(&c->budget, now_us() - start);
+    if (c->budget)
+        bulk_budget_round_trip(c->budget, now_us() - start);
     return reply;
 }
 
@@ -366,22 +366,17 @@ grpc_status_code seeder_client_read_at(struct seeder_client *client, const struc
         request.accept_encoding = GODWIT__V1__ENCODING__ENCODING_ZSTD;
     request.want_checksum = read->checksum;
     *data = (struct seeder_data){0};
-    /* An on-demand read skips the budget and the bulk connections: it goes
-     * ahead of background pulls on the wire, not only in the queue. */
+    /* An on-demand read skips the bulk connections: it goes ahead of
+     * background pulls on the wire, not only in the queue. */
     struct rpc_channel *channel =
         read->on_demand ? control_channel(client) : bulk_channel(client, read->lane);
     /* The bucket takes the length asked for before the call and settles to
      * the reply's size after it: zero ranges cost nothing. */
-    rate_limit_acquire(&client->bandwidth, read->length, read->on_demand);
-    if (!read->on_demand)
-        bulk_budget_acquire(&client->budget, read->length);
-    uint64_t start = now_us();
+    if (!read->paid)
+        rate_limit_acquire(&client->bandwidth, read->length, read->on_demand);
     rpc_call_raw(channel, "/godwit.v1.Seeder/ReadAt", &request.base, &data->reply, READ_TIMEOUT_MS,
                  result);
     uint64_t end = now_us();
-    if (!read->on_demand)
-        bulk_budget_release(&client->budget, read->length, result->status == GRPC_STATUS_OK,
-                            end - start);
     rate_limit_settle(&client->bandwidth, read->length, data->reply.length);
     if (result->status != GRPC_STATUS_OK)
         return result->status;
@@ -414,6 +409,16 @@ void seeder_data_free(struct seeder_data *data)
     free(data->decoded);
     free(data->zeros);
     *data = (struct seeder_data){0};
+}
+
+void seeder_client_take_bandwidth(struct seeder_client *client, uint64_t bytes)
+{
+    rate_limit_acquire(&client->bandwidth, bytes, false);
+}
+
+void seeder_client_refund_bandwidth(struct seeder_client *client, uint64_t bytes)
+{
+    rate_limit_settle(&client->bandwidth, bytes, 0);
 }
 
 uint64_t seeder_client_throttled_us(struct seeder_client *client)

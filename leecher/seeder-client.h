@@ -3,8 +3,9 @@
  * It owns the method names, the timeouts and the channel choice: control
  * calls (Info, Track, Sync, Finalize, Complete) and on-demand reads go on
  * the control channel, a connection of its own; background ReadAt on the
- * bulk channel its lane picks, within the bulk byte budget
- * (bulk-budget.h). Every ReadAt, on-demand ones first, is charged to the
+ * bulk channel its lane picks (the caller keeps them within the bulk byte
+ * budget, bulk-budget.h, which control calls give their round trips to).
+ * Every ReadAt, on-demand ones first, is charged to the
  * --max-bandwidth bucket (rate-limit.h). Thread-safe: any thread may call
  * at any time. */
 #ifndef GODWIT_LEECHER_SEEDER_CLIENT_H
@@ -19,6 +20,7 @@
 #include "proto-wire.h"
 #include "rpc-client.h"
 
+struct bulk_budget;
 struct seeder_client;
 
 /* --compress: whether ReadAt asks the seeder for zstd-compressed data. */
@@ -38,6 +40,7 @@ struct seeder_client_config {
     struct rpc_tls tls; /* client side, as struct rpc_channel_config has it */
     uint64_t max_bandwidth; /* bytes/s of every ReadAt together; 0: unlimited */
     enum seeder_compress compress;
+    struct bulk_budget *budget; /* control calls report their round trips to it; NULL: none */
 };
 
 /* Opens the pool (connections come up lazily). NULL with a sentence in ERR. */
@@ -84,8 +87,9 @@ grpc_status_code seeder_client_complete(struct seeder_client *client, struct rpc
 
 /* One ReadAt. LANE picks the bulk channel (a worker's index): one lane
  * always uses the same channel. ON_DEMAND: a read someone waits for; it
- * takes the control channel, skips the bulk budget and goes first in the
- * bandwidth bucket. CHECKSUM: ask for the reply's checksum and verify it. */
+ * takes the control channel and goes first in the bandwidth bucket.
+ * CHECKSUM: ask for the reply's checksum and verify it. PAID: the caller
+ * took LENGTH from the bucket already (seeder_client_take_bandwidth). */
 struct seeder_read {
     const char *image_id;
     uint64_t offset;
@@ -93,7 +97,15 @@ struct seeder_read {
     uint64_t lane;
     bool on_demand;
     bool checksum;
+    bool paid;
 };
+
+/* Waits until BYTES of background ReadAt may go under --max-bandwidth and
+ * takes them: a worker does it before it reserves the bulk budget, so its
+ * wait for tokens holds no budget. Bytes it then does not ask for go back
+ * with seeder_client_refund_bandwidth. */
+void seeder_client_take_bandwidth(struct seeder_client *client, uint64_t bytes);
+void seeder_client_refund_bandwidth(struct seeder_client *client, uint64_t bytes);
 
 /* The data of a ReadAt reply, left in place in gRPC's slices, or decoded
  * into a buffer of its own if the seeder compressed it. The call asks for

@@ -14,3 +14,6 @@ add_dependencies(test-linkem godwit-linkem)
 godwit_add_test(test-unit-rate-limit SOURCES test-unit-rate-limit.c
   ${CMAKE_SOURCE_DIR}/leecher/rate-limit.c LABELS unit)
 target_include_directories(test-unit-rate-limit PRIVATE ${CMAKE_SOURCE_DIR}/leecher)
+godwit_add_test(test-unit-bulk-budget SOURCES test-unit-bulk-budget.c
+  ${CMAKE_SOURCE_DIR}/leecher/bulk-budget.c LABELS unit)
+target_include_directories(test-unit-bulk-budget PRIVATE ${CMAKE_SOURCE_DIR}/leecher)
