@@ -36,7 +36,9 @@ struct bulk_budget {
     bulk_budget_clock *clock;
     void *clock_arg;
     pthread_mutex_t lock;
-    pthread_cond_t freed;              /* broadcast whenever in_flight goes down */
+    pthread_cond_t freed;              /* signalled to one waiter when in_flight goes down */
+    pthread_cond_t drained;            /* broadcast when in_flight reaches 0 */
+    unsigned waiting;                  /* threads waiting on freed */
     uint64_t in_flight;                /* bytes reserved and not yet given back */
     uint64_t limit;                    /* the budget now */
     uint64_t min_rtt_us;               /* fastest call seen; UINT64_MAX before any */

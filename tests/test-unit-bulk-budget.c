@@ -5,11 +5,13 @@
  * rate x (2 x round trip + a few ms), so little waits at the bottleneck,
  * and the link stays busy; on a fast one it grows until the link is full;
  * after a slowdown it follows within a second. Then the real-time parts:
- * a reservation larger than the budget goes alone, and the drain. */
+ * a reservation larger than the budget goes alone, the drain, and many
+ * workers woken one at a time, none left waiting. */
 #include "bulk-budget.h"
 #include "testlib.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 static uint64_t fake_now(void *arg)
@@ -190,11 +192,63 @@ static void test_alone_and_drain(void)
     bulk_budget_destroy(&b);
 }
 
+enum { CONTENDERS = 8, ROUNDS = 300 };
+
+struct contest {
+    struct bulk_budget budget;
+    atomic_uint mib_in_flight, most_mib, finished;
+};
+
+/* One worker: reservations of 1 or 3 MiB, held for a moment, given back
+ * undelivered (the budget stays at BULK_BUDGET_START, 4 MiB). */
+static void *contend(void *arg)
+{
+    struct contest *c = arg;
+    for (unsigned i = 0; i < ROUNDS; i++) {
+        unsigned mib = i % 4 == 3 ? 3 : 1;
+        bulk_budget_acquire(&c->budget, (uint64_t)mib << 20);
+        unsigned now = atomic_fetch_add(&c->mib_in_flight, mib) + mib;
+        for (unsigned most = atomic_load(&c->most_mib);
+             now > most && !atomic_compare_exchange_weak(&c->most_mib, &most, now);)
+            ;
+        if (i % 16 == 0)
+            usleep(100);
+        atomic_fetch_sub(&c->mib_in_flight, mib);
+        bulk_budget_release(&c->budget, (uint64_t)mib << 20, false, 0);
+    }
+    atomic_fetch_add(&c->finished, 1);
+    return NULL;
+}
+
+/* Real time: each release wakes one waiter, which passes the wake on while
+ * there is room; no reservation is left waiting, none exceeds the budget. */
+static void test_contention(void)
+{
+    struct contest c = {.mib_in_flight = 0};
+    bulk_budget_init(&c.budget, NULL, NULL);
+    pthread_t t[CONTENDERS];
+    for (unsigned i = 0; i < CONTENDERS; i++)
+        CHECK(pthread_create(&t[i], NULL, contend, &c) == 0, "pthread_create");
+    uint64_t deadline = test_now_us() + 60000000;
+    while (atomic_load(&c.finished) < CONTENDERS && test_now_us() < deadline)
+        usleep(1000);
+    CHECK(atomic_load(&c.finished) == CONTENDERS,
+          "%u of %u workers still wait for the budget after 60 s: a wake-up was lost",
+          CONTENDERS - atomic_load(&c.finished), CONTENDERS);
+    for (unsigned i = 0; i < CONTENDERS; i++)
+        pthread_join(t[i], NULL);
+    CHECK(atomic_load(&c.most_mib) <= BULK_BUDGET_START >> 20, "%u MiB were in flight at once",
+          atomic_load(&c.most_mib));
+    CHECK(bulk_budget_drain(&c.budget, 1000), "bytes left in flight");
+    bulk_budget_destroy(&c.budget);
+}
+
 int main(void)
 {
     test_slow_link();
     test_medium_link();
     test_grow_and_shrink();
     test_alone_and_drain();
+    test_contention();
     return 0;
 }
