@@ -84,6 +84,11 @@ enum chunk_state chunk_map_state(const struct chunk_map *map, uint64_t chunk)
     return state_of(atomic_load(&map->words[chunk]));
 }
 
+uint32_t chunk_map_word(const struct chunk_map *map, uint64_t chunk)
+{
+    return atomic_load(&map->words[chunk]);
+}
+
 bool chunk_map_claim(struct chunk_map *map, uint64_t chunk, uint32_t *ticket)
 {
     uint32_t word = atomic_load(&map->words[chunk]);

@@ -29,9 +29,20 @@ uint64_t chunk_map_local(const struct chunk_map *map);
  * reaches the total when every chunk is local (forward-only progress). */
 uint64_t chunk_map_ever_local(const struct chunk_map *map);
 enum chunk_state chunk_map_state(const struct chunk_map *map, uint64_t chunk);
+/* The chunk's whole word, state and version. Every state change, every
+ * committed pull and every re-dirtying changes it (versions only grow), so
+ * a LOCAL chunk whose word is the same at two moments holds the same bytes
+ * throughout; the state file relies on this to record chunks without a
+ * flush. (A WRITTEN chunk's bytes are the destination app's: partial
+ * writes to it leave the word as it is.) */
+uint32_t chunk_map_word(const struct chunk_map *map, uint64_t chunk);
 static inline bool chunk_state_is_local(enum chunk_state s)
 {
     return s == CHUNK_LOCAL || s == CHUNK_WRITTEN;
+}
+static inline bool chunk_word_is_local(uint32_t word)
+{
+    return chunk_state_is_local((enum chunk_state)(word & 3));
 }
 
 /* REMOTE -> PULLING. On success stores the claim (the word) in *TICKET. */

@@ -109,6 +109,9 @@ struct leecher {
      * write made a chunk local that it does not record yet. */
     _Atomic uint64_t *saved_local;
     _Atomic bool unsaved_writes;
+    /* Each chunk's chunk-map word when the last successful flush of the
+     * image began (state-file.c; owned by save_lock). */
+    uint32_t *flushed_words;
 
     /* Statistics: atomics, any thread. */
     _Atomic uint64_t bytes_pulled;  /* ReadAt replies as received (on the wire) */
@@ -195,7 +198,13 @@ int state_file_peek(const char *path, struct state_summary *out, char *err, size
  * it resumed, 0 if there is no file, -1 with a sentence in ERR. Sets the
  * phase, downtime and last recorded Sync generation. */
 int state_file_load(struct leecher *l, char *err, size_t errlen);
+/* Flushes the image, then records every local chunk. */
 int state_file_save(struct leecher *l);
+/* Records the phase and Sync generation without flushing the image: only
+ * chunks unchanged since the last flush count as local (the others are
+ * pulled again after a crash). Flushes after all if that would drop a
+ * chunk the destination app wrote. */
+int state_file_record(struct leecher *l);
 /* The destination app made CHUNK local by writing it. */
 void state_file_note_written(struct leecher *l, uint64_t chunk);
 /* A FLUSH or FUA: the image is flushed, and the state file records every

@@ -336,6 +336,7 @@ static void release(struct leecher *l)
     image_close(&l->image);
     free(l->state_path);
     free(l->saved_local);
+    free(l->flushed_words);
     if (l->state_dir_fd >= 0)
         close(l->state_dir_fd);
     pull_order_close(l->order);

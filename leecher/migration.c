@@ -79,8 +79,10 @@ static void refresh_source_dirty(struct leecher *l)
 
 /* One Sync round: 1 when the seeder answered (*MARKED: the chunks its
  * set named), 0 when it could not be reached (retry), -1 when pre-copy
- * is over (failed, or Finalize began). */
-static int sync_once(struct leecher *l, uint64_t *last_us, uint64_t *marked)
+ * is over (failed, or Finalize began). FLUSH: the state file's save
+ * flushes the image (a periodic round), or only records what the last
+ * flush covered (Finalize's round, which must not wait for writeback). */
+static int sync_once(struct leecher *l, uint64_t *last_us, uint64_t *marked, bool flush)
 {
     pthread_mutex_lock(&l->lock);
     uint64_t ack = l->ack_generation;
@@ -112,7 +114,7 @@ static int sync_once(struct leecher *l, uint64_t *last_us, uint64_t *marked)
     uint64_t now = leecher_now_us();
     double seconds = (double)(now - *last_us) / 1e6;
     *last_us = now;
-    if (state_file_save(l) == 0) {
+    if ((flush ? state_file_save(l) : state_file_record(l)) == 0) {
         pthread_mutex_lock(&l->lock);
         l->ack_generation = sync->generation;
         if (seconds >= 0.1) /* the Sync at Finalize comes at any moment: no rate from it */
@@ -177,7 +179,8 @@ void *syncer_thread(void *arg)
     convergence_init(&convergence);
     int answered = 0;
     uint64_t marked = 0;
-    while (precopy_wait(l, l->sync_interval_ms) && (answered = sync_once(l, &last, &marked)) >= 0) {
+    while (precopy_wait(l, l->sync_interval_ms) &&
+           (answered = sync_once(l, &last, &marked, true)) >= 0) {
         if (answered)
             convergence_note_round(l, &convergence, marked);
         if (!answered || !l->auto_finalize_ms)
@@ -288,7 +291,7 @@ static int freeze_and_open(struct leecher *l, bool automatic, char *err, size_t 
                         "predicted_downtime_ms", predicted, "auto", automatic, "dirty_chunks",
                         (json_int_t)response->n_dirty_offsets));
     protobuf_c_message_free_unpacked(&response->base, NULL);
-    if (state_file_save(l) < 0)
+    if (state_file_record(l) < 0)
         log_warn(l->log, "cannot write %s: %s", l->state_path, strerror(errno));
     return 0;
 }
@@ -296,15 +299,18 @@ static int freeze_and_open(struct leecher *l, bool automatic, char *err, size_t 
 /* Finalize, with finalize_lock held; AUTOMATIC: --auto-finalize-ms. */
 static int finalize_locked(struct leecher *l, bool automatic, char *err, size_t errlen)
 {
-    /* One last Sync while the source still runs: it flushes the source and
-     * takes what was rewritten since the previous one, so the freeze below
-     * has less to flush and to transfer. Not part of the downtime. */
+    /* One last Sync while the source still runs: it takes what was
+     * rewritten since the previous one, so the freeze below has less to
+     * transfer. Not part of the downtime. Neither it nor the record after
+     * the freeze flushes the local image: chunks pulled since the last
+     * flush are recorded as remote until the flush at COMPLETE (or the
+     * next periodic save), so Finalize never waits for writeback. */
     pthread_mutex_lock(&l->lock);
     bool precopy = l->state == PRECOPY;
     pthread_mutex_unlock(&l->lock);
     uint64_t last = leecher_now_us() - 1, marked;
     if (precopy && l->final_sync)
-        sync_once(l, &last, &marked);
+        sync_once(l, &last, &marked, false);
     int begun = begin_finalize(l, err, errlen);
     if (begun != 0) {
         errno = EBUSY; /* the migration failed: Finalize cannot run */
@@ -345,6 +351,22 @@ static void tell_complete(struct leecher *l)
         }
         log_warn(l->log, "Seeder.Complete failed: %s", result.message);
     }
+}
+
+/* The flush at COMPLETE (the first since Finalize, which only recorded):
+ * every chunk on disk and recorded before the seeder is told it may go;
+ * retried every second. False if the leecher stops first. */
+static bool save_complete(struct leecher *l)
+{
+    while (state_file_save(l) < 0) {
+        log_warn(l->log, "cannot write %s: %s; Seeder.Complete waits until it is written",
+                 l->state_path, strerror(errno));
+        LOCK_FOR_SCOPE(&l->lock);
+        if (l->stopping)
+            return false;
+        leecher_wait(l, 1000000);
+    }
+    return true;
 }
 
 /* What the monitor saw, under the lock, for one report. */
@@ -432,8 +454,7 @@ void *monitor_thread(void *arg)
                 log_warn(l->log, "cannot write %s: %s", l->state_path, strerror(errno));
             last_save = now;
         }
-        if (complete) {
-            state_file_save(l);
+        if (complete && save_complete(l)) {
             log_event(l->log, "complete", progress_fields(l, rate, &snap));
             tell_complete(l);
         } else if (now - last_report >= 1000000 && state != FAILED) {

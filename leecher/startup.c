@@ -80,7 +80,8 @@ static int open_image(struct leecher *l, const char *path, bool from_state, char
     l->map = chunk_map_new(l->geo.chunks);
     l->order = l->map ? pull_order_open(&pull_order_sequential, l->map, l->geo.chunks) : NULL;
     l->saved_local = calloc(l->geo.chunks / 64 + 1, sizeof *l->saved_local);
-    if (!l->order || !l->saved_local) {
+    l->flushed_words = calloc(l->geo.chunks ? l->geo.chunks : 1, sizeof *l->flushed_words);
+    if (!l->order || !l->saved_local || !l->flushed_words) {
         snprintf(err, errlen, "out of memory for the chunk map of %llu chunks",
                  (unsigned long long)l->geo.chunks);
         return -1;

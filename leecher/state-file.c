@@ -2,12 +2,14 @@
 /* The state file next to the local image (IMAGE.godwit-state): the phase
  * of the migration, which chunks are local, for which seeder image and
  * which local file, and the last Sync generation recorded. Written to a
- * temporary file, fsynced and renamed over the old one after the image
- * itself was flushed, so after a crash it never claims a chunk whose bytes
- * did not reach the disk. A destination write makes its chunk local for
- * good: the next flush records it here before it is acknowledged
- * (state_file_persist_writes), so a background pull never lands on it
- * after a restart. */
+ * temporary file, fsynced and renamed over the old one, so after a crash
+ * it never claims a chunk whose bytes did not reach the disk: a save
+ * flushes the image first; a record (Finalize's, which must not wait for
+ * the image's writeback) claims only chunks whose chunk-map word is the
+ * one the last flush covered. A destination write makes its chunk local
+ * for good: the next flush records it here before it is acknowledged
+ * (state_file_persist_writes), and no record drops it again, so a
+ * background pull never lands on it after a restart. */
 #include "leecher.h"
 
 #include "cleanup.h"
@@ -124,6 +126,7 @@ static int load_bits(struct leecher *l, FILE *f, uint64_t chunks, char *err, siz
         if (bits[c / 64] & (1ull << (c % 64))) {
             chunk_map_set_local(l->map, c);
             atomic_fetch_or(&l->saved_local[c / 64], 1ull << (c % 64));
+            l->flushed_words[c] = chunk_map_word(l->map, c); /* on disk when recorded */
         }
     free(bits);
     return 0;
@@ -210,35 +213,76 @@ static int write_file(struct leecher *l, const struct state_header *h, const uin
     return r;
 }
 
-static int save_locked(struct leecher *l)
+/* Which chunks a save records as local, into BITS. FLUSHING: the image is
+ * flushed after this, so every local chunk is (*WORDS gets the words the
+ * flush will cover). Otherwise only chunks whose word is still the one
+ * the last flush covered: their bytes are on disk. Returns false if a
+ * record without a flush would drop a chunk the destination app wrote
+ * (its write may have been flushed by the app: it must stay recorded). */
+static bool choose_local(struct leecher *l, bool flushing, uint64_t *bits, uint32_t *words)
+{
+    for (uint64_t c = 0; c < l->geo.chunks; c++) {
+        uint32_t word = chunk_map_word(l->map, c);
+        bool local = chunk_word_is_local(word);
+        if (flushing)
+            words[c] = word;
+        else if (local && word != l->flushed_words[c]) {
+            if ((enum chunk_state)(word & 3) == CHUNK_WRITTEN)
+                return false;
+            local = false; /* pulled since the last flush: pulled again after a crash */
+        }
+        if (local)
+            bits[c / 64] |= 1ull << (c % 64);
+    }
+    return true;
+}
+
+static int save_locked(struct leecher *l, bool flush)
 {
     struct state_header h;
     uint64_t words = bitmap_words(l->geo.chunks);
     uint64_t *bits = calloc(words ? words : 1, sizeof *bits);
-    if (!bits)
-        return -1;
+    uint32_t *flushed = calloc(l->geo.chunks ? l->geo.chunks : 1, sizeof *flushed);
+    if (!bits || !flushed) {
+        free(bits);
+        free(flushed);
+        return errno = ENOMEM, -1;
+    }
     /* Cleared before the snapshot: a write that becomes WRITTEN after this
      * line sets it again, so the next flush saves once more. */
     atomic_store(&l->unsaved_writes, false);
     fill_header(l, &h);
-    for (uint64_t c = 0; c < l->geo.chunks; c++)
-        if (chunk_state_is_local(chunk_map_state(l->map, c)))
-            bits[c / 64] |= 1ull << (c % 64);
+    if (!flush && !choose_local(l, false, bits, NULL)) {
+        memset(bits, 0, words * sizeof *bits);
+        flush = true;
+    }
+    if (flush)
+        choose_local(l, true, bits, flushed);
     /* Flush after the snapshot: every chunk it calls local is on disk. */
-    int r = image_flush(&l->image) < 0 ? -1 : write_file(l, &h, bits, words);
-    if (r == 0)
+    int r = flush && image_flush(&l->image) < 0 ? -1 : write_file(l, &h, bits, words);
+    if (r == 0) {
         for (uint64_t w = 0; w < words; w++)
             atomic_store(&l->saved_local[w], bits[w]);
-    else
+        if (flush)
+            memcpy(l->flushed_words, flushed, l->geo.chunks * sizeof *flushed);
+    } else {
         atomic_store(&l->unsaved_writes, true);
+    }
     free(bits);
+    free(flushed);
     return r;
 }
 
 int state_file_save(struct leecher *l)
 {
     LOCK_FOR_SCOPE(&l->save_lock);
-    return save_locked(l);
+    return save_locked(l, true);
+}
+
+int state_file_record(struct leecher *l)
+{
+    LOCK_FOR_SCOPE(&l->save_lock);
+    return save_locked(l, false);
 }
 
 void state_file_note_written(struct leecher *l, uint64_t chunk)
@@ -250,6 +294,6 @@ void state_file_note_written(struct leecher *l, uint64_t chunk)
 int state_file_persist_writes(struct leecher *l)
 {
     if (atomic_load(&l->unsaved_writes))
-        return state_file_save(l);
+        return state_file_save(l); /* flushes, and records every chunk written */
     return image_flush(&l->image);
 }

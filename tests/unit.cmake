@@ -17,3 +17,6 @@ target_include_directories(test-unit-rate-limit PRIVATE ${CMAKE_SOURCE_DIR}/leec
 godwit_add_test(test-unit-bulk-budget SOURCES test-unit-bulk-budget.c
   ${CMAKE_SOURCE_DIR}/leecher/bulk-budget.c LABELS unit)
 target_include_directories(test-unit-bulk-budget PRIVATE ${CMAKE_SOURCE_DIR}/leecher)
+godwit_add_test(test-unit-chunk-map SOURCES test-unit-chunk-map.c
+  ${CMAKE_SOURCE_DIR}/leecher/chunk-map.c LABELS unit)
+target_include_directories(test-unit-chunk-map PRIVATE ${CMAKE_SOURCE_DIR}/leecher)

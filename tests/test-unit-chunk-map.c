@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit test: the chunk map's word changes with every state change, pull
+ * and re-dirtying, and only then: what the state file's record without a
+ * flush relies on (a LOCAL chunk with the word of the last flush holds the
+ * bytes that flush wrote). */
+#include "chunk-map.h"
+#include "testlib.h"
+
+static int store_ok(void *arg)
+{
+    ++*(int *)arg;
+    return 0;
+}
+
+static void test_word_follows_changes(void)
+{
+    struct chunk_map *map = chunk_map_new(4);
+    CHECK(map, "chunk_map_new");
+    int stores = 0;
+    uint32_t ticket, before = chunk_map_word(map, 0);
+    CHECK(!chunk_word_is_local(before), "a new chunk is remote");
+    CHECK(chunk_map_claim(map, 0, &ticket), "claim");
+    chunk_map_release(map, 0, ticket);
+    CHECK(chunk_map_word(map, 0) == before, "a released claim leaves the word as it was");
+    CHECK(chunk_map_claim(map, 0, &ticket), "claim again");
+    CHECK(chunk_map_commit(map, 0, ticket, store_ok, &stores) == 0 && stores == 1, "commit");
+    uint32_t pulled = chunk_map_word(map, 0);
+    CHECK(chunk_word_is_local(pulled) && pulled != before, "a committed pull changes the word");
+    CHECK(chunk_map_word(map, 0) == pulled, "nothing happened: the same word");
+    chunk_map_mark_remote(map, 0);
+    CHECK(chunk_map_claim(map, 0, &ticket), "claim after re-dirtying");
+    CHECK(chunk_map_commit(map, 0, ticket, store_ok, &stores) == 0, "pull again");
+    uint32_t again = chunk_map_word(map, 0);
+    CHECK(chunk_word_is_local(again) && again != pulled,
+          "a re-dirtied and re-pulled chunk has another word than before");
+    chunk_map_mark_written(map, 0);
+    CHECK(chunk_map_word(map, 0) != again && chunk_word_is_local(chunk_map_word(map, 0)),
+          "a destination write changes a LOCAL chunk's word");
+    uint32_t written = chunk_map_word(map, 0);
+    CHECK(chunk_map_overwrite(map, 0, store_ok, &stores) == 0, "overwrite");
+    CHECK(chunk_map_word(map, 0) != written, "a whole-chunk overwrite changes the word");
+    chunk_map_free(map);
+}
+
+static void test_stale_pull_keeps_word(void)
+{
+    struct chunk_map *map = chunk_map_new(1);
+    CHECK(map, "chunk_map_new");
+    int stores = 0;
+    uint32_t ticket;
+    CHECK(chunk_map_claim(map, 0, &ticket), "claim");
+    chunk_map_mark_remote(map, 0); /* re-dirtied while the pull was under way */
+    uint32_t dirty = chunk_map_word(map, 0);
+    CHECK(chunk_map_commit(map, 0, ticket, store_ok, &stores) == 1 && stores == 0,
+          "a stale pull is dropped");
+    CHECK(chunk_map_word(map, 0) == dirty && !chunk_word_is_local(dirty),
+          "a dropped pull leaves the word (remote)");
+    chunk_map_free(map);
+}
+
+int main(void)
+{
+    test_word_follows_changes();
+    test_stale_pull_keeps_word();
+    return 0;
+}
