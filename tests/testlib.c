@@ -121,6 +121,31 @@ bool test_wait_for_path(const char *path, int timeout_ms)
     return false;
 }
 
+static bool log_has_line(const char *log_path, const char *text)
+{
+    FILE *f = fopen(log_path, "r");
+    if (!f)
+        return false;
+    char *line = NULL;
+    size_t size = 0;
+    bool found = false;
+    while (!found && getline(&line, &size, f) > 0)
+        found = strstr(line, text) != NULL;
+    free(line);
+    fclose(f);
+    return found;
+}
+
+bool test_wait_for_log(const char *log_path, const char *text, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        if (log_has_line(log_path, text))
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
 /* The ready event among the lines of LOG_PATH past byte *OFFSET, or NULL;
  * moves *OFFSET past the complete lines read. */
 static json_t *find_ready(const char *log_path, long *offset)

@@ -49,6 +49,10 @@ void test_kill(pid_t pid);
 /* Waits until PATH exists (e.g. a unix socket), or TIMEOUT_MS passes. */
 bool test_wait_for_path(const char *path, int timeout_ms);
 
+/* Waits until a line of LOG_PATH contains TEXT (e.g. what a daemon logs
+ * once it has acted on a signal), or TIMEOUT_MS passes. */
+bool test_wait_for_log(const char *log_path, const char *text, int timeout_ms);
+
 /* Starts ARGV as test_spawn does (output appended to LOG_PATH, which must
  * not be NULL) and waits for the JSON line {"event":"ready",...} it prints
  * once it listens (daemons need --log-format json). Stores the pid in *PID
