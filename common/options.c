@@ -76,16 +76,25 @@ static const char *type_words(enum option_type type)
         return "a non-negative integer";
     case OPTION_BOOL:
         return "true or false";
+    case OPTION_AMOUNT:
+        return "a non-negative integer or a string";
     default:
         return "a string";
     }
+}
+
+/* True for the types stored as a heap string. */
+static bool is_string(enum option_type type)
+{
+    return type == OPTION_STRING || type == OPTION_AMOUNT;
 }
 
 /* Stores TEXT into SPEC's value; -1 if it does not parse. */
 static int set_from_text(const struct option_spec *spec, const char *text)
 {
     switch (spec->type) {
-    case OPTION_STRING: {
+    case OPTION_STRING:
+    case OPTION_AMOUNT: {
         char **dest = spec->value;
         free(*dest);
         *dest = strdup(text);
@@ -202,7 +211,7 @@ static int own_defaults(const struct option_spec *specs, size_t n)
     int r = 0;
     for (size_t i = 0; i < n; i++) {
         char **dest = specs[i].value;
-        if (specs[i].type == OPTION_STRING && *dest && !(*dest = strdup(*dest)))
+        if (is_string(specs[i].type) && *dest && !(*dest = strdup(*dest)))
             r = -1;
     }
     return r;
@@ -369,7 +378,7 @@ int options_check_address(const char *flag, const char *address, char *err, size
 void options_free(const struct option_spec *specs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (specs[i].type == OPTION_STRING) {
+        if (is_string(specs[i].type)) {
             char **dest = specs[i].value;
             free(*dest);
             *dest = NULL;

@@ -13,6 +13,8 @@ enum option_type {
     OPTION_SIZE,   /* uint64_t *: bytes, with an optional K/M/G/T suffix (powers of 1024) */
     OPTION_UINT,   /* unsigned *: a plain non-negative integer */
     OPTION_BOOL,   /* bool *: a flag without argument; true/false in JSON */
+    OPTION_AMOUNT, /* char **: a string the program parses itself (e.g. a rate, "50M/s"); in
+                      JSON also a non-negative integer, stored as its decimal text */
 };
 
 struct option_spec {

@@ -52,6 +52,9 @@ static void print_status(const Godwit__V1__StatusResponse *s, double elapsed)
                                          "PASSED",      "FAILED", "UNSUPPORTED"};
     json_object_set_new(o, "verify", json_string(verify_names[s->verify <= 6 ? s->verify : 0]));
     json_object_set_new(o, "checksum_mismatches", json_integer((json_int_t)s->checksum_mismatches));
+    json_object_set_new(o, "max_bandwidth", json_integer((json_int_t)s->max_bandwidth));
+    json_object_set_new(o, "bandwidth_throttled_us",
+                        json_integer((json_int_t)s->bandwidth_throttled_us));
     json_dumpf(o, stdout, JSON_COMPACT);
     putchar('\n');
     json_decref(o);

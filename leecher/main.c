@@ -68,7 +68,7 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
         {"auto-finalize-ms", OPTION_UINT, &o->auto_finalize_ms, "MS",
          "finalize by itself once the predicted downtime is <= MS for two Syncs in a row "
          "(default 0: off; at most a day)"},
-        {"max-bandwidth", OPTION_STRING, &o->max_bandwidth, "RATE",
+        {"max-bandwidth", OPTION_AMOUNT, &o->max_bandwidth, "RATE",
          "cap on pulled bytes/s over all channels, K/M/G = 1024-powers (50M = 50 MiB/s; default "
          "0 or none: no cap)"},
         {"converge-rounds", OPTION_UINT, &o->converge_rounds, "K",

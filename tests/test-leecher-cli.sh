@@ -93,16 +93,19 @@ case $ERR in *"--batch 1048576 must be from the seeder's chunk size (2097152)"*)
 *) fail "--batch below the chunk size: $ERR" ;; esac
 
 # Without --batch the leecher pulls 2 MiB chunks (above the 1M default) whole
-# (and a --max-bandwidth above what it needs lets it).
+# (and a --max-bandwidth above what it needs lets it; in the config as a
+# number of bytes per second).
+echo '{"max_bandwidth": 1073741824}' >"$TEST_DIR/cap.json"
 "$LEECHER" "${seeder[@]}" --image "$TEST_DIR/dest.img" --control 127.0.0.1:0 --log-format json \
-  --max-bandwidth 1GiB/s \
-  >"$TEST_DIR/leecher.events" 2>"$TEST_DIR/leecher.log" &
+  --config "$TEST_DIR/cap.json" >"$TEST_DIR/leecher.events" 2>"$TEST_DIR/leecher.log" &
 leecher=$!
 cleanup_pids+=($leecher)
 cport=$(ready_field "$TEST_DIR/leecher.events" $leecher control_port 20)
 "$CTL" --control "127.0.0.1:$cport" --timeout 60 wait-local >/dev/null ||
   fail "pre-copy with 2 MiB chunks did not finish: $(cat "$TEST_DIR/leecher.log")"
 cmp "$TEST_DIR/source.img" "$TEST_DIR/dest.img" || fail "the copy differs"
+cap=$("$CTL" --control "127.0.0.1:$cport" status | jq .max_bandwidth)
+[ "$cap" = 1073741824 ] || fail "config max_bandwidth 1073741824 gave a cap of $cap"
 kill -TERM $leecher
 wait $leecher || fail "leecher exit status"
 echo "test-leecher-cli: ok"

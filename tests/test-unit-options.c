@@ -11,6 +11,7 @@ struct values {
     uint64_t size;
     unsigned workers;
     bool exit_flag;
+    char *rate;
 };
 
 static int parse(struct values *v, char *err, int argc, char **argv)
@@ -20,11 +21,12 @@ static int parse(struct values *v, char *err, int argc, char **argv)
         {"size", OPTION_SIZE, &v->size, "BYTES", "size"},
         {"workers", OPTION_UINT, &v->workers, "N", "workers"},
         {"exit-on-complete", OPTION_BOOL, &v->exit_flag, NULL, "exit"},
+        {"max-rate", OPTION_AMOUNT, &v->rate, "RATE", "rate"},
     };
     const struct program_info info = {"test", "a test", "[options]"};
-    int r = options_parse(&info, specs, 4, argc, argv, err, 256);
+    int r = options_parse(&info, specs, 5, argc, argv, err, 256);
     if (r != 0)
-        options_free(specs, 4);
+        options_free(specs, 5);
     return r;
 }
 
@@ -75,7 +77,7 @@ int main(void)
     snprintf(path, sizeof path, "%s/config.json", dir);
     FILE *f = fopen(path, "w");
     fputs("{\"image\": \"/from/config\", \"size\": \"1M\", \"workers\": 3, "
-          "\"exit_on_complete\": true}",
+          "\"exit_on_complete\": true, \"max_rate\": 50000000}",
           f);
     fclose(f);
 
@@ -84,7 +86,29 @@ int main(void)
     CHECK(parse(&v, err, 4, argv1) == 0, "parse: %s", err);
     CHECK(strcmp(v.image, "/from/config") == 0 && v.size == 1 << 20, "config applies");
     CHECK(v.workers == 5 && v.exit_flag, "flags win over config");
+    CHECK(v.rate && strcmp(v.rate, "50000000") == 0, "a JSON number for an amount: %s",
+          v.rate ? v.rate : "(none)");
     free(v.image);
+    free(v.rate);
+
+    f = fopen(path, "w");
+    fputs("{\"max_rate\": \"50M/s\"}", f);
+    fclose(f);
+    struct values a = {.image = NULL};
+    char *argv6[] = {"test", "--config", path, NULL};
+    CHECK(parse(&a, err, 3, argv6) == 0 && a.rate && strcmp(a.rate, "50M/s") == 0,
+          "a JSON string for an amount: %s", err);
+    free(a.rate);
+    f = fopen(path, "w");
+    fputs("{\"max_rate\": -5}", f);
+    fclose(f);
+    CHECK(parse(&a, err, 3, argv6) == -1 && strstr(err, "\"max_rate\" must be"),
+          "a negative amount: %s", err);
+    f = fopen(path, "w");
+    fputs("{\"max_rate\": true}", f);
+    fclose(f);
+    CHECK(parse(&a, err, 3, argv6) == -1 && strstr(err, "\"max_rate\" must be"),
+          "a boolean amount: %s", err);
 
     struct values w = {.image = "default"};
     char *argv2[] = {"test", "--size", "lots", NULL};
