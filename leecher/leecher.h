@@ -80,7 +80,8 @@ struct leecher {
     pthread_mutex_t save_lock;
 
     /* lock owns everything below up to the atomics; changed is broadcast on
-     * every state change, chunk commit and queue push. */
+     * every state change and queue push, and on a chunk commit when a
+     * thread waits for one (chunk_waiters) or every chunk is local. */
     pthread_mutex_t lock;
     pthread_cond_t changed;
     enum leecher_state state;
@@ -89,6 +90,7 @@ struct leecher {
     bool storage_full; /* a pull found no space: pulls wait (storage.c) */
     bool bulk_paused;  /* a Finalize is under way: no new background pull starts */
     bool stopping;
+    unsigned chunk_waiters; /* reads waiting for a chunk another thread pulls */
     uint64_t downtime_us;
     uint64_t freeze_started_us;   /* the first Finalize attempt (downtime counts from it) */
     uint64_t finalize_dirty;      /* chunks the freeze reported */

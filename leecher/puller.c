@@ -215,6 +215,18 @@ static unsigned claim_work(struct leecher *l, struct worker_arg *w, uint64_t *fi
     return count;
 }
 
+/* After a background pull committed: wakes the threads on changed if a
+ * read waits for a chunk or every chunk is local now (the monitor then
+ * completes the migration). Nothing else waits for a commit; waking the
+ * syncer, the monitor and idle workers at every reply cost about 3 k of
+ * the leecher's 18 k context switches per GiB on loopback. */
+static void wake_after_pull(struct leecher *l)
+{
+    LOCK_FOR_SCOPE(&l->lock);
+    if (l->chunk_waiters || chunk_map_local(l->map) == l->geo.chunks)
+        pthread_cond_broadcast(&l->changed);
+}
+
 static void *worker(void *arg)
 {
     struct worker_arg *w = arg;
@@ -237,9 +249,7 @@ static void *worker(void *arg)
                             leecher_now_us() - start);
         if (pulled == 0) {
             backoff = 0;
-            pthread_mutex_lock(&l->lock);
-            pthread_cond_broadcast(&l->changed);
-            pthread_mutex_unlock(&l->lock);
+            wake_after_pull(l);
             continue;
         }
         for (unsigned i = 0; i < count; i++)
@@ -343,7 +353,11 @@ static int ensure_local(struct leecher *l, uint64_t chunk)
             continue;
         }
         pthread_mutex_lock(&l->lock); /* being pulled by someone else: wait for it */
-        bool stopping = l->stopping, waited = !stopping && wait_until(l, deadline);
+        l->chunk_waiters++;
+        /* Looked at again once counted: a commit from now on wakes us. */
+        bool moved = chunk_map_state(l->map, chunk) != state;
+        bool stopping = l->stopping, waited = !stopping && (moved || wait_until(l, deadline));
+        l->chunk_waiters--;
         pthread_mutex_unlock(&l->lock);
         if (stopping || !waited) {
             errno = stopping ? ESHUTDOWN : EIO;
