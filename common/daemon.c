@@ -35,7 +35,8 @@ void daemon_block_signals(void)
  * pages were faulted in and zeroed again and again: up to a quarter of the
  * leecher's CPU, and on VMs that hand free memory back to the host, far
  * more. A few arenas that keep 16 MiB each: the leecher pulled 1 GiB at
- * 1.7 GB/s instead of 0.9, with a lower peak RSS (docs/benchmarks.md). */
+ * 1.7 GB/s instead of 0.9, with a lower peak RSS (docs/benchmarks.md). The
+ * leecher then keeps fewer (leecher/main.c: bound_heap). */
 static void keep_buffers_mapped(void)
 {
     mallopt(M_MMAP_THRESHOLD, 32 << 20);

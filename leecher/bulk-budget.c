@@ -52,15 +52,17 @@ static double best_rate(const struct bulk_budget *b)
     return best;
 }
 
-/* rate x (2 x round trip + the queue allowed), with lock held; at least 1
+/* rate x 2 x round trip + the queue allowed, with lock held; at least 1
  * (a reservation then goes alone). */
 static void update_limit(struct bulk_budget *b)
 {
     double rate = best_rate(b);
     if (rate <= 0 || b->min_rtt_us == UINT64_MAX)
         return;
-    double seconds = (2.0 * (double)b->min_rtt_us + BULK_BUDGET_QUEUE_US) / 1e6;
-    double bytes = rate * seconds;
+    double queue = rate * BULK_BUDGET_QUEUE_US / 1e6;
+    if (queue > BULK_BUDGET_QUEUE_MAX)
+        queue = BULK_BUDGET_QUEUE_MAX;
+    double bytes = rate * 2.0 * (double)b->min_rtt_us / 1e6 + queue;
     b->limit = bytes >= 1 ? (uint64_t)bytes : 1;
 }
 

@@ -2,10 +2,12 @@
 /* The byte budget of background pulls in flight: enough to fill the link
  * and no more, so a control call or an on-demand read never waits behind
  * more than a few milliseconds of ReadAt replies at the link's bottleneck.
- * The budget is rate x (2 x round trip + BULK_BUDGET_QUEUE_US): the bytes
- * delivered per second (the most in any of the last BULK_BUDGET_WINDOWS
- * windows of BULK_BUDGET_WINDOW_US) and the fastest call seen (the round
- * trip). Until a rate is measured it is BULK_BUDGET_START. It grows with
+ * The budget is rate x 2 x round trip (the pipe) plus the queue it allows:
+ * rate x BULK_BUDGET_QUEUE_US, at most BULK_BUDGET_QUEUE_MAX bytes (on a
+ * fast link the time is short anyway, and the bytes are memory). The rate
+ * is the bytes delivered per second (the most in any of the last
+ * BULK_BUDGET_WINDOWS windows of BULK_BUDGET_WINDOW_US), the round trip
+ * the fastest call seen. Until a rate is measured it is BULK_BUDGET_START. It grows with
  * the link: where the budget holds the pull back, pulls come back faster
  * than the time it allows them, so the next rate and budget are larger.
  *
@@ -24,10 +26,11 @@
 typedef uint64_t bulk_budget_clock(void *arg);
 
 enum {
-    BULK_BUDGET_START = 4 << 20,    /* before the first rate: a few batches */
-    BULK_BUDGET_QUEUE_US = 10000,   /* the queue at the bottleneck the budget allows */
-    BULK_BUDGET_WINDOW_US = 100000, /* the delivered rate is measured per 100 ms */
-    BULK_BUDGET_WINDOWS = 8,        /* ... and is the best of the last 8 (800 ms) */
+    BULK_BUDGET_START = 4 << 20,     /* before the first rate: a few batches */
+    BULK_BUDGET_QUEUE_US = 10000,    /* the queue at the bottleneck the budget allows */
+    BULK_BUDGET_QUEUE_MAX = 4 << 20, /* ... in bytes at most */
+    BULK_BUDGET_WINDOW_US = 100000,  /* the delivered rate is measured per 100 ms */
+    BULK_BUDGET_WINDOWS = 8,         /* ... and is the best of the last 8 (800 ms) */
 };
 
 /* clock, clock_arg: set by bulk_budget_init, read-only afterwards; the

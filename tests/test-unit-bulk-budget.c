@@ -2,11 +2,12 @@
 /* Unit test: the bulk byte budget (leecher/bulk-budget.c) on an injected
  * clock, against a simulated link: a FIFO bottleneck of RATE bytes/s
  * behind a fixed per-call cost. On a slow link the budget shrinks to about
- * rate x (2 x round trip + a few ms), so little waits at the bottleneck,
- * and the link stays busy; on a fast one it grows until the link is full;
- * after a slowdown it follows within a second. Then the real-time parts:
- * a reservation larger than the budget goes alone, the drain, and many
- * workers woken one at a time, none left waiting. */
+ * rate x 2 x round trip + a few ms of the link, so little waits at the
+ * bottleneck, and the link stays busy; on a fast one it grows until the
+ * link is full, its queue at most BULK_BUDGET_QUEUE_MAX; after a slowdown
+ * it follows within a second. Then the real-time parts: a reservation
+ * larger than the budget goes alone, the drain, and many workers woken
+ * one at a time, none left waiting. */
 #include "bulk-budget.h"
 #include "testlib.h"
 
@@ -94,7 +95,9 @@ static void start_link(struct link *k, struct bulk_budget *b, double rate, uint6
 /* The budget's target for the link's rate. */
 static double target(double rate)
 {
-    return rate * (2.0 * CONTROL_RTT_US + BULK_BUDGET_QUEUE_US) / 1e6;
+    double queue = rate * BULK_BUDGET_QUEUE_US / 1e6;
+    return rate * 2.0 * CONTROL_RTT_US / 1e6 +
+           (queue < BULK_BUDGET_QUEUE_MAX ? queue : BULK_BUDGET_QUEUE_MAX);
 }
 
 static void test_slow_link(void)
@@ -154,6 +157,9 @@ static void test_grow_and_shrink(void)
            (unsigned long long)bulk_budget_limit(&b), rate / 1e6);
     CHECK(rate >= 0.8 * 2e9, "the budget did not grow to fill a fast link: %.0f MB/s of 2000",
           rate / 1e6);
+    CHECK(bulk_budget_limit(&b) <= (uint64_t)(target(2e9) * 1.01),
+          "on a fast link the queue is at most %d bytes: budget %llu", BULK_BUDGET_QUEUE_MAX,
+          (unsigned long long)bulk_budget_limit(&b));
     k.rate = 6e6;
     run_link(&k, &b, 1.5, 1 << 20, 1);
     printf("then 6 MB/s again for 1.5 s: budget %llu B\n",
