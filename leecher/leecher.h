@@ -220,6 +220,10 @@ int leecher_prepare(struct leecher *l, const char *seeder, const char *path, cha
 /* The started or resumed event. */
 void leecher_log_start(struct leecher *l, bool resumed);
 
+/* holes.c: after Track, chunks wholly in a hole of the source become
+ * local without a ReadAt (Seeder.Holes; a "holes" event says how many). */
+void leecher_take_holes(struct leecher *l);
+
 /* storage.c: the destination file system filling up. */
 bool storage_error(int err); /* ENOSPC or EDQUOT */
 /* A pull could not be stored for lack of space: stop pulling and say so. */

@@ -161,6 +161,18 @@ Godwit__V1__FinalizeResponse *seeder_client_finalize(struct seeder_client *clien
         client, "Finalize", &request.base, &godwit__v1__finalize_response__descriptor, result);
 }
 
+Godwit__V1__HolesResponse *seeder_client_holes(struct seeder_client *client, const char *image_id,
+                                               uint64_t offset, uint64_t length,
+                                               struct rpc_result *result)
+{
+    Godwit__V1__HolesRequest request = GODWIT__V1__HOLES_REQUEST__INIT;
+    request.image_id = (char *)image_id;
+    request.offset = offset;
+    request.length = length;
+    return (Godwit__V1__HolesResponse *)control_call(
+        client, "Holes", &request.base, &godwit__v1__holes_response__descriptor, result);
+}
+
 /* A control call whose reply carries nothing: only its status counts. */
 static grpc_status_code status_call(struct seeder_client *c, const char *method,
                                     const ProtobufCMessage *request,

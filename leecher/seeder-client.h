@@ -82,6 +82,11 @@ void seeder_client_use_session(struct seeder_client *client, uint64_t session);
 grpc_status_code seeder_client_digest(struct seeder_client *client, const char *image_id,
                                       uint64_t offset, uint64_t length, uint64_t *digests, size_t n,
                                       struct rpc_result *result);
+/* Holes in [OFFSET, OFFSET+LENGTH) as the source file has them now (a
+ * control call): reply->end says how far it looked. */
+Godwit__V1__HolesResponse *seeder_client_holes(struct seeder_client *client, const char *image_id,
+                                               uint64_t offset, uint64_t length,
+                                               struct rpc_result *result);
 /* Complete carries nothing back but its status. */
 grpc_status_code seeder_client_complete(struct seeder_client *client, struct rpc_result *result);
 

@@ -141,7 +141,10 @@ static int start_precopy(struct leecher *l, const char *seeder, const char *path
         l->final_sync = false;
         return resumed;
     }
-    return track_session(l, resumed > 0, err, errlen) < 0 ? -1 : resumed;
+    if (track_session(l, resumed > 0, err, errlen) < 0)
+        return -1;
+    leecher_take_holes(l); /* after Track: a later write to a hole is in the dirty set */
+    return resumed;
 }
 
 /* Post-copy or complete: the state file alone describes the image. */

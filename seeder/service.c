@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The godwit.v1.Seeder gRPC service: Info, ReadAt, Track, Sync, Finalize,
- * Complete, Abort and Digest, as api/godwit/v1/seeder.proto documents them.
+ * Complete, Abort, Digest and Holes, as api/godwit/v1/seeder.proto
+ * documents them.
  * Handlers run concurrently on the server's threads; ReadAt takes no lock
  * at all. */
 #include "seeder.h"
@@ -352,6 +353,67 @@ static void handle_digest(void *opaque, const ProtobufCMessage *message, struct 
     free(digests), free(buf);
 }
 
+enum { HOLES_MAX = 16384 }; /* holes one reply carries (about 22 bytes each) */
+
+/* The holes found so far by one Holes call; *END: where it stopped. */
+struct holes {
+    Godwit__V1__ZeroRange *ranges;
+    Godwit__V1__ZeroRange **list;
+    size_t n;
+    uint64_t end;
+};
+
+static int add_hole(void *arg, uint64_t offset, uint64_t length, bool hole)
+{
+    struct holes *h = arg;
+    if (hole && h->n == HOLES_MAX)
+        return 1; /* full: the next call starts at this hole */
+    if (hole) {
+        Godwit__V1__ZeroRange *r = &h->ranges[h->n];
+        godwit__v1__zero_range__init(r);
+        r->offset = offset, r->length = length;
+        h->list[h->n++] = r;
+    }
+    h->end = offset + length;
+    return 0;
+}
+
+/* Holes: the unallocated ranges of the image file, as it is now. */
+static void handle_holes(void *opaque, const ProtobufCMessage *message, struct rpc_reply *reply)
+{
+    struct seeder *seeder = opaque;
+    const Godwit__V1__HolesRequest *request = (const void *)message;
+    uint64_t offset = request->offset, end = offset + request->length;
+    if (!same_image(seeder, request->image_id, reply))
+        return;
+    if (request->length == 0 || end < offset || end > seeder->image.size) {
+        rpc_reply_errno(reply, request->length ? ERANGE : EINVAL,
+                        "Holes range %llu+%llu is empty or ends past the image (%llu bytes)",
+                        (unsigned long long)offset, (unsigned long long)request->length,
+                        (unsigned long long)seeder->image.size);
+        return;
+    }
+    struct holes h = {malloc(HOLES_MAX * sizeof *h.ranges), malloc(HOLES_MAX * sizeof *h.list), 0,
+                      offset};
+    if (!h.ranges || !h.list) {
+        free(h.ranges), free(h.list);
+        rpc_reply_errno(reply, ENOMEM, "out of memory for a Holes reply");
+        return;
+    }
+    if (image_describe(&seeder->image, offset, end, add_hole, &h) < 0) {
+        int err = errno;
+        free(h.ranges), free(h.list);
+        rpc_reply_errno(reply, err, "cannot find the image's holes: %s", strerror(err));
+        return;
+    }
+    Godwit__V1__HolesResponse response = GODWIT__V1__HOLES_RESPONSE__INIT;
+    response.n_holes = h.n;
+    response.holes = h.list;
+    response.end = h.end;
+    rpc_reply_message(reply, &response.base);
+    free(h.ranges), free(h.list);
+}
+
 static const struct rpc_method seeder_methods[] = {
     {"Info", &godwit__v1__info_request__descriptor, handle_info},
     {"ReadAt", &godwit__v1__read_at_request__descriptor, handle_read_at_timed},
@@ -361,6 +423,7 @@ static const struct rpc_method seeder_methods[] = {
     {"Complete", &godwit__v1__complete_request__descriptor, handle_complete},
     {"Abort", &godwit__v1__abort_request__descriptor, handle_abort},
     {"Digest", &godwit__v1__digest_request__descriptor, handle_digest},
+    {"Holes", &godwit__v1__holes_request__descriptor, handle_holes},
 };
 
 void seeder_service(struct seeder *seeder, struct rpc_service *service)

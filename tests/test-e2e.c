@@ -899,6 +899,20 @@ static void test_disk_full(void)
     seeder_cleanup(&m.seeder);
 }
 
+/* The leecher's log line with EVENT (into LINE), or false. */
+static bool log_event_line(const char *log_path, const char *event, char *line, size_t len)
+{
+    char want[64];
+    snprintf(want, sizeof want, "\"event\":\"%s\"", event);
+    FILE *f = fopen(log_path, "r");
+    bool found = false;
+    while (f && !found && fgets(line, (int)len, f))
+        found = strstr(line, want) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
 /* Rewrites the seeder's image sparse: holes, except 1 MiB of data every
  * 8 MiB, 4 KiB of data inside an otherwise empty chunk, and two chunks of
  * written zero bytes (allocated on the source, zeroes on the wire). */
@@ -934,14 +948,37 @@ static uint64_t allocated(const char *path)
     return (uint64_t)st.st_blocks * 512;
 }
 
+/* Chunks of the file at PATH that lie wholly in holes (SEEK_HOLE). */
+static uint64_t hole_chunks(const char *path, uint64_t size)
+{
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0, "open %s", path);
+    uint64_t n = 0;
+    for (uint64_t at = 0; at < size; at += CHUNK) {
+        off_t data = lseek(fd, (off_t)at, SEEK_DATA);
+        n += data < 0 || (uint64_t)data >= at + CHUNK;
+    }
+    close(fd);
+    return n;
+}
+
 static void test_sparse(void)
 {
     struct migration m = {0};
     start_seeder(&m, "e2e-sparse", 64 << 20);
     make_sparse_source(&m);
+    uint64_t holes = hole_chunks(m.seeder.image, m.size);
     start_link(&m, "200"); /* the pull takes a while: writes land in pre-copy */
     const char *extra[] = {"--workers", "4", "--sync-interval", "100", NULL};
     start_leecher(&m, extra);
+    /* Seeder.Holes made the hole chunks local before any ReadAt */
+    char line[4096];
+    unsigned long long taken = 0;
+    CHECK(log_event_line(m.leecher.log, "holes", line, sizeof line) &&
+              sscanf(strstr(line, "\"chunks\":"), "\"chunks\":%llu", &taken) == 1,
+          "no holes event in %s", m.leecher.log);
+    CHECK(taken == holes, "%llu chunks taken as holes, the source has %llu", taken,
+          (unsigned long long)holes);
     struct nbd_handle *src = seeder_nbd(&m.seeder);
     write_through(src, m.model, 900 * CHUNK + 100, 5000, 11); /* into holes, during the pull */
     write_through(src, m.model, 1000 * CHUNK, CHUNK, 12);
@@ -1048,20 +1085,6 @@ static void test_compress(const char *mode)
               (unsigned long long)s->bytes_pulled, (unsigned long long)s->bytes_decoded);
     protobuf_c_message_free_unpacked(&s->base, NULL);
     finish(&m);
-}
-
-/* The leecher's log line with EVENT (into LINE), or false. */
-static bool log_event_line(const char *log_path, const char *event, char *line, size_t len)
-{
-    char want[64];
-    snprintf(want, sizeof want, "\"event\":\"%s\"", event);
-    FILE *f = fopen(log_path, "r");
-    bool found = false;
-    while (f && !found && fgets(line, (int)len, f))
-        found = strstr(line, want) != NULL;
-    if (f)
-        fclose(f);
-    return found;
 }
 
 enum { FLOOR_MS = 15 }; /* 5 ms saw 10 ms pauses with four tests on two busy cores */

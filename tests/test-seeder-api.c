@@ -4,15 +4,17 @@
  * dirty lists must be exactly the chunks written; ReadAt must return the
  * written bytes (and, asked for it, their XXH3-64 checksum, zero ranges
  * counted as zeroes; not asked, no checksum field); Digest the XXH3-64 of
- * each chunk; writes after Finalize
+ * each chunk; Holes the file's holes; writes after Finalize
  * must fail at the client; every bad input gets its status code and the
  * server keeps serving. */
 #include "seeder-harness.h"
 #include "testlib.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 enum { CHUNK = 64 << 10, CHUNKS = 128, SIZE = CHUNK * CHUNKS };
@@ -174,6 +176,51 @@ static void test_digest(void)
     expect_status("Digest", &bad.base, type, GRPC_STATUS_INVALID_ARGUMENT); /* over 256 MiB */
     bad.length = CHUNK, bad.image_id = "not-this-one";
     expect_status("Digest", &bad.base, type, GRPC_STATUS_FAILED_PRECONDITION);
+}
+
+/* Holes of the whole image: ascending, inside it, reading as zeroes in the
+ * model, and covering the chunk the test trimmed if the file has a hole
+ * there (SEEK_HOLE); bad ranges get their status. */
+static void test_holes(void)
+{
+    Godwit__V1__HolesRequest request = GODWIT__V1__HOLES_REQUEST__INIT;
+    request.length = SIZE;
+    ProtobufCMessage *message;
+    struct rpc_result result;
+    CHECK(seeder_call(&seeder, "Holes", &request.base, &godwit__v1__holes_response__descriptor,
+                      &message, &result) == GRPC_STATUS_OK,
+          "Holes: %s", result.message);
+    Godwit__V1__HolesResponse *holes = (void *)message;
+    CHECK(holes->end == SIZE, "Holes looked up to %llu, not the whole image",
+          (unsigned long long)holes->end);
+    int fd = open(seeder.image, O_RDONLY);
+    CHECK(fd >= 0, "open %s", seeder.image);
+    bool trimmed_hole = lseek(fd, 9 * CHUNK, SEEK_HOLE) == 9 * CHUNK, covered = false;
+    close(fd);
+    uint64_t at = 0;
+    for (size_t i = 0; i < holes->n_holes; i++) {
+        const Godwit__V1__ZeroRange *h = holes->holes[i];
+        CHECK(h->offset >= at && h->length > 0 && h->offset + h->length <= SIZE,
+              "hole %zu (%llu+%llu) out of order or outside the image", i,
+              (unsigned long long)h->offset, (unsigned long long)h->length);
+        for (uint64_t b = h->offset; b < h->offset + h->length; b++)
+            CHECK(model[b] == 0, "byte %llu of a hole is not zero", (unsigned long long)b);
+        covered |= h->offset <= 9 * CHUNK && h->offset + h->length >= 10 * CHUNK;
+        at = h->offset + h->length;
+    }
+    CHECK(!trimmed_hole || covered, "the trimmed chunk is a hole in the file but not listed");
+    printf("Holes: %zu holes, the trimmed chunk %s\n", holes->n_holes,
+           trimmed_hole ? "among them" : "not punched by this file system");
+    protobuf_c_message_free_unpacked(message, NULL);
+    const ProtobufCMessageDescriptor *type = &godwit__v1__holes_response__descriptor;
+    Godwit__V1__HolesRequest bad = GODWIT__V1__HOLES_REQUEST__INIT;
+    expect_status("Holes", &bad.base, type, GRPC_STATUS_INVALID_ARGUMENT); /* length 0 */
+    bad.offset = SIZE - CHUNK, bad.length = 2 * CHUNK;
+    expect_status("Holes", &bad.base, type, GRPC_STATUS_OUT_OF_RANGE);
+    bad.offset = 1, bad.length = UINT64_MAX; /* wraps around */
+    expect_status("Holes", &bad.base, type, GRPC_STATUS_OUT_OF_RANGE);
+    bad.offset = 0, bad.length = CHUNK, bad.image_id = "not-this-one";
+    expect_status("Holes", &bad.base, type, GRPC_STATUS_FAILED_PRECONDITION);
 }
 
 static void test_checksums(struct nbd_handle *nbd)
@@ -344,6 +391,7 @@ int main(void)
     test_info();
     test_checksums(nbd);
     test_digest();
+    test_holes();
     test_bad_input();
     test_track_and_sync(nbd);
     test_finalize(nbd);
