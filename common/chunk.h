@@ -55,6 +55,32 @@ static inline void chunk_span(const struct chunk_geometry *geo, uint64_t offset,
     *last = chunk_index(geo, offset + count - 1);
 }
 
+/* A chunk's pages: 64 of chunk_size / 64 bytes each (4 KiB for 256 KiB
+ * chunks), one bit each in a mask; the last chunk may have fewer. */
+#define CHUNK_PAGES 64
+
+static inline uint32_t chunk_page_size(const struct chunk_geometry *geo)
+{
+    return geo->chunk_size / CHUNK_PAGES;
+}
+
+/* The mask of the pages of chunk INDEX that a non-empty range touches (0
+ * if it misses the chunk). */
+static inline uint64_t chunk_page_mask(const struct chunk_geometry *geo, uint64_t index,
+                                       uint64_t offset, uint64_t count)
+{
+    uint64_t start = chunk_offset(geo, index), end = start + chunk_length(geo, index);
+    uint64_t from = offset > start ? offset : start;
+    uint64_t to = offset + count < end ? offset + count : end;
+    if (from >= to)
+        return 0;
+    unsigned page_shift = geo->shift - 6;
+    unsigned first = (unsigned)((from - start) >> page_shift);
+    unsigned last = (unsigned)((to - 1 - start) >> page_shift);
+    uint64_t high = last == 63 ? UINT64_MAX : (1ull << (last + 1)) - 1;
+    return high & ~((1ull << first) - 1);
+}
+
 /* True if the range covers chunk INDEX completely. */
 static inline bool chunk_fully_covered(const struct chunk_geometry *geo, uint64_t index,
                                        uint64_t offset, uint64_t count)

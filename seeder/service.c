@@ -208,9 +208,11 @@ static void handle_sync(void *opaque, const ProtobufCMessage *message, struct rp
     Godwit__V1__SyncResponse response = GODWIT__V1__SYNC_RESPONSE__INIT;
     response.n_dirty_offsets = list.count;
     response.dirty_offsets = list.offsets;
+    response.n_dirty_pages = list.count;
+    response.dirty_pages = list.pages;
     response.generation = list.generation;
     rpc_reply_message(reply, &response.base);
-    free(list.offsets);
+    dirty_list_free(&list);
 }
 
 static void handle_finalize(void *opaque, const ProtobufCMessage *message, struct rpc_reply *reply)
@@ -230,7 +232,7 @@ static void handle_finalize(void *opaque, const ProtobufCMessage *message, struc
         return;
     }
     if (!flushed(seeder, reply)) {
-        free(list.offsets);
+        dirty_list_free(&list);
         return;
     }
     if (!list.already_finalized)
@@ -243,7 +245,7 @@ static void handle_finalize(void *opaque, const ProtobufCMessage *message, struc
     response.already_finalized = list.already_finalized;
     response.before_freeze_us = list.already_finalized ? 0 : before_freeze;
     rpc_reply_message(reply, &response.base);
-    free(list.offsets);
+    dirty_list_free(&list);
 }
 
 static void handle_complete(void *opaque, const ProtobufCMessage *message, struct rpc_reply *reply)

@@ -30,21 +30,30 @@ void session_free(struct session *session)
         return;
     dirty_set_free(session->dirty);
     dirty_set_free(session->pending);
-    free(session->frozen.offsets);
+    dirty_list_free(&session->frozen);
     free(session);
 }
 
-/* Lists SET as chunk offsets into OUT. */
-static int list_offsets(const struct chunk_geometry *geo, const struct dirty_set *set,
+void dirty_list_free(struct dirty_list *list)
+{
+    free(list->offsets);
+    free(list->pages);
+    list->offsets = list->pages = NULL;
+}
+
+/* Lists SET as chunk offsets into OUT, with the page masks if PAGES. */
+static int list_offsets(const struct chunk_geometry *geo, const struct dirty_set *set, bool pages,
                         struct dirty_list *out)
 {
     size_t count = (size_t)dirty_set_count(set);
     out->offsets = malloc((count ? count : 1) * sizeof *out->offsets);
-    if (!out->offsets) {
+    out->pages = pages ? malloc((count ? count : 1) * sizeof *out->pages) : NULL;
+    if (!out->offsets || (pages && !out->pages)) {
+        dirty_list_free(out);
         errno = ENOMEM;
         return -1;
     }
-    out->count = dirty_set_list(set, out->offsets, count);
+    out->count = dirty_set_list(set, out->offsets, out->pages, count);
     for (size_t i = 0; i < out->count; i++)
         out->offsets[i] = chunk_offset(geo, out->offsets[i]);
     return 0;
@@ -56,7 +65,7 @@ int session_sync(struct session *session, const struct chunk_geometry *geo, uint
     if (ack != 0 && ack == session->generation)
         dirty_set_clear(session->pending);
     dirty_set_take(session->dirty, session->pending);
-    if (list_offsets(geo, session->pending, out) < 0)
+    if (list_offsets(geo, session->pending, true, out) < 0)
         return -1;
     out->generation = ++session->generation;
     out->already_finalized = 0;
@@ -66,6 +75,7 @@ int session_sync(struct session *session, const struct chunk_geometry *geo, uint
 static int copy_list(const struct dirty_list *from, struct dirty_list *out)
 {
     *out = *from;
+    out->pages = NULL;
     out->offsets = malloc((from->count ? from->count : 1) * sizeof *out->offsets);
     if (!out->offsets) {
         errno = ENOMEM;
@@ -84,7 +94,7 @@ int session_finalize(struct session *session, const struct chunk_geometry *geo, 
         if (ack != 0 && ack == session->generation)
             dirty_set_clear(session->pending);
         dirty_set_take(session->dirty, session->pending);
-        if (list_offsets(geo, session->pending, &session->frozen) < 0)
+        if (list_offsets(geo, session->pending, false, &session->frozen) < 0)
             return -1;
         session->finalized = true;
     }

@@ -15,9 +15,12 @@
 
 struct dirty_set;
 
-/* A dirty list: chunk offsets in ascending order (free offsets). */
+/* A dirty list: chunk offsets in ascending order, and for Sync the page
+ * mask of each (dirty_set_list; NULL for Finalize, whose chunks are whole).
+ * Free both with dirty_list_free. */
 struct dirty_list {
     uint64_t *offsets;
+    uint64_t *pages;
     size_t count;
     uint64_t generation;   /* Sync: names this set */
     int already_finalized; /* Finalize: a retry */
@@ -35,11 +38,13 @@ struct session {
     bool complete;             /* the leecher called Complete */
 };
 
+void dirty_list_free(struct dirty_list *list);
+
 struct session *session_new(uint64_t id, uint64_t chunks);
 void session_free(struct session *session);
 
-/* Sync: acknowledges ACK, moves dirty into pending and lists it. 0, or -1
- * with errno ENOMEM. */
+/* Sync: acknowledges ACK, moves dirty into pending and lists it with its
+ * page masks. 0, or -1 with errno ENOMEM. */
 int session_sync(struct session *session, const struct chunk_geometry *geo, uint64_t ack,
                  struct dirty_list *out);
 

@@ -47,7 +47,7 @@ static json_t *set_runs(const struct dirty_set *set)
     uint64_t *indices = malloc((n ? n : 1) * sizeof *indices);
     if (!indices)
         return NULL;
-    n = dirty_set_list(set, indices, n);
+    n = dirty_set_list(set, indices, NULL, n);
     json_t *runs = runs_of(indices, n);
     free(indices);
     return runs;
@@ -169,7 +169,7 @@ static int load_frozen(const json_t *runs, const struct chunk_geometry *geo, str
     size_t n = set ? (size_t)dirty_set_count(set) : 0;
     s->frozen.offsets = r == 0 ? malloc((n ? n : 1) * sizeof *s->frozen.offsets) : NULL;
     if (s->frozen.offsets) {
-        s->frozen.count = dirty_set_list(set, s->frozen.offsets, n);
+        s->frozen.count = dirty_set_list(set, s->frozen.offsets, NULL, n);
         for (size_t i = 0; i < s->frozen.count; i++)
             s->frozen.offsets[i] = chunk_offset(geo, s->frozen.offsets[i]);
     }

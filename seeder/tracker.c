@@ -180,8 +180,12 @@ void tracker_end_write(struct tracker *tracker, const struct gate_pass *pass, ui
     if (count > 0 && tracker->n_sessions > 0) {
         uint64_t first, last, fresh = 0;
         chunk_span(&tracker->config.geo, offset, count, &first, &last);
+        const struct chunk_geometry *geo = &tracker->config.geo;
+        uint64_t first_pages = chunk_page_mask(geo, first, offset, count);
+        uint64_t last_pages = chunk_page_mask(geo, last, offset, count);
         for (size_t i = 0; i < tracker->n_sessions; i++) {
-            uint64_t n = dirty_set_mark_range(tracker->sessions[i]->dirty, first, last);
+            uint64_t n = dirty_set_mark_pages(tracker->sessions[i]->dirty, first, last, first_pages,
+                                              last_pages);
             fresh = n > fresh ? n : fresh;
         }
         atomic_fetch_add(&tracker->dirtied_total, fresh);
@@ -296,7 +300,7 @@ int tracker_sync(struct tracker *tracker, uint64_t id, uint64_t ack_generation,
     if (session_sync(session, &tracker->config.geo, ack_generation, out) < 0)
         return -1;
     if (persist(tracker) < 0) {
-        free(out->offsets);
+        dirty_list_free(out);
         return -1;
     }
     return 0;
@@ -323,7 +327,7 @@ int tracker_finalize(struct tracker *tracker, uint64_t id, uint64_t ack_generati
     if (session_finalize(session, &tracker->config.geo, ack_generation, out) < 0)
         return -1;
     if (persist(tracker) < 0) {
-        free(out->offsets);
+        dirty_list_free(out);
         return -1;
     }
     return 0;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Integration test: a real godwit-seeder, written through its NBD export
  * with libnbd, driven through Track/Sync/Finalize/Complete over gRPC. The
- * dirty lists must be exactly the chunks written; ReadAt must return the
+ * dirty lists must be exactly the chunks written, and Sync's page masks
+ * exactly the pages written; ReadAt must return the
  * written bytes (and, asked for it, their XXH3-64 checksum, zero ranges
  * counted as zeroes; not asked, no checksum field); Digest the XXH3-64 of
  * each chunk; Holes the file's holes; writes after Finalize
@@ -74,6 +75,19 @@ static void expect_chunks(const uint64_t *offsets, size_t n, const uint64_t *chu
     for (size_t i = 0; i < n; i++)
         CHECK(offsets[i] == chunks[i] * CHUNK, "%s: dirty[%zu] = %llu, expected chunk %llu", what,
               i, (unsigned long long)offsets[i], (unsigned long long)chunks[i]);
+}
+
+/* The page masks (1 KiB pages of the 64 KiB chunks) must be exactly these,
+ * one per dirty chunk. */
+static void expect_pages(const Godwit__V1__SyncResponse *sync, const uint64_t *pages,
+                         const char *what)
+{
+    CHECK(sync->n_dirty_pages == sync->n_dirty_offsets, "%s: %zu masks for %zu chunks", what,
+          sync->n_dirty_pages, sync->n_dirty_offsets);
+    for (size_t i = 0; i < sync->n_dirty_pages; i++)
+        CHECK(sync->dirty_pages[i] == pages[i], "%s: pages of chunk at %llu are %#llx, not %#llx",
+              what, (unsigned long long)sync->dirty_offsets[i],
+              (unsigned long long)sync->dirty_pages[i], (unsigned long long)pages[i]);
 }
 
 static void expect_status(const char *method, const ProtobufCMessage *request,
@@ -283,6 +297,11 @@ static void test_track_and_sync(struct nbd_handle *nbd)
     static const uint64_t expected[] = {2, 5, 7, 8, 10, 12, 14};
     Godwit__V1__SyncResponse *first = sync_ack(0);
     expect_chunks(first->dirty_offsets, first->n_dirty_offsets, expected, 7, "first Sync");
+    /* A whole chunk: every page; 100 bytes at 10: page 0; across 7|8: the
+     * last page of 7 and the first of 8; 512 bytes at 0, 4 and 8 KiB:
+     * pages 0, 4, 8; zeroes at 1000..4000: pages 0..3; a trimmed chunk. */
+    static const uint64_t pages[] = {UINT64_MAX, 1, 1ull << 63, 1, 0x111, 0xf, UINT64_MAX};
+    expect_pages(first, pages, "first Sync");
     CHECK(first->generation > 0, "generation");
     for (size_t i = 0; i < first->n_dirty_offsets; i++)
         check_read_at(first->dirty_offsets[i], CHUNK);
@@ -293,6 +312,8 @@ static void test_track_and_sync(struct nbd_handle *nbd)
     Godwit__V1__SyncResponse *again = sync_ack(0);
     static const uint64_t expected2[] = {2, 5, 7, 8, 10, 12, 14, 20};
     expect_chunks(again->dirty_offsets, again->n_dirty_offsets, expected2, 8, "unacked Sync");
+    static const uint64_t pages2[] = {UINT64_MAX, 1, 1ull << 63, 1, 0x111, 0xf, UINT64_MAX, 1};
+    expect_pages(again, pages2, "unacked Sync");
     /* Info's estimate of a Finalize: with the set acknowledged, only what
      * was written since (chunk 21); without, both. */
     write_at(nbd, 21 * CHUNK, 10, 10);
@@ -304,6 +325,7 @@ static void test_track_and_sync(struct nbd_handle *nbd)
     Godwit__V1__SyncResponse *acked = sync_ack(again->generation);
     static const uint64_t expected3[] = {21};
     expect_chunks(acked->dirty_offsets, acked->n_dirty_offsets, expected3, 1, "acked Sync");
+    expect_pages(acked, (const uint64_t[]){1}, "acked Sync");
     Godwit__V1__SyncResponse *empty = sync_ack(acked->generation);
     expect_chunks(empty->dirty_offsets, empty->n_dirty_offsets, NULL, 0, "acked Sync");
     protobuf_c_message_free_unpacked(&empty->base, NULL);

@@ -18,7 +18,7 @@ static void test_basics(void)
     CHECK(dirty_set_count(set) == 3 + 71 + 1, "count %llu",
           (unsigned long long)dirty_set_count(set));
     uint64_t list[200];
-    size_t n = dirty_set_list(set, list, 200);
+    size_t n = dirty_set_list(set, list, NULL, 200);
     CHECK(n == 75 && list[0] == 2 && list[3] == 60 && list[73] == 130 && list[74] == 199, "list");
     dirty_set_take(set, out);
     CHECK(dirty_set_count(set) == 0 && dirty_set_count(out) == 75, "take moves everything");
@@ -28,6 +28,39 @@ static void test_basics(void)
     CHECK(dirty_set_count(out) == 76 && dirty_set_count(set) == 2, "merge keeps the source");
     dirty_set_clear(out);
     CHECK(dirty_set_count(out) == 0, "clear");
+    dirty_set_free(set);
+    dirty_set_free(out);
+}
+
+/* Page masks: ORed per chunk, moved by a take, whole chunks in between. */
+static void test_pages(void)
+{
+    struct dirty_set *set = dirty_set_new(10), *out = dirty_set_new(10);
+    CHECK(dirty_set_mark_pages(set, 1, 1, 0x3, 0x3) == 1, "one fresh chunk");
+    dirty_set_mark_pages(set, 1, 1, 0x100, 0x100);
+    dirty_set_mark_pages(set, 3, 5, 1ull << 63, 0x1); /* across 3, 4 and 5 */
+    dirty_set_mark_pages(set, 8, 8, 0x10, 0x10);
+    dirty_set_mark_range(set, 8, 8); /* then the whole chunk */
+    dirty_set_mark_pages(set, 8, 8, 0x20, 0x20);
+    uint64_t list[10], pages[10];
+    size_t n = dirty_set_list(set, list, pages, 10);
+    CHECK(n == 5 && list[0] == 1 && list[4] == 8, "list");
+    CHECK(pages[0] == 0x103 && pages[1] == 1ull << 63 && pages[2] == DIRTY_ALL_PAGES &&
+              pages[3] == 1 && pages[4] == DIRTY_ALL_PAGES,
+          "pages %#llx %#llx %#llx %#llx %#llx", (unsigned long long)pages[0],
+          (unsigned long long)pages[1], (unsigned long long)pages[2], (unsigned long long)pages[3],
+          (unsigned long long)pages[4]);
+    dirty_set_take(set, out);
+    dirty_set_mark_pages(set, 1, 1, 0x4, 0x4);
+    dirty_set_take(set, out);
+    n = dirty_set_list(out, list, pages, 10);
+    CHECK(n == 5 && pages[0] == 0x107, "a second take adds page 2: %#llx",
+          (unsigned long long)pages[0]);
+    dirty_set_clear(out);
+    dirty_set_mark_pages(out, 1, 1, 0x8, 0x8);
+    n = dirty_set_list(out, list, pages, 10);
+    CHECK(n == 1 && pages[0] == 0x8, "clear forgets the old pages: %#llx",
+          (unsigned long long)pages[0]);
     dirty_set_free(set);
     dirty_set_free(out);
 }
@@ -71,7 +104,7 @@ static void test_race(void)
     do {
         dirty_set_clear(taken);
         dirty_set_take(race.set, taken);
-        size_t n = dirty_set_list(taken, list, CHUNKS);
+        size_t n = dirty_set_list(taken, list, NULL, CHUNKS);
         for (size_t i = 0; i < n; i++)
             seen[list[i]] = true;
         takes++;
@@ -80,7 +113,7 @@ static void test_race(void)
         pthread_join(threads[i], NULL);
     dirty_set_clear(taken);
     dirty_set_take(race.set, taken); /* whatever raced the last take */
-    size_t n = dirty_set_list(taken, list, CHUNKS);
+    size_t n = dirty_set_list(taken, list, NULL, CHUNKS);
     for (size_t i = 0; i < n; i++)
         seen[list[i]] = true;
     for (uint64_t c = 0; c < CHUNKS; c++)
@@ -96,6 +129,7 @@ static void test_race(void)
 int main(void)
 {
     test_basics();
+    test_pages();
     test_race();
     return 0;
 }
