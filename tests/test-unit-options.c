@@ -99,6 +99,7 @@ int main(void)
     CHECK(parse(&a, err, 3, argv6) == 0 && a.rate && strcmp(a.rate, "50M/s") == 0,
           "a JSON string for an amount: %s", err);
     free(a.rate);
+    a.rate = NULL; /* the next parse starts from no default */
     f = fopen(path, "w");
     fputs("{\"max_rate\": -5}", f);
     fclose(f);
