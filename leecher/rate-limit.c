@@ -25,6 +25,7 @@ void rate_limit_init(struct rate_limit *r, uint64_t bytes_per_second, rate_limit
 {
     *r = (struct rate_limit){.rate = bytes_per_second,
                              .burst = (double)bytes_per_second * RATE_LIMIT_BURST_MS / 1000,
+                             .catch_up = (double)bytes_per_second * RATE_LIMIT_CATCH_UP_MS / 1000,
                              .clock = clock ? clock : monotonic_us,
                              .clock_arg = clock_arg};
     r->tokens = r->burst;
@@ -43,13 +44,16 @@ void rate_limit_destroy(struct rate_limit *r)
     pthread_cond_destroy(&r->changed);
 }
 
-/* Brings tokens up to NOW, with lock held. */
+/* Brings tokens up to NOW, with lock held: at most the burst, or the
+ * burst and the catch-up while a background pull waits (the tokens that
+ * came in while it overslept are its due, not an idle link's savings). */
 static void refill(struct rate_limit *r, uint64_t now)
 {
     if (now > r->refilled_us) {
+        double most = r->burst + (r->waiting ? r->catch_up : 0);
         r->tokens += (double)(now - r->refilled_us) * (double)r->rate / 1e6;
-        if (r->tokens > r->burst)
-            r->tokens = r->burst;
+        if (r->tokens > most)
+            r->tokens = most;
     }
     r->refilled_us = now > r->refilled_us ? now : r->refilled_us;
 }

@@ -4,8 +4,12 @@
  * ReadAt is sent and settles to what the reply carried on the wire (zero
  * ranges cost nothing). The bucket holds at most BURST_MS of the rate and
  * may go into debt: a pull larger than the tokens goes, and the next one
- * waits until the debt is paid, so over any few seconds the bytes pulled
- * are the rate times the time plus one burst and one pull.
+ * waits until the debt is paid. While a background pull waits it holds up
+ * to CATCH_UP_MS more: a pull that wakes late (a loaded machine) keeps the
+ * tokens that came in while it overslept instead of losing all but the
+ * burst, so a pull bound by the cap gets the rate. Over any few seconds
+ * the bytes pulled are the rate times the time plus one burst, one
+ * catch-up and one pull.
  *
  * Urgent pulls (a read the destination app waits for) go first: they never
  * wait for a background pull. They may overdraw the bucket by one second
@@ -22,11 +26,12 @@
 /* Microseconds on a monotonic clock. */
 typedef uint64_t rate_limit_clock(void *arg);
 
-/* rate, burst, clock: set by rate_limit_init, read-only afterwards; the
+/* rate, burst, catch_up, clock: set by rate_limit_init, read-only afterwards; the
  * rest is owned by lock (a leaf: no other lock is taken under it). */
 struct rate_limit {
-    uint64_t rate; /* bytes per second; 0: unlimited (then nothing else is used) */
-    double burst;  /* the most tokens the bucket holds */
+    uint64_t rate;   /* bytes per second; 0: unlimited (then nothing else is used) */
+    double burst;    /* the most tokens the bucket holds */
+    double catch_up; /* the more it holds while a background pull waits */
     rate_limit_clock *clock;
     void *clock_arg;
     pthread_mutex_t lock;
@@ -40,7 +45,7 @@ struct rate_limit {
     uint64_t throttle_start; /* when waiting last went from 0 to 1 */
 };
 
-enum { RATE_LIMIT_BURST_MS = 5, RATE_LIMIT_BORROW_MS = 1000 };
+enum { RATE_LIMIT_BURST_MS = 5, RATE_LIMIT_CATCH_UP_MS = 50, RATE_LIMIT_BORROW_MS = 1000 };
 
 /* BYTES_PER_SECOND 0: unlimited. CLOCK NULL: CLOCK_MONOTONIC. */
 void rate_limit_init(struct rate_limit *r, uint64_t bytes_per_second, rate_limit_clock *clock,
