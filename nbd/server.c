@@ -50,31 +50,53 @@ static void *accept_loop(void *arg)
     return NULL;
 }
 
-/* Binds the unix socket mode 0600; replaces a stale socket file only. */
+/* Replaces PATH if it is a stale socket (nobody answers on it); fails if a
+ * server answers there. */
+static int clear_stale_socket(const char *path, const struct sockaddr_un *addr, char *err,
+                              size_t errlen)
+{
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe >= 0 && connect(probe, (const struct sockaddr *)addr, sizeof *addr) == 0) {
+        snprintf(err, errlen, "NBD socket %s is in use by another server", path);
+        close(probe);
+        return -1;
+    }
+    if (probe >= 0)
+        close(probe);
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path);
+    return 0;
+}
+
+/* Listens on the unix socket PATH, mode 0600. It is bound under a
+ * temporary name beside PATH (PATH~), made 0600 and listening, and only
+ * then renamed to PATH: a client that waits for PATH to appear finds it
+ * private and accepting, never with the umask's mode or refusing. */
 static int listen_unix(const char *path, char *err, size_t errlen)
 {
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof addr.sun_path) {
-        snprintf(err, errlen, "NBD socket path %s is too long", path);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX}, tmp = {.sun_family = AF_UNIX};
+    if (strlen(path) + 1 >= sizeof addr.sun_path) {
+        snprintf(err, errlen, "NBD socket path %s is too long (at most %zu bytes)", path,
+                 sizeof addr.sun_path - 2);
         return -1;
     }
     strcpy(addr.sun_path, path);
+    snprintf(tmp.sun_path, sizeof tmp.sun_path, "%s~", path);
+    if (clear_stale_socket(path, &addr, err, errlen) < 0 ||
+        clear_stale_socket(tmp.sun_path, &tmp, err, errlen) < 0)
+        return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create a unix socket: %s", strerror(errno));
         return -1;
     }
-    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) {
-        snprintf(err, errlen, "NBD socket %s is in use by another server", path);
-        close(fd);
-        return -1;
-    }
-    struct stat st;
-    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-        unlink(path); /* a stale socket: nobody answers on it */
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || chmod(path, 0600) < 0 ||
-        listen(fd, 64) < 0) {
+    bool bound = bind(fd, (struct sockaddr *)&tmp, sizeof tmp) == 0;
+    if (!bound || chmod(tmp.sun_path, 0600) < 0 || listen(fd, 64) < 0 ||
+        rename(tmp.sun_path, path) < 0) {
         snprintf(err, errlen, "cannot listen on NBD socket %s: %s", path, strerror(errno));
+        if (bound)
+            unlink(tmp.sun_path);
         close(fd);
         return -1;
     }
