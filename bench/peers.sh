@@ -27,6 +27,10 @@
 # tool's own figures (downtime, Finalize call, QEMU's total-time). A tool that
 # cannot run here prints one line with "skipped" and the reason.
 # QEMU_DEFAULTS=1 also measures QEMU at its default max-bandwidth (128 MiB/s).
+# TOOLS="godwit qemu-img" runs only those of the workload's tools (e.g. the
+# sparse workload without QEMU's much longer migration).
+# godwit's line also gives its steps (ms, medians): start to the control
+# port (ready_ms), wait-local (pull_ms), the Finalize call, wait-complete.
 set -euo pipefail
 build=${1:-build-release}
 workload=${2:-dense}
@@ -57,6 +61,7 @@ wait_file() { for _ in $(seq 2000); do [ -e "$1" ] && return; sleep 0.005; done;
 field() { sed -n "s/.*\"$1\":\\([^,}]*\\).*/\\1/p" | tr -d '"'; }
 now() { date +%s%N; }
 seconds() { awk -v ns=$(($2 - $1)) 'BEGIN {printf "%.3f", ns / 1e9}'; }
+ms_between() { awk -v ns=$(($2 - $1)) 'BEGIN {printf "%.1f", ns / 1e6}'; }
 cpu_of() { awk -v t="$ticks" '{printf "%.3f", ($14 + $15) / t}' "/proc/$1/stat"; }
 alloc_kib() { echo $(($(stat -c %b "$1") / 2)); }
 sum() { awk '{s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.3f", s}' <<<"$*"; }
@@ -81,9 +86,9 @@ make_image
 source_alloc=$(alloc_kib "$src")
 
 # --- godwit: seeder + leecher, a full migration --------------------------
-# prints "SECONDS CPU ALLOC_KIB DOWNTIME_MS DIRTY_CHUNKS FINALIZE_MS"
+# prints "SECONDS CPU ALLOC_KIB DOWNTIME_MS DIRTY_CHUNKS FINALIZE_MS READY_MS PULL_MS COMPLETE_MS"
 run_godwit() {
-  local sp cp seeder leecher writer="" linkem="" target start end fin f0 f1
+  local sp cp seeder leecher writer="" linkem="" target start end fin f0 f1 ready
   sp=$(port); cp=$(port)
   # each run is a new migration of the same image: no seeder state from the last one
   rm -f "$dest" "$dest.godwit-state" "$dir/s.sock" "$src.godwit-seeder"
@@ -111,6 +116,7 @@ run_godwit() {
     "${leecher_args[@]}" 2>"$dir/leecher.log" &
   leecher=$!; pids+=($leecher)
   wait_port "$cp"
+  ready=$(now)
   if [ "$workload" = slowlink ]; then
     sleep "$slow_finalize_s" # pre-copy in full swing
     "$build/bench/godwit-writer" --socket "$dir/s.sock" --count 2 --block 4K --hot-percent 0 \
@@ -123,12 +129,13 @@ run_godwit() {
   fin=$("$build/ctl/godwit-ctl" --control "127.0.0.1:$cp" finalize)
   f1=$(now)
   # slowlink: only the first SLOW_VERIFY_RUNS runs wait for the post-copy at link speed
-  local verify=true took=-
+  local verify=true took=- complete_ms=-
   [ "$workload" != slowlink ] || [ "$run" -lt "${SLOW_VERIFY_RUNS:-$runs}" ] || verify=false
   if $verify; then
     "$build/ctl/godwit-ctl" --control "127.0.0.1:$cp" --timeout 300 wait-complete >/dev/null
     end=$(now)
     took=$(seconds "$start" "$end")
+    complete_ms=$(ms_between "$f1" "$end")
   fi
   local cpu=-
   ! $verify || cpu=$(sum "$(cpu_of $seeder)" "$(cpu_of $leecher)")
@@ -136,7 +143,8 @@ run_godwit() {
   ! $verify || cmp -s "$src" "$dest" || { echo "peers: godwit's destination differs from the source" >&2; exit 1; }
   echo "$took $cpu $($verify && alloc_kib "$dest" || echo -)" \
     "$(awk -v us="$(echo "$fin" | field downtime_us)" 'BEGIN {printf "%.3f", us / 1000}')" \
-    "$(echo "$fin" | field dirty_chunks)" "$(awk -v ns=$((f1 - f0)) 'BEGIN {printf "%.1f", ns / 1e6}')"
+    "$(echo "$fin" | field dirty_chunks)" "$(ms_between "$f0" "$f1")" "$(ms_between "$start" "$ready")" \
+    "$(ms_between "$ready" "$f0")" "$complete_ms"
 }
 
 # --- qemu-img convert / nbdcopy from nbdkit file over TCP -----------------
@@ -241,6 +249,17 @@ if [ -z "$qemu_skip" ]; then
   tools+=(qemu)
   [ "${QEMU_DEFAULTS:-0}" = 1 ] && tools+=(qemu-default-bandwidth)
 fi
+if [ -n "${TOOLS:-}" ]; then
+  chosen=()
+  for tool in "${tools[@]}"; do
+    [[ " $TOOLS " == *" $tool "* ]] && chosen+=("$tool")
+  done
+  for tool in $TOOLS; do
+    [[ " ${tools[*]} " == *" $tool "* ]] || { echo "peers: TOOLS names $tool, not a tool of the $workload workload here (${tools[*]})" >&2; exit 2; }
+  done
+  tools=("${chosen[@]}")
+  qemu_skip="" # not asked for: no "skipped" line
+fi
 
 for tool in "${tools[@]}"; do : >"$dir/results.$tool"; done
 # Round robin, starting one tool later each round: a burst of other load
@@ -268,7 +287,7 @@ mbps() { awk -v mb="$size_mb" '$1 == "-" {print "-"; next} {printf "%.1f\n", mb 
 for tool in "${tools[@]}"; do
   extra=""
   case $tool in
-    godwit) extra=",\"downtime_ms\":$(col godwit 4),\"dirty_chunks\":$(col godwit 5),\"finalize_call_ms\":$(col godwit 6)" ;;
+    godwit) extra=",\"downtime_ms\":$(col godwit 4),\"dirty_chunks\":$(col godwit 5),\"finalize_call_ms\":$(col godwit 6),\"ready_ms\":$(col godwit 7),\"pull_ms\":$(col godwit 8),\"complete_ms\":$(col godwit 9)" ;;
     qemu | qemu-default-bandwidth) extra=",\"downtime_ms\":$(col "$tool" 4),\"qemu_total_time_ms\":$(col "$tool" 5),\"transferred_mb\":$(col "$tool" 6),\"dirty_pages_rate\":$(col "$tool" 7),\"max_bandwidth\":\"$([ "$tool" = qemu ] && echo 100G || echo default)\",\"hot_mib\":$hot_mib" ;;
   esac
   [ "$workload" = writer ] && [ "$tool" = godwit ] && extra="$extra,\"writer_mbps\":$writer_mbps"
