@@ -41,6 +41,9 @@ static void handle_status(void *opaque, const ProtobufCMessage *request, struct 
     r.max_bandwidth = l->max_bandwidth;
     r.bandwidth_throttled_us = seeder_client_throttled_us(l->seeder);
     r.checksum_mismatches = metric_counter_get(&l->checksum_mismatches);
+    r.sync_rounds = metric_counter_get(&l->sync_rounds);
+    r.pull_retries = metric_counter_get(&l->pull_retries);
+    r.on_demand_pulls = metric_histogram_count(&l->on_demand_us);
     uint64_t elapsed = leecher_now_us() - l->started_us;
     r.pull_rate = elapsed ? (double)r.bytes_pulled / ((double)elapsed / 1e6) : 0;
     rpc_reply_message(reply, &r.base);

@@ -24,14 +24,6 @@ struct locked_view {
     unsigned stalled_rounds;
 };
 
-static uint64_t histogram_count(const struct metric_histogram *h)
-{
-    uint64_t count = 0;
-    for (size_t i = 0; i <= h->n_bounds; i++)
-        count += atomic_load_explicit(&h->counts[i], memory_order_relaxed);
-    return count;
-}
-
 /* What a Finalize now would cost, in seconds: the figure Status reports
  * (leecher_predict_downtime_ms). NaN before the first round trip was
  * measured; 0 once Finalize is over. */
@@ -82,7 +74,7 @@ static void collect_progress(const struct leecher *l, bool done, struct metrics_
                          metric_counter_get(&l->pull_retries));
     metrics_text_counter(t, "godwit_leecher_on_demand_pulls_total",
                          "Reads or writes of the export that had to wait for a missing chunk.",
-                         histogram_count(&l->on_demand_us));
+                         metric_histogram_count(&l->on_demand_us));
     metrics_text_histogram(t, "godwit_leecher_on_demand_pull_duration_seconds",
                            "How long a read or write of the export waited for a missing chunk.",
                            &l->on_demand_us);

@@ -59,6 +59,8 @@ extern const size_t metric_latency_n_bounds;
 int metric_histogram_init(struct metric_histogram *h, const uint64_t *bounds, size_t n_bounds,
                           double scale);
 void metric_histogram_observe(struct metric_histogram *h, uint64_t value);
+/* Observations so far, over all buckets. */
+uint64_t metric_histogram_count(const struct metric_histogram *h);
 
 /* Monotonic clock in microseconds, for timing observations. */
 uint64_t metric_now_us(void);

@@ -54,6 +54,14 @@ void metric_histogram_observe(struct metric_histogram *h, uint64_t value)
     atomic_fetch_add_explicit(&h->sum, value, memory_order_relaxed);
 }
 
+uint64_t metric_histogram_count(const struct metric_histogram *h)
+{
+    uint64_t count = 0;
+    for (size_t i = 0; i <= h->n_bounds; i++)
+        count += atomic_load_explicit(&h->counts[i], memory_order_relaxed);
+    return count;
+}
+
 uint64_t metric_now_us(void)
 {
     struct timespec ts;

@@ -14,14 +14,6 @@ static const char *const state_names[] = {
     [TRACKER_COMPLETE] = "complete",
 };
 
-static uint64_t histogram_count(const struct metric_histogram *h)
-{
-    uint64_t count = 0;
-    for (size_t i = 0; i <= h->n_bounds; i++)
-        count += atomic_load_explicit(&h->counts[i], memory_order_relaxed);
-    return count;
-}
-
 static void collect(void *opaque, struct metrics_text *t)
 {
     struct seeder *seeder = opaque;
@@ -46,7 +38,7 @@ static void collect(void *opaque, struct metrics_text *t)
                          metric_counter_get(&seeder->sent_data_bytes));
     metrics_text_counter(t, "godwit_seeder_read_at_requests_total",
                          "ReadAt calls handled, failed ones included.",
-                         histogram_count(&seeder->read_at_us));
+                         metric_histogram_count(&seeder->read_at_us));
     metrics_text_histogram(t, "godwit_seeder_read_at_duration_seconds",
                            "Time to serve one ReadAt call (validation, read, reply queued).",
                            &seeder->read_at_us);

@@ -67,3 +67,17 @@ one_sentence() {
   [ "$(printf '%s\n' "$ERR" | wc -l)" -eq 1 ] || fail "expected one line on stderr, got: $ERR"
   case $ERR in *"$1"*) ;; *) fail "stderr '$ERR' does not mention '$1'" ;; esac
 }
+
+# make_test_ca NAME / make_test_cert NAME CA: a throwaway CA and a
+# certificate it signs for 127.0.0.1 and localhost (openssl CLI), in the
+# current directory as NAME.crt and NAME.key.
+make_test_ca() {
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$1" \
+    -keyout "$1.key" -out "$1.crt" 2>/dev/null
+}
+make_test_cert() {
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=$1" -keyout "$1.key" -out "$1.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$1.ext"
+  openssl x509 -req -in "$1.csr" -CA "$2.crt" -CAkey "$2.key" -CAcreateserial -days 2 \
+    -extfile "$1.ext" -out "$1.crt" 2>/dev/null
+}

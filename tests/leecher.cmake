@@ -53,3 +53,6 @@ godwit_test_properties(test-load-64-clients 600 leecher grpc)
 # Convergence: not_converging (event, Status, gauge) under a writer faster
 # than the link, converging once it stops; never for a writer the link keeps up with.
 godwit_add_script_test(test-not-converging test-not-converging.sh leecher grpc)
+
+# godwit-ctl against a real pair: status, watch, wait, finalize, bad input, TLS.
+godwit_add_script_test(test-ctl test-ctl.sh leecher grpc)

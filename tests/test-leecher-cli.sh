@@ -104,7 +104,7 @@ cport=$(ready_field "$TEST_DIR/leecher.events" $leecher control_port 20)
 "$CTL" --control "127.0.0.1:$cport" --timeout 60 wait-local >/dev/null ||
   fail "pre-copy with 2 MiB chunks did not finish: $(cat "$TEST_DIR/leecher.log")"
 cmp "$TEST_DIR/source.img" "$TEST_DIR/dest.img" || fail "the copy differs"
-cap=$("$CTL" --control "127.0.0.1:$cport" status | jq .max_bandwidth)
+cap=$("$CTL" --control "127.0.0.1:$cport" status --json | jq .max_bandwidth)
 [ "$cap" = 1073741824 ] || fail "config max_bandwidth 1073741824 gave a cap of $cap"
 kill -TERM $leecher
 wait $leecher || fail "leecher exit status"

@@ -60,7 +60,7 @@ wait_for() {
 }
 
 has_event() { grep -q "\"event\":\"$1\"" "$DIR/leecher.events"; }
-status_says() { "$CTL" --control "$CONTROL" status | jq -e "$1" >/dev/null; }
+status_says() { "$CTL" --control "$CONTROL" status --json | jq -e "$1" >/dev/null; }
 gauge_is() { [ "$(gauge godwit_leecher_not_converging)" = "$1" ]; }
 
 # finish: Finalize, wait for COMPLETE, compare the images.
