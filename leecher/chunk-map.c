@@ -15,8 +15,10 @@ struct chunk_map {
     uint64_t chunks;
     _Atomic uint64_t local;           /* chunks LOCAL or WRITTEN */
     _Atomic uint64_t became_remote;   /* bumped each time a chunk turns REMOTE */
-    pthread_mutex_t stripes[STRIPES]; /* serialise commit/overwrite of a chunk */
+    pthread_mutex_t stripes[STRIPES]; /* serialise commit/overwrite/mark of a chunk */
     _Atomic uint32_t *words;          /* state | version << 2, CAS only */
+    _Atomic uint64_t *fresh;          /* per chunk: pages current while REMOTE or PULLING;
+                                       * written under the chunk's stripe lock */
     _Atomic uint64_t *ever;           /* bit per chunk: has been local once (fetch_or) */
     _Atomic uint64_t ever_count;      /* bits set in ever: only grows */
 };
@@ -46,7 +48,9 @@ struct chunk_map *chunk_map_new(uint64_t chunks)
         return NULL;
     map->words = calloc(chunks ? chunks : 1, sizeof *map->words);
     map->ever = calloc(chunks / 64 + 1, sizeof *map->ever);
-    if (!map->words || !map->ever) {
+    map->fresh = calloc(chunks ? chunks : 1, sizeof *map->fresh);
+    if (!map->words || !map->ever || !map->fresh) {
+        free(map->fresh);
         free(map->words);
         free(map->ever);
         free(map);
@@ -66,6 +70,7 @@ void chunk_map_free(struct chunk_map *map)
         pthread_mutex_destroy(&map->stripes[i]);
     free(map->words);
     free(map->ever);
+    free(map->fresh);
     free(map);
 }
 
@@ -133,21 +138,39 @@ int chunk_map_commit(struct chunk_map *map, uint64_t chunk, uint32_t ticket,
     return r;
 }
 
-bool chunk_map_mark_remote(struct chunk_map *map, uint64_t chunk)
+bool chunk_map_mark_remote(struct chunk_map *map, uint64_t chunk, uint64_t pages)
 {
+    uint64_t stale = pages ? pages : UINT64_MAX;
+    pthread_mutex_t *stripe = &map->stripes[chunk % STRIPES];
+    pthread_mutex_lock(stripe); /* one mark of a chunk at a time */
     uint32_t word = atomic_load(&map->words[chunk]);
+    bool redirtied = false;
     for (;;) {
         enum chunk_state state = state_of(word);
         if (state == CHUNK_WRITTEN)
-            return false;
+            break;
+        /* The current pages are set before the chunk turns REMOTE: a claim
+         * may follow at once. A LOCAL chunk is current but for PAGES. */
+        if (state == CHUNK_LOCAL)
+            atomic_store(&map->fresh[chunk], ~stale);
+        else
+            atomic_fetch_and(&map->fresh[chunk], ~stale);
         if (atomic_compare_exchange_weak(&map->words[chunk], &word,
                                          make(CHUNK_REMOTE, (word >> 2) + 1))) {
             atomic_fetch_add(&map->became_remote, 1);
             if (state == CHUNK_LOCAL)
                 atomic_fetch_sub(&map->local, 1);
-            return state != CHUNK_REMOTE;
+            redirtied = state != CHUNK_REMOTE;
+            break;
         }
     }
+    pthread_mutex_unlock(stripe);
+    return redirtied;
+}
+
+uint64_t chunk_map_stale_pages(const struct chunk_map *map, uint64_t chunk)
+{
+    return ~atomic_load(&map->fresh[chunk]);
 }
 
 int chunk_map_overwrite(struct chunk_map *map, uint64_t chunk, int (*store)(void *arg), void *arg)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Per-chunk state of the destination image: one atomic 32-bit word per
- * chunk (state in the low 2 bits, a version above), 4 bytes per chunk and
- * nothing else, so a 64 GiB image with 256 KiB chunks needs 1 MiB. The
+ * chunk (state in the low 2 bits, a version above) and a 64-bit mask of
+ * the pages still current in a REMOTE chunk, 12 bytes per chunk, so a
+ * 64 GiB image with 256 KiB chunks needs 3 MiB. The
  * version changes whenever the source re-dirties a chunk or the
  * destination app overwrites it, so a pull that started before cannot
  * commit stale bytes. */
@@ -58,10 +59,18 @@ void chunk_map_release(struct chunk_map *map, uint64_t chunk, uint32_t ticket);
 int chunk_map_commit(struct chunk_map *map, uint64_t chunk, uint32_t ticket,
                      int (*store)(void *arg), void *arg);
 
-/* The source re-dirtied CHUNK: it becomes REMOTE with a new version (a
- * WRITTEN chunk stays WRITTEN). Returns true if it had been LOCAL or being
- * pulled (i.e. re-dirtied after a pull). */
-bool chunk_map_mark_remote(struct chunk_map *map, uint64_t chunk);
+/* The source re-dirtied PAGES of CHUNK (a mask of its 64 pages, chunk.h;
+ * 0: all of it): it becomes REMOTE with a new version (a WRITTEN chunk
+ * stays WRITTEN). The other pages stay current if the chunk was LOCAL or
+ * they were current before, so its next pull fetches only the stale ones.
+ * Returns true if it had been LOCAL or being pulled (i.e. re-dirtied after
+ * a pull). */
+bool chunk_map_mark_remote(struct chunk_map *map, uint64_t chunk, uint64_t pages);
+
+/* The pages a pull of CHUNK must fetch (every bit: the whole chunk). Ask
+ * after claiming it: a later change also changes the word, so a pull that
+ * fetched too little cannot commit. */
+uint64_t chunk_map_stale_pages(const struct chunk_map *map, uint64_t chunk);
 
 /* How many times a chunk has turned REMOTE (released, failed, marked): a
  * scan that found nothing to claim stays right until this moves. */

@@ -29,11 +29,21 @@ static bool precopy_wait(struct leecher *l, int ms)
     return l->state == PRECOPY && !l->stopping;
 }
 
-/* Marks the chunks at OFFSETS remote; false if the phase forbids it.
- * A Sync's set (QUEUE false) only counts in pre-copy: a reply that arrives
- * after Finalize opened the export must not take a chunk back from the
- * destination app (its chunks come again in the freeze's set). */
-static bool mark_dirty(struct leecher *l, const uint64_t *offsets, size_t n, bool queue)
+/* The pages of CHUNK that PAGES names, 0 (the whole chunk) if it names
+ * none of them. */
+static uint64_t chunk_pages(const struct leecher *l, uint64_t chunk, uint64_t pages)
+{
+    uint64_t start = chunk_offset(&l->geo, chunk);
+    return pages & chunk_page_mask(&l->geo, chunk, start, chunk_length(&l->geo, chunk));
+}
+
+/* Marks the chunks at OFFSETS remote, only their PAGES (NULL: whole
+ * chunks); false if the phase forbids it. A Sync's set (QUEUE false) only
+ * counts in pre-copy: a reply that arrives after Finalize opened the export
+ * must not take a chunk back from the destination app (its chunks come
+ * again in the freeze's set). */
+static bool mark_dirty(struct leecher *l, const uint64_t *offsets, const uint64_t *pages, size_t n,
+                       bool queue)
 {
     uint64_t redirtied = 0;
     pthread_mutex_lock(&l->lock);
@@ -42,7 +52,8 @@ static bool mark_dirty(struct leecher *l, const uint64_t *offsets, size_t n, boo
         uint64_t chunk = chunk_index(&l->geo, offsets[i]);
         if (chunk >= l->geo.chunks)
             continue;
-        redirtied += chunk_map_mark_remote(l->map, chunk);
+        redirtied +=
+            chunk_map_mark_remote(l->map, chunk, pages ? chunk_pages(l, chunk, pages[i]) : 0);
         if (queue)
             pull_order_put_first(l->order, chunk);
     }
@@ -103,7 +114,10 @@ static int sync_once(struct leecher *l, uint64_t *last_us, uint64_t *marked, boo
         log_warn(l->log, "Sync failed (%s); retrying", result.message);
         return 0;
     }
-    if (!mark_dirty(l, sync->dirty_offsets, sync->n_dirty_offsets, false)) {
+    /* Page masks only if there is one per chunk (a seeder from before them
+     * sends none): else whole chunks. */
+    const uint64_t *pages = sync->n_dirty_pages == sync->n_dirty_offsets ? sync->dirty_pages : NULL;
+    if (!mark_dirty(l, sync->dirty_offsets, pages, sync->n_dirty_offsets, false)) {
         /* Finalize began meanwhile: left unacknowledged, the set comes
          * back in the freeze's answer. */
         protobuf_c_message_free_unpacked(&sync->base, NULL);
@@ -272,7 +286,7 @@ static int freeze_and_open(struct leecher *l, bool automatic, char *err, size_t 
         errno = EAGAIN;
         return -1;
     }
-    mark_dirty(l, response->dirty_offsets, response->n_dirty_offsets, true);
+    mark_dirty(l, response->dirty_offsets, NULL, response->n_dirty_offsets, true);
     pthread_mutex_lock(&l->lock);
     l->gate_open = true;
     l->state = POSTCOPY;

@@ -27,8 +27,8 @@ enum { MAX_IOV = 256 }; /* slices one chunk may span in a reply */
 
 #define ON_DEMAND_LANE UINT64_MAX /* pull's lane for a read someone waits for */
 
-/* What one pull stores: a chunk's part of a ReadAt reply, in place, or
- * zeroes. */
+/* What one pull stores: a chunk's part of a ReadAt reply (the whole chunk,
+ * or the span of its stale pages), in place, or zeroes. */
 struct store_arg {
     struct leecher *l;
     const struct seeder_data *data;
@@ -129,13 +129,45 @@ static grpc_status_code read_verified(struct leecher *l, const struct seeder_rea
  * (ON_DEMAND_LANE: a read someone waits for, ahead of the background ones);
  * commits each whose claim still holds. Returns 0; -1 with the gRPC status
  * in *STATUS; -2 if a chunk could not be stored for lack of space. */
+/* Where the stale pages of claimed chunks FIRST..LAST start and end: from
+ * the first stale page of FIRST to the end of the last one of LAST (whole
+ * chunks unless the source rewrote only some pages of a local chunk). */
+static void stale_span(struct leecher *l, uint64_t first, uint64_t last, uint64_t *start,
+                       uint64_t *end)
+{
+    uint64_t page = chunk_page_size(&l->geo);
+    uint64_t head = chunk_map_stale_pages(l->map, first);
+    uint64_t tail = chunk_map_stale_pages(l->map, last);
+    head = head ? head : UINT64_MAX, tail = tail ? tail : UINT64_MAX;
+    uint64_t tail_end = (uint64_t)(64 - __builtin_clzll(tail)) * page;
+    *start = chunk_offset(&l->geo, first) + (uint64_t)__builtin_ctzll(head) * page;
+    *end = chunk_offset(&l->geo, last) +
+           (tail_end < chunk_length(&l->geo, last) ? tail_end : chunk_length(&l->geo, last));
+    if (*start >= *end) /* nothing stale within the chunk (a bad mask): all of it */
+        *start = chunk_offset(&l->geo, first);
+}
+
+/* The part of chunk CHUNK inside [start, end). */
+static void chunk_part(struct leecher *l, uint64_t chunk, uint64_t start, uint64_t end,
+                       uint64_t *offset, uint32_t *len)
+{
+    uint64_t from = chunk_offset(&l->geo, chunk), to = from + chunk_length(&l->geo, chunk);
+    from = from > start ? from : start;
+    to = to < end ? to : end;
+    *offset = from, *len = (uint32_t)(to - from);
+}
+
 static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_t *tickets,
                 uint64_t lane, grpc_status_code *status, char *why, size_t whylen)
 {
-    uint64_t offset = chunk_offset(&l->geo, first);
-    uint64_t end =
-        chunk_offset(&l->geo, first + count - 1) + chunk_length(&l->geo, first + count - 1);
-    /* A background pull took its bandwidth in claim_work. */
+    uint64_t offset, end;
+    stale_span(l, first, first + count - 1, &offset, &end);
+    uint64_t whole = chunk_offset(&l->geo, first + count - 1) +
+                     chunk_length(&l->geo, first + count - 1) - chunk_offset(&l->geo, first);
+    /* A background pull took its bandwidth for whole chunks in claim_work:
+     * what it does not read goes back. */
+    if (lane != ON_DEMAND_LANE && whole > end - offset)
+        seeder_client_refund_bandwidth(l->seeder, whole - (end - offset));
     struct seeder_read read = {l->image_id,
                                offset,
                                (uint32_t)(end - offset),
@@ -156,8 +188,8 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
     size_t at = 0, next_zero = 0;
     for (unsigned i = 0; i < count; i++) {
         uint64_t chunk = first + i;
-        struct store_arg arg = {
-            l, &data, at, chunk_length(&l->geo, chunk), chunk_offset(&l->geo, chunk), false};
+        struct store_arg arg = {l, &data, at, 0, 0, false};
+        chunk_part(l, chunk, offset, end, &arg.offset, &arg.len);
         int zero = chunk_is_zero(&data, &next_zero, arg.offset, arg.len);
         if (zero < 0) {
             snprintf(why, whylen, "a ReadAt reply cut chunk %llu", (unsigned long long)chunk);
@@ -191,6 +223,21 @@ struct worker_arg {
     uint32_t tickets[]; /* max of them */
 };
 
+/* A chunk whose source rewrote only some pages is pulled alone (only those
+ * pages); whole chunks in a row go together. Keeps the batch's first chunk
+ * and the whole chunks after it, releases the rest; the count kept. */
+static unsigned trim_batch(struct leecher *l, uint64_t first, unsigned count,
+                           const uint32_t *tickets)
+{
+    unsigned keep = 1;
+    if (chunk_map_stale_pages(l->map, first) == UINT64_MAX)
+        while (keep < count && chunk_map_stale_pages(l->map, first + keep) == UINT64_MAX)
+            keep++;
+    for (unsigned i = keep; i < count; i++)
+        chunk_map_release(l->map, first + i, tickets[i]);
+    return keep;
+}
+
 /* Takes the bandwidth (--max-bandwidth) and then the budget's share, and
  * claims that many chunks at most, with nothing held; the count claimed
  * (the surplus given back), 0 after waiting for work, a resume or the
@@ -205,6 +252,8 @@ static unsigned claim_work(struct leecher *l, struct worker_arg *w, uint64_t *fi
     *stop = l->stopping || l->state == FAILED;
     if (!*stop && !l->storage_full && !l->bulk_paused)
         count = pull_order_claim(l->order, want, first, w->tickets);
+    if (count > 1)
+        count = trim_batch(l, *first, count, w->tickets);
     /* The budget's and the bucket's locks are leaves: given back under
      * l->lock. */
     bulk_budget_release(&l->budget, (uint64_t)(want - count) * chunk_size, false, 0);

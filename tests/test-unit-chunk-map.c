@@ -27,7 +27,7 @@ static void test_word_follows_changes(void)
     uint32_t pulled = chunk_map_word(map, 0);
     CHECK(chunk_word_is_local(pulled) && pulled != before, "a committed pull changes the word");
     CHECK(chunk_map_word(map, 0) == pulled, "nothing happened: the same word");
-    chunk_map_mark_remote(map, 0);
+    chunk_map_mark_remote(map, 0, 0);
     CHECK(chunk_map_claim(map, 0, &ticket), "claim after re-dirtying");
     CHECK(chunk_map_commit(map, 0, ticket, store_ok, &stores) == 0, "pull again");
     uint32_t again = chunk_map_word(map, 0);
@@ -49,7 +49,7 @@ static void test_stale_pull_keeps_word(void)
     int stores = 0;
     uint32_t ticket;
     CHECK(chunk_map_claim(map, 0, &ticket), "claim");
-    chunk_map_mark_remote(map, 0); /* re-dirtied while the pull was under way */
+    chunk_map_mark_remote(map, 0, 0); /* re-dirtied while the pull was under way */
     uint32_t dirty = chunk_map_word(map, 0);
     CHECK(chunk_map_commit(map, 0, ticket, store_ok, &stores) == 1 && stores == 0,
           "a stale pull is dropped");
@@ -58,9 +58,42 @@ static void test_stale_pull_keeps_word(void)
     chunk_map_free(map);
 }
 
+/* Stale pages: a new chunk is all stale; a local chunk re-dirtied in some
+ * pages is stale only there; more marks add pages; a mark during a pull of
+ * those pages keeps the rest current; a whole mark makes it all stale. */
+static void test_stale_pages(void)
+{
+    struct chunk_map *map = chunk_map_new(2);
+    CHECK(map, "chunk_map_new");
+    int stores = 0;
+    uint32_t ticket;
+    CHECK(chunk_map_stale_pages(map, 0) == UINT64_MAX, "a new chunk is stale throughout");
+    CHECK(chunk_map_claim(map, 0, &ticket) &&
+              chunk_map_commit(map, 0, ticket, store_ok, &stores) == 0,
+          "pull");
+    CHECK(chunk_map_mark_remote(map, 0, 0x30), "re-dirtied after a pull");
+    CHECK(chunk_map_stale_pages(map, 0) == 0x30, "only pages 4 and 5 are stale: %#llx",
+          (unsigned long long)chunk_map_stale_pages(map, 0));
+    chunk_map_mark_remote(map, 0, 0x1);
+    CHECK(chunk_map_stale_pages(map, 0) == 0x31, "a second mark adds page 0");
+    CHECK(chunk_map_claim(map, 0, &ticket), "claim the stale pages");
+    chunk_map_mark_remote(map, 0, 1ull << 63); /* while they are pulled */
+    CHECK(chunk_map_commit(map, 0, ticket, store_ok, &stores) == 1, "that pull is dropped");
+    CHECK(chunk_map_stale_pages(map, 0) == (0x31 | 1ull << 63), "all three marks are stale");
+    chunk_map_mark_remote(map, 0, 0);
+    CHECK(chunk_map_stale_pages(map, 0) == UINT64_MAX, "a whole mark: all stale");
+    CHECK(chunk_map_claim(map, 0, &ticket) &&
+              chunk_map_commit(map, 0, ticket, store_ok, &stores) == 0,
+          "pull again");
+    chunk_map_mark_remote(map, 0, 0x2);
+    CHECK(chunk_map_stale_pages(map, 0) == 0x2, "a local chunk forgets older marks");
+    chunk_map_free(map);
+}
+
 int main(void)
 {
     test_word_follows_changes();
     test_stale_pull_keeps_word();
+    test_stale_pages();
     return 0;
 }
