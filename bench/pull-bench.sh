@@ -17,7 +17,12 @@
 # TLS=1 runs every migration over mTLS (a throwaway CA and certificates made
 # with openssl in the temp dir, as test-tls does); TLS=compare takes turns,
 # run by run, between plaintext and mTLS and prints a line for each, the
-# mTLS one with ratio_to_plaintext (its median MB/s over plaintext's).
+# mTLS one with ratio_to_plaintext (its median MB/s over plaintext's). With
+# TLS set, the copy floor (4 streams) is also measured in plaintext and over
+# TLS 1.3 made with OpenSSL on the socket (no gRPC), taking turns: what the
+# cipher alone costs (tls_floor line), and the mTLS line gains
+# cipher_bound_ratio: plaintext's CPU per GiB over plaintext's plus the
+# cipher's, the ratio a CPU-bound pull could reach if TLS cost only that.
 set -euo pipefail
 build=${1:-build-release}
 size_mb=${2:-1024}
@@ -68,6 +73,27 @@ if [ "${BASELINES:-1}" = 1 ]; then   # BASELINES=0: the caller measured them alr
     echo "{\"baseline\":\"copy floor\",\"streams\":$streams,\"size_mb\":$size_mb,\"mb_per_s\":$(cat "$dir/copy")}"
     [ "$streams" = 4 ] && copy_floor=$(field median <"$dir/copy")
   done
+  rm -f "$dir/copy.img"
+fi
+
+tls_floor_cpu=""   # CPU s/GiB the cipher adds to the copy floor
+if [ "$tls_mode" != 0 ]; then
+  : >"$dir/floor-plain"; : >"$dir/floor-tls"
+  for r in 1 2 3; do
+    for t in plain tls; do
+      "$build/bench/godwit-tcp-baseline" --copy "$dir/source.img" --to "$dir/copy.img" --streams 4 \
+        $([ $t = tls ] && echo --tls) |
+        sed 's/.*"mb_per_s":\([^,]*\),"cpu_s_per_gib":\([^}]*\).*/\1 \2/' >>"$dir/floor-$t"
+    done
+  done
+  rm -f "$dir/copy.img"
+  fp=$(awk '{print $1}' "$dir/floor-plain" | median) ft=$(awk '{print $1}' "$dir/floor-tls" | median)
+  cp_=$(awk '{print $2}' "$dir/floor-plain" | median | field median)
+  ct=$(awk '{print $2}' "$dir/floor-tls" | median | field median)
+  tls_floor_cpu=$(awk -v a="$ct" -v b="$cp_" 'BEGIN {printf "%.2f", a - b}')
+  echo "{\"baseline\":\"tls_floor\",\"streams\":4,\"size_mb\":$size_mb,\"cipher\":\"$(
+    "$build/bench/godwit-tcp-baseline" --copy "$dir/source.img" --to "$dir/copy.img" --tls | field cipher)\",\"plain_mb_per_s\":$fp,\"tls_mb_per_s\":$ft,\"ratio\":$(
+    awk -v a="$(echo "$ft" | field median)" -v b="$(echo "$fp" | field median)" 'BEGIN {printf "%.2f", a / b}'),\"plain_cpu_s_per_gib\":$cp_,\"tls_cpu_s_per_gib\":$ct,\"cipher_cpu_s_per_gib\":$tls_floor_cpu}"
   rm -f "$dir/copy.img"
 fi
 
@@ -126,6 +152,8 @@ cell_line() {
   ratio() { [ -n "$1" ] || { echo null; return; }; awk -v b="$1" -v r="$(echo "$mbs" | field median)" 'BEGIN {printf "%.2f", r / b}'; }
   [ "$1" = auto ] && wj='"auto"' || wj=$1
   [ -z "${5:-}" ] || extra=",\"ratio_to_plaintext\":$(ratio "$5")"
+  [ -z "${6:-}" ] || [ -z "$tls_floor_cpu" ] ||
+    extra="$extra,\"cipher_bound_ratio\":$(awk -v p="$6" -v c="$tls_floor_cpu" 'BEGIN {printf "%.2f", p / (p + c)}')"
   echo "{\"rtt_ms\":${RTT_MS:-0},\"workers\":$wj,\"channels\":$2,\"size_mb\":$size_mb,\"runs\":$runs,\"tls\":$([ "$4" = 1 ] && echo true || echo false),\"mb_per_s\":$mbs,\"ratio_to_tcp\":$(ratio "$baseline"),\"ratio_to_copy_floor\":$(ratio "$copy_floor")$extra,\"chunk_size\":$chunk,\"leecher_peak_rss_kb\":$rss,\"seeder_cpu_s_per_gib\":$(column 3 "$3"),\"leecher_cpu_s_per_gib\":$(column 4 "$3"),\"dirty_pct\":${DIRTY_PCT:-1},\"downtime_us\":$(column 5 "$3"),\"dirty_chunks\":$(column 6 "$3"),\"host_steal_ticks\":$(($(steal) - steal_before))}"
 }
 
@@ -142,10 +170,11 @@ for cell in $grid; do
       else one_run "$w" "$c" 1 >>"$dir/tls"; one_run "$w" "$c" 0 >>"$dir/plain"; fi ;;
     esac
   done
-  plain_mbs=""
+  plain_mbs="" plain_cpu=""
   if [ "$tls_mode" != 1 ]; then
     cell_line "$w" "$c" "$dir/plain" 0
     plain_mbs=$(column 1 "$dir/plain" | field median)
+    plain_cpu=$(awk -v s="$(column 3 "$dir/plain" | field median)" -v l="$(column 4 "$dir/plain" | field median)" 'BEGIN {print s + l}')
   fi
-  [ "$tls_mode" = 0 ] || cell_line "$w" "$c" "$dir/tls" 1 "$plain_mbs"
+  [ "$tls_mode" = 0 ] || cell_line "$w" "$c" "$dir/tls" 1 "$plain_mbs" "$plain_cpu"
 done

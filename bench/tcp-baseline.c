@@ -4,22 +4,27 @@
  * for SECONDS (optionally through a relay, e.g. godwit-linkem) and prints
  * MB/s as JSON; with --ping, measures round-trip latency instead; with
  * --copy SRC --to DST, moves a file over the streams with nothing but
- * pread, send, recv and pwrite (what a pull costs with no protocol at all).
+ * pread, send, recv and pwrite (what a pull costs with no protocol at all);
+ * --tls makes each of its streams TLS 1.3 with OpenSSL on the socket (what
+ * encryption alone adds to that, without gRPC).
  *
  *   godwit-tcp-baseline [--streams 1] [--seconds 3] [--via-port PORT --listen-port PORT]
- *   godwit-tcp-baseline --copy SRC --to DST [--streams N]
+ *   godwit-tcp-baseline --copy SRC --to DST [--streams N] [--tls]
  */
 #include "options.h"
+#include "tls-stream.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +40,8 @@ struct baseline {
     _Atomic unsigned next_range; /* --copy: the share the next sender takes */
     int copy_from, copy_to;      /* --copy: the files, else -1 */
     uint64_t copy_size;
+    const struct tls_contexts *tls; /* --tls: read-only, else NULL */
+    _Atomic(const char *) cipher;   /* what a copy stream negotiated */
 };
 
 static uint64_t now_us(void)
@@ -106,52 +113,50 @@ static void range_of(const struct baseline *b, unsigned index, uint64_t *start, 
     *end = *start + share < b->copy_size ? *start + share : b->copy_size;
 }
 
-static bool recv_full(int fd, void *buf, size_t len)
-{
-    for (size_t done = 0; done < len;) {
-        ssize_t n = recv(fd, (char *)buf + done, len - done, 0);
-        if (n <= 0)
-            return false;
-        done += (size_t)n;
-    }
-    return true;
-}
-
 static void *copy_sink(void *arg)
 {
     struct baseline *b = arg;
+    struct stream s = {-1, NULL};
     int fd = accept(b->listener, NULL, NULL);
     char *buf = malloc(COPY_BLOCK);
     uint64_t offset;
-    ssize_t n = fd >= 0 && recv_full(fd, &offset, sizeof offset) ? 1 : 0;
-    while (n > 0 && (n = recv(fd, buf, COPY_BLOCK, MSG_WAITALL)) > 0 &&
+    bool ok = buf && fd >= 0 && stream_open(&s, fd, b->tls, true) &&
+              stream_recv(&s, &offset, sizeof offset) == sizeof offset;
+    if (ok)
+        atomic_store(&b->cipher, stream_cipher(&s));
+    ssize_t n;
+    while (ok && (n = stream_recv(&s, buf, COPY_BLOCK)) > 0 &&
            pwrite(b->copy_to, buf, (size_t)n, (off_t)offset) == n) {
         atomic_fetch_add(&b->received, (uint64_t)n);
         offset += (uint64_t)n;
     }
     free(buf);
-    if (fd >= 0)
+    if (s.fd < 0 && fd >= 0)
         close(fd);
+    stream_close(&s);
     return NULL;
 }
 
 static void *copy_source(void *arg)
 {
     struct baseline *b = arg;
+    struct stream s = {-1, NULL};
     uint64_t offset, end;
     range_of(b, atomic_fetch_add(&b->next_range, 1), &offset, &end);
     int fd = connect_loopback(b->connect_port);
     char *buf = malloc(COPY_BLOCK);
-    bool ok = fd >= 0 && send(fd, &offset, sizeof offset, MSG_NOSIGNAL) == sizeof offset;
+    bool ok = buf && fd >= 0 && stream_open(&s, fd, b->tls, false) &&
+              stream_send(&s, &offset, sizeof offset);
     while (ok && offset < end) {
         ssize_t n = pread(b->copy_from, buf, end - offset < COPY_BLOCK ? end - offset : COPY_BLOCK,
                           (off_t)offset);
-        ok = n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL) == n;
+        ok = n > 0 && stream_send(&s, buf, (size_t)n);
         offset += ok ? (uint64_t)n : 0;
     }
     free(buf);
-    if (fd >= 0)
+    if (s.fd < 0 && fd >= 0)
         close(fd);
+    stream_close(&s);
     return NULL;
 }
 
@@ -183,6 +188,15 @@ static double ping(struct baseline *b, unsigned count)
     return median;
 }
 
+/* User and system CPU seconds of the whole process so far. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 /* --copy: opens SRC to read and DST to write at SRC's size; -1 with a sentence. */
 static int open_copy(struct baseline *b, const char *from, const char *to)
 {
@@ -201,7 +215,7 @@ static int open_copy(struct baseline *b, const char *from, const char *to)
 int main(int argc, char **argv)
 {
     unsigned streams = 1, seconds = 3, listen_port = 0, via_port = 0;
-    bool do_ping = false;
+    bool do_ping = false, tls = false;
     const char *copy_from = NULL, *copy_to = NULL;
     struct option_spec specs[] = {
         {"streams", OPTION_UINT, &streams, "N", "parallel TCP connections (default 1)"},
@@ -212,19 +226,33 @@ int main(int argc, char **argv)
         {"ping", OPTION_BOOL, &do_ping, NULL, "measure the median round trip instead"},
         {"copy", OPTION_STRING, &copy_from, "FILE", "move this file over the streams instead"},
         {"to", OPTION_STRING, &copy_to, "FILE", "where --copy writes (created or truncated)"},
+        {"tls", OPTION_BOOL, &tls, NULL, "--copy over TLS 1.3 (OpenSSL on the socket, no gRPC)"},
     };
     char err[256];
-    const struct program_info info = {"godwit-tcp-baseline", "loopback TCP throughput baseline",
-                                      "[--streams N] [--seconds S] [--ping]"};
+    const struct program_info info = {
+        "godwit-tcp-baseline", "loopback TCP throughput baseline",
+        "[--streams N] [--seconds S] [--ping] [--copy SRC --to DST [--tls]]"};
     int r = options_parse(&info, specs, sizeof specs / sizeof *specs, argc, argv, err, sizeof err);
     if (r != 0) {
         if (r < 0)
             fprintf(stderr, "godwit-tcp-baseline: %s\n", err);
         return r < 0 ? 2 : 0;
     }
+    if (tls && !copy_from) {
+        fprintf(stderr,
+                "godwit-tcp-baseline: --tls needs --copy (it encrypts the copy's streams)\n");
+        return 2;
+    }
     struct baseline b = {.streams = streams ? streams : 1, .copy_from = -1, .copy_to = -1};
     if (copy_from && open_copy(&b, copy_from, copy_to) < 0)
         return 1;
+    struct tls_contexts contexts = {NULL, NULL};
+    if (tls && tls_contexts_init(&contexts, err, sizeof err) < 0) {
+        fprintf(stderr, "godwit-tcp-baseline: %s\n", err);
+        return 1;
+    }
+    b.tls = tls ? &contexts : NULL;
+    signal(SIGPIPE, SIG_IGN); /* a TLS close_notify to a peer that already closed */
     int bound;
     b.listener = listen_loopback((int)listen_port, &bound);
     if (b.listener < 0) {
@@ -237,7 +265,12 @@ int main(int argc, char **argv)
         return 0;
     }
     pthread_t *threads = calloc(2 * b.streams, sizeof *threads);
+    if (!threads) {
+        fprintf(stderr, "godwit-tcp-baseline: out of memory\n");
+        return 1;
+    }
     bool copying = b.copy_from >= 0;
+    double cpu_before = cpu_seconds();
     uint64_t start = now_us();
     b.deadline_us = copying ? UINT64_MAX : start + seconds * 1000000ull;
     for (unsigned i = 0; i < b.streams; i++) {
@@ -253,9 +286,15 @@ int main(int argc, char **argv)
                 (unsigned long long)received, (unsigned long long)b.copy_size);
         return 1;
     }
-    printf("{\"streams\":%u,%s\"mb_per_s\":%.1f}\n", b.streams, copying ? "\"copy\":true," : "",
-           (double)received / elapsed / 1e6);
+    if (copying)
+        printf("{\"streams\":%u,\"copy\":true,\"cipher\":\"%s\",\"mb_per_s\":%.1f,"
+               "\"cpu_s_per_gib\":%.3f}\n",
+               b.streams, atomic_load(&b.cipher), (double)received / elapsed / 1e6,
+               (cpu_seconds() - cpu_before) / ((double)received / (1u << 30)));
+    else
+        printf("{\"streams\":%u,\"mb_per_s\":%.1f}\n", b.streams, (double)received / elapsed / 1e6);
     free(threads);
+    tls_contexts_free(&contexts);
     close(b.listener);
     options_free(specs, sizeof specs / sizeof *specs);
     return 0;

@@ -20,3 +20,4 @@ target_include_directories(test-unit-bulk-budget PRIVATE ${CMAKE_SOURCE_DIR}/lee
 godwit_add_test(test-unit-chunk-map SOURCES test-unit-chunk-map.c
   ${CMAKE_SOURCE_DIR}/leecher/chunk-map.c LABELS unit)
 target_include_directories(test-unit-chunk-map PRIVATE ${CMAKE_SOURCE_DIR}/leecher)
+godwit_add_script_test(test-tls-floor test-tls-floor.sh unit)
