@@ -55,6 +55,9 @@ elif [ -x "$build/seeder/godwit-seeder" ] && [ -x "$build/leecher/godwit-leecher
     local -A owner=() in_closure=()
     local -a libs=()
     for pkg in $closure; do in_closure[$pkg]=1; done
+    for pkg in $runtime; do # the closure starts with them: else apt-cache answered short
+      [ -n "${in_closure[$pkg]:-}" ] || { echo "apt-cache depends left out $pkg itself"; return 2; }
+    done
     mapfile -t libs < <(for bin in "$build/seeder/godwit-seeder" "$build/leecher/godwit-leecher" \
       "$build/ctl/godwit-ctl"; do ldd "$bin" | awk '/=> \// {print $3}'; done | sort -u)
     # dpkg -S prints "package[:arch]: path" for each path it knows; a
@@ -72,10 +75,15 @@ elif [ -x "$build/seeder/godwit-seeder" ] && [ -x "$build/leecher/godwit-leecher
     [ ${#outside[@]} -gt 0 ] || return 0
     # Not in the closure: fine only if part of every Debian base image
     # (priority "required", as debian:bookworm-slim has it).
-    local entry required
-    required=$(for entry in "${outside[@]}"; do [ -n "${entry#*=}" ] && echo "${entry#*=}"; done |
-      sort -u | xargs -r apt-cache show 2>/dev/null |
-      awk '/^Package: /{p=$2} /^Priority: required/{print p}' | sort -u)
+    local entry required shown
+    shown=$(for entry in "${outside[@]}"; do [ -n "${entry#*=}" ] && echo "${entry#*=}"; done |
+      sort -u | xargs -r apt-cache show 2>/dev/null)
+    required=$(awk '/^Package: /{p=$2} /^Priority: required/{print p}' <<<"$shown" | sort -u)
+    for entry in "${outside[@]}"; do # every package asked about must be shown
+      pkg=${entry#*=}
+      [ -z "$pkg" ] || grep -qx "Package: $pkg" <<<"$shown" ||
+        { echo "apt-cache show left out $pkg"; return 2; }
+    done
     for entry in "${outside[@]}"; do
       lib=${entry%%=*} pkg=${entry#*=}
       if [ -z "$pkg" ] || ! grep -qx "$pkg" <<<"$required"; then
@@ -84,10 +92,19 @@ elif [ -x "$build/seeder/godwit-seeder" ] && [ -x "$build/leecher/godwit-leecher
       fi
     done
   }
-  # Asked twice before failing: apt-cache has once answered short while
-  # other tests ran (a real gap fails both times).
-  missing=$(missing_library)
-  [ -z "$missing" ] || { sleep 1; missing=$(missing_library); }
+  # apt-cache has answered short while other work ran on the machine (an
+  # apt-get or dpkg changing its lists and status): an answer that leaves
+  # out the very packages asked about (status 2) is asked again, for up to
+  # a minute, and a gap is asked once more before it fails.
+  status=2
+  for _ in $(seq 30); do
+    status=0
+    missing=$(missing_library) || status=$?
+    [ "$status" -eq 2 ] || break
+    sleep 2
+  done
+  [ "$status" -ne 2 ] || fail "$missing, for a minute: is apt-get or dpkg running?"
+  [ -z "$missing" ] || { sleep 1; missing=$(missing_library) || true; }
   [ -z "$missing" ] || fail "$missing"
   echo "check-dockerfile: runtime packages cover every library of the binaries"
 fi
