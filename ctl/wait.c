@@ -26,36 +26,53 @@ static int report_miss(const Godwit__V1__StatusResponse *s, bool complete, doubl
     return 1;
 }
 
-/* One poll: 0 reached, 1 missed for good, -1 go on. */
-static int poll_once(const struct ctl *ctl, bool complete, double start, double timeout_s)
+/* The wait is over without reaching its goal: prints the last Status
+ * that answered and why (or why Status did not answer at all); 1. */
+static int end_missed(const struct ctl *ctl, const Godwit__V1__StatusResponse *last, bool complete,
+                      double start, double timeout_s, const char *why)
+{
+    if (!last) {
+        fprintf(stderr, "godwit-ctl: Status failed: %s\n", why);
+        return 1;
+    }
+    ctl_print_status(last, ctl->json, ctl_now_s() - start);
+    return report_miss(last, complete, timeout_s);
+}
+
+/* One poll: 0 reached, 1 missed for good, -1 go on. *LAST keeps the last
+ * Status that answered: a call cut short by the end of --timeout (a slow
+ * machine) ends the wait with it, as one that answered late would. */
+static int poll_once(const struct ctl *ctl, bool complete, double start, double timeout_s,
+                     Godwit__V1__StatusResponse **last)
 {
     char why[256];
     double left = timeout_s - (ctl_now_s() - start);
     Godwit__V1__StatusResponse *s =
         ctl_try_status(ctl, left > 5 ? 5000 : (int)(left * 1000) + 1, why, sizeof why);
     bool late = ctl_now_s() - start >= timeout_s;
-    if (!s) {
-        if (late)
-            fprintf(stderr, "godwit-ctl: Status failed: %s\n", why);
-        return late ? 1 : -1;
+    if (s) {
+        if (*last)
+            protobuf_c_message_free_unpacked(&(*last)->base, NULL);
+        *last = s;
     }
-    bool done = reached(s, complete);
-    int r = -1;
-    if (done || late || s->state == GODWIT__V1__STATE__FAILED) {
-        r = ctl_print_status(s, ctl->json, ctl_now_s() - start);
-        if (!done)
-            r = report_miss(s, complete, timeout_s);
-    }
-    protobuf_c_message_free_unpacked(&s->base, NULL);
-    return r;
+    if (!s)
+        return late ? end_missed(ctl, *last, complete, start, timeout_s, why) : -1;
+    if (reached(s, complete))
+        return ctl_print_status(s, ctl->json, ctl_now_s() - start);
+    if (late || s->state == GODWIT__V1__STATE__FAILED)
+        return end_missed(ctl, s, complete, start, timeout_s, why);
+    return -1;
 }
 
 int ctl_wait(const struct ctl *ctl, bool complete)
 {
     double timeout_s = ctl->timeout_given ? ctl->timeout_s : DEFAULT_TIMEOUT_S;
     double start = ctl_now_s();
+    Godwit__V1__StatusResponse *last = NULL;
     int r;
-    while ((r = poll_once(ctl, complete, start, timeout_s)) < 0)
+    while ((r = poll_once(ctl, complete, start, timeout_s, &last)) < 0)
         usleep(POLL_US);
+    if (last)
+        protobuf_c_message_free_unpacked(&last->base, NULL);
     return r;
 }
