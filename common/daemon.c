@@ -6,10 +6,12 @@
 
 #include <malloc.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 static void stop_signals(sigset_t *set)
 {
@@ -61,6 +63,21 @@ int daemon_wait_signal(void)
     while (sigwait(&set, &sig) != 0)
         ;
     return sig;
+}
+
+int daemon_wait_signal_ms(int ms)
+{
+    sigset_t set;
+    stop_signals(&set);
+    struct timespec timeout = {ms / 1000, (long)(ms % 1000) * 1000000};
+    for (;;) {
+        int sig = sigtimedwait(&set, NULL, &timeout);
+        if (sig > 0)
+            return sig;
+        if (errno == EAGAIN)
+            return 0;
+        /* EINTR: another signal's handler ran; wait the whole time again. */
+    }
 }
 
 int daemon_random_id(char *hex, size_t bytes)

@@ -21,6 +21,9 @@ void daemon_start(struct logger *log, const char *program, const char *log_forma
 /* Waits for one of the blocked signals and returns its number. */
 int daemon_wait_signal(void);
 
+/* As daemon_wait_signal, for at most MS milliseconds: 0 if none came. */
+int daemon_wait_signal_ms(int ms);
+
 /* Fills HEX (2 * BYTES + 1 chars) with random bytes in hex; -1 on error. */
 int daemon_random_id(char *hex, size_t bytes);
 

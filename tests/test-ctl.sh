@@ -3,6 +3,7 @@
 # godwit-ctl against a real seeder and leecher: status as text and JSON,
 # watch (figures never go backwards; ends 0 at COMPLETE), wait local and
 # complete (and the wait-local/wait-complete aliases), --timeout, finalize,
+# abort, watch and wait of a migration that ends FAILED (exit 1, the error),
 # --help, exit 2 with one sentence for bad input, and the TLS flags against
 # an mTLS pair.
 source "$(dirname "$0")/functions.sh"
@@ -52,7 +53,7 @@ one_sentence "Status failed"
 
 # start_pair NAME FLAGS...: a seeder of a 4 MiB image and a leecher pulling
 # it at 1 MiB/s (so pre-copy lasts a few seconds), both with FLAGS; sets
-# $control to the leecher's control address.
+# $control to the leecher's control address, $sport to the seeder's port.
 start_pair() {
   local name=$1
   shift
@@ -60,7 +61,6 @@ start_pair() {
   "$SEEDER" --image "$name-source.img" --listen 127.0.0.1:0 --chunk-size 64K --log-format json \
     "$@" >"$name-seeder.events" 2>"$name-seeder.log" &
   cleanup_pids+=($!)
-  local sport
   sport=$(ready_field "$name-seeder.events" $! port)
   "$LEECHER" --seeder "127.0.0.1:$sport" --image "$name-dest.img" --nbd-socket "$name.sock" \
     --control 127.0.0.1:0 --max-bandwidth 1M --log-format json "$@" \
@@ -117,6 +117,46 @@ expect_exit 0 "${ctl[@]}" watch
 case $OUT in *" COMPLETE "*"chunks 64/64 (100.0%)"*) ;; *) fail "watch as text: $OUT" ;; esac
 kill -TERM $leecher
 wait $leecher || fail "leecher exit status"
+
+# A migration that ends FAILED: godwit-ctl abort on the seeder in pre-copy.
+# watch prints the FAILED line, then the leecher's error as one sentence on
+# stderr, and exits 1; status shows the state and the error; wait exits 1.
+start_pair aborted
+ctl=("$CTL" --control "$control")
+"${ctl[@]}" watch --interval 50 >watch-failed.out 2>watch-failed.err &
+watcher=$!
+cleanup_pids+=($watcher)
+wait_path aborted-dest.img || fail "the aborted leecher made no image"
+for _ in $(seq 1 100); do
+  grep -q " PRECOPY " watch-failed.out && break
+  sleep 0.05
+done
+grep -q " PRECOPY " watch-failed.out || fail "watch showed no PRECOPY line: $(cat watch-failed.out)"
+expect_exit 0 "$CTL" --seeder "127.0.0.1:$sport" abort
+jq -e '.previous_state == "TRACKING" and .ended_sessions >= 1' <<<"$OUT" >/dev/null ||
+  fail "abort: $OUT"
+status=0
+timeout 60 tail --pid=$watcher -f /dev/null || fail "watch did not end after the abort"
+wait $watcher || status=$?
+[ $status -eq 1 ] || fail "watch of a FAILED migration exited $status, expected 1"
+last=$(tail -n1 watch-failed.out)
+case $last in *" FAILED "*"chunks "*) ;; *) fail "watch's last line is not FAILED: $last" ;; esac
+ERR=$(cat watch-failed.err)
+one_sentence "godwit-ctl: the migration failed: "
+! grep -q " COMPLETE " watch-failed.out || fail "watch showed COMPLETE: $(cat watch-failed.out)"
+expect_exit 0 "${ctl[@]}" status
+grep -qF "state:               FAILED" <<<"$OUT" || fail "status after the abort: $OUT"
+expect_exit 0 "${ctl[@]}" status --json
+reason=$(jq -er 'select(.state == "FAILED") | .error' <<<"$OUT") || fail "status --json: $OUT"
+[ -n "$reason" ] || fail "a FAILED status without an error: $OUT"
+grep -qF -- "$reason" watch-failed.err || fail "watch's sentence is not the error '$reason'"
+expect_exit 1 "${ctl[@]}" wait complete --timeout 10
+one_sentence "the migration failed: $reason"
+cmp -s aborted-source.img aborted-dest.img && fail "an aborted pre-copy left a whole copy"
+kill -TERM $leecher
+status=0
+wait $leecher || status=$?
+[ $status -eq 1 ] || fail "the leecher of a FAILED migration exited $status, expected 1"
 
 # The TLS flags against an mTLS pair: the same files as the daemons take.
 requires openssl
