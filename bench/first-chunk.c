@@ -83,9 +83,13 @@ int main(int argc, char **argv)
     uint64_t chunks = (uint64_t)nbd_get_size(nbd) / chunk;
     count = count > chunks ? (unsigned)chunks : count;
     uint64_t *offsets = malloc(count * sizeof *offsets);
+    double *remote = malloc(count * sizeof *remote), *local = malloc(count * sizeof *local);
+    if (!offsets || !remote || !local) {
+        fprintf(stderr, "godwit-first-chunk: no memory for %u samples\n", count);
+        return 1;
+    }
     for (unsigned i = 0; i < count; i++) /* from the end backwards: far from the pullers */
         offsets[i] = (chunks - 1 - (uint64_t)i * (chunks / count)) * chunk;
-    double *remote = malloc(count * sizeof *remote), *local = malloc(count * sizeof *local);
     int r = time_reads(nbd, offsets, count, remote) || time_reads(nbd, offsets, count, local);
     if (r == 0)
         printf("{\"count\":%u,\"first_read_us\":{\"p50\":%.0f,\"p99\":%.0f},"

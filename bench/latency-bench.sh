@@ -7,9 +7,18 @@
 # Also reports the emulated link's own round trip (a 1-byte ping-pong
 # through a second emulator at the same RTT), so the leecher's overhead
 # is the first read minus link_rtt_us.
+# LINK=direct (RTT_MS 0 only) leaves both emulators out: the leecher dials
+# the seeder and the ping goes straight to its echo, to show what the
+# emulator's own relay adds ("link":"direct" in the line).
 #   bench/latency-bench.sh BUILD SIZE_MB RTT_MS [CHUNK]
+#   LINK=direct bench/latency-bench.sh BUILD SIZE_MB 0 [CHUNK]
 set -euo pipefail
-build=$1 size_mb=$2 rtt=$3 chunk=${4:-262144}
+build=$1 size_mb=$2 rtt=$3 chunk=${4:-262144} link=${LINK:-linkem}
+case $link in
+linkem) ;;
+direct) [ "$rtt" = 0 ] || { echo "latency-bench.sh: LINK=direct needs RTT_MS 0" >&2; exit 2; } ;;
+*) echo "latency-bench.sh: LINK is linkem or direct, not '$link'" >&2; exit 2 ;;
+esac
 dir=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
@@ -22,19 +31,24 @@ sp=$(port); lp=$(port); cp=$(port)
 "$build/seeder/godwit-seeder" --image "$dir/s.img" --listen "127.0.0.1:$sp" --chunk-size "$chunk" 2>/dev/null &
 pids+=($!)
 wait_port "$sp"
-"$build/bench/godwit-linkem" --listen "127.0.0.1:$lp" --target "127.0.0.1:$sp" --rtt-ms "$rtt" 2>/dev/null &
-pids+=($!)
-wait_port "$lp"
+# relay PORT TARGET_PORT: an emulator from PORT to TARGET_PORT (LINK=linkem)
+relay() {
+  [ "$link" = linkem ] || return 0
+  "$build/bench/godwit-linkem" --listen "127.0.0.1:$1" --target "127.0.0.1:$2" --rtt-ms "$rtt" 2>/dev/null &
+  pids+=($!)
+  wait_port "$1"
+}
+relay "$lp" "$sp"
+[ "$link" = linkem ] || lp=$sp
 "$build/leecher/godwit-leecher" --seeder "127.0.0.1:$lp" --image "$dir/d.img" --nbd-socket "$dir/d.sock" \
   --control "127.0.0.1:$cp" --workers 1 --batch "$chunk" 2>/dev/null &
 pids+=($!)
 wait_port "$cp"
 pp=$(port); pl=$(port)
-"$build/bench/godwit-linkem" --listen "127.0.0.1:$pl" --target "127.0.0.1:$pp" --rtt-ms "$rtt" 2>/dev/null &
-pids+=($!)
-wait_port "$pl"
+relay "$pl" "$pp"
+[ "$link" = linkem ] || pl=$pp
 link_rtt=$("$build/bench/godwit-tcp-baseline" --ping --listen-port "$pp" --via-port "$pl" |
   sed 's/.*"rtt_us":\([0-9.]*\).*/\1/')
 "$build/ctl/godwit-ctl" --control "127.0.0.1:$cp" finalize >/dev/null
 "$build/bench/godwit-first-chunk" --socket "$dir/d.sock" --chunk-size "$chunk" --count 50 |
-  sed "s/^{/{\"rtt_ms\":$rtt,\"link_rtt_us\":$link_rtt,\"chunk_size\":$chunk,/"
+  sed "s/^{/{\"link\":\"$link\",\"rtt_ms\":$rtt,\"link_rtt_us\":$link_rtt,\"chunk_size\":$chunk,/"

@@ -2,7 +2,8 @@
 /* godwit-tcp-baseline: the physical limits the pull benchmarks are measured
  * against. Sends bytes over loopback TCP with STREAMS parallel connections
  * for SECONDS (optionally through a relay, e.g. godwit-linkem) and prints
- * MB/s as JSON; with --ping, measures round-trip latency instead; with
+ * MB/s as JSON; with --ping, measures round-trip latency instead (a 1-byte
+ * ping answered by --reply-bytes, e.g. 256K: a request and a chunk); with
  * --copy SRC --to DST, moves a file over the streams with nothing but
  * pread, send, recv and pwrite (what a pull costs with no protocol at all);
  * --tls makes each of its streams TLS 1.3 with OpenSSL on the socket (what
@@ -15,6 +16,7 @@
 #include "tls-stream.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -160,29 +162,72 @@ static void *copy_source(void *arg)
     return NULL;
 }
 
-/* Median round trip of 1-byte ping-pongs, microseconds. */
-static double ping(struct baseline *b, unsigned count)
+/* The answering side of a ping: for each byte received, REPLY bytes back. */
+struct pong {
+    int fd;
+    size_t reply;
+};
+
+static void *pong_side(void *arg)
+{
+    struct pong *p = arg;
+    char *buf = calloc(1, p->reply), byte;
+    if (!buf)
+        fprintf(stderr, "godwit-tcp-baseline: no memory for a %zu-byte reply\n", p->reply);
+    while (buf && recv(p->fd, &byte, 1, 0) == 1 &&
+           send(p->fd, buf, p->reply, MSG_NOSIGNAL) == (ssize_t)p->reply)
+        ;
+    free(buf);
+    shutdown(p->fd, SHUT_RDWR);
+    return NULL;
+}
+
+/* Receives LEN bytes into BUF; false at end of stream or on an error. */
+static bool recv_all(int fd, char *buf, size_t len)
+{
+    for (size_t got = 0; got < len;) {
+        ssize_t n = recv(fd, buf + got, len - got, 0);
+        if (n <= 0)
+            return false;
+        got += (size_t)n;
+    }
+    return true;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median round trip of COUNT pings of 1 byte answered by REPLY bytes (1: a
+ * ping-pong; 256K: a request and a chunk), microseconds; -1 if it failed. */
+static double ping(struct baseline *b, unsigned count, size_t reply)
 {
     int client = connect_loopback(b->connect_port), server = accept(b->listener, NULL, NULL);
     int one = 1;
     setsockopt(server, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     double *samples = calloc(count, sizeof *samples);
-    char byte = 1;
-    for (unsigned i = 0; i < count; i++) {
-        uint64_t start = now_us();
-        if (send(client, &byte, 1, 0) != 1 || recv(server, &byte, 1, 0) != 1 ||
-            send(server, &byte, 1, 0) != 1 || recv(client, &byte, 1, 0) != 1)
-            break;
-        samples[i] = (double)(now_us() - start);
+    char *buf = malloc(reply);
+    struct pong pong = {server, reply};
+    pthread_t answer;
+    if (!samples || !buf || pthread_create(&answer, NULL, pong_side, &pong) != 0) {
+        fprintf(stderr, "godwit-tcp-baseline: cannot set up the ping: %s\n", strerror(errno));
+        exit(1);
     }
-    for (unsigned i = 1; i < count; i++) /* insertion sort: count is small */
-        for (unsigned j = i; j > 0 && samples[j - 1] > samples[j]; j--) {
-            double t = samples[j];
-            samples[j] = samples[j - 1];
-            samples[j - 1] = t;
-        }
-    double median = samples[count / 2];
+    unsigned done = 0;
+    for (char byte = 1; done < count; done++) {
+        uint64_t start = now_us();
+        if (send(client, &byte, 1, 0) != 1 || !recv_all(client, buf, reply))
+            break;
+        samples[done] = (double)(now_us() - start);
+    }
+    shutdown(client, SHUT_RDWR);
+    pthread_join(answer, NULL);
+    qsort(samples, done, sizeof *samples, compare_doubles);
+    double median = done == count ? samples[count / 2] : -1;
     free(samples);
+    free(buf);
     close(client);
     close(server);
     return median;
@@ -215,6 +260,7 @@ static int open_copy(struct baseline *b, const char *from, const char *to)
 int main(int argc, char **argv)
 {
     unsigned streams = 1, seconds = 3, listen_port = 0, via_port = 0;
+    uint64_t reply_bytes = 1;
     bool do_ping = false, tls = false;
     const char *copy_from = NULL, *copy_to = NULL;
     struct option_spec specs[] = {
@@ -224,6 +270,8 @@ int main(int argc, char **argv)
         {"via-port", OPTION_UINT, &via_port, "PORT",
          "connect to this relay port (which forwards to --listen-port) instead of the sink"},
         {"ping", OPTION_BOOL, &do_ping, NULL, "measure the median round trip instead"},
+        {"reply-bytes", OPTION_SIZE, &reply_bytes, "BYTES",
+         "--ping: each 1-byte ping is answered with BYTES (default 1; 256K: a chunk)"},
         {"copy", OPTION_STRING, &copy_from, "FILE", "move this file over the streams instead"},
         {"to", OPTION_STRING, &copy_to, "FILE", "where --copy writes (created or truncated)"},
         {"tls", OPTION_BOOL, &tls, NULL, "--copy over TLS 1.3 (OpenSSL on the socket, no gRPC)"},
@@ -261,7 +309,13 @@ int main(int argc, char **argv)
     }
     b.connect_port = via_port ? (int)via_port : bound;
     if (do_ping) {
-        printf("{\"rtt_us\":%.1f}\n", ping(&b, 101));
+        double rtt = ping(&b, 101, reply_bytes ? (size_t)reply_bytes : 1);
+        if (rtt < 0) {
+            fprintf(stderr, "godwit-tcp-baseline: the ping connection broke\n");
+            return 1;
+        }
+        printf("{\"rtt_us\":%.1f,\"reply_bytes\":%llu}\n", rtt,
+               (unsigned long long)(reply_bytes ? reply_bytes : 1));
         return 0;
     }
     pthread_t *threads = calloc(2 * b.streams, sizeof *threads);

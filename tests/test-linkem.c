@@ -5,7 +5,8 @@
  * --shared-rate two connections share one line's rate, and the line's
  * queue is bounded: a sender faster than the line gets backpressure, not
  * megabytes buffered in the relay, and another connection's round trip
- * waits behind the full queue (FIFO) but no more. */
+ * waits behind the full queue (FIFO) but no more. With no RTT and no
+ * rate it relays directly, from one thread per direction. */
 #include "testlib.h"
 
 #include <arpa/inet.h>
@@ -260,6 +261,91 @@ static void check_queue_bound(const char *linkem, const char *target_arg, const 
     CHECK(test_stop(pid, 5000) == 0, "queue-bound linkem exit status");
 }
 
+/* SIGUSR1 cuts the link of the emulator PID (logging to LOG): FD, a
+ * connection through it on RELAY_PORT, and new connections carry nothing;
+ * SIGUSR2 restores it. Closes FD. */
+static void check_cut_restore(pid_t pid, const char *log, int fd, int relay_port)
+{
+    char ping[64] = "ping", pong[64];
+    kill(pid, SIGUSR1); /* cut */
+    CHECK(test_wait_for_log(log, "link cut", 30000), "linkem logged no cut; see %s", log);
+    CHECK(!roundtrip(fd, ping, pong, sizeof ping), "the link was cut but data still flowed");
+    close(fd);
+    fd = connect_port(relay_port);
+    CHECK(fd < 0 || !roundtrip(fd, ping, pong, sizeof ping), "a cut link accepted traffic");
+    if (fd >= 0)
+        close(fd);
+    kill(pid, SIGUSR2); /* restore */
+    CHECK(test_wait_for_log(log, "link restored", 30000), "linkem logged no restore; see %s", log);
+    fd = connect_port(relay_port);
+    CHECK(fd >= 0 && roundtrip(fd, ping, pong, sizeof ping), "restored link works");
+    close(fd);
+}
+
+/* The threads process PID runs now (/proc/PID/status). */
+static int threads_of(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    CHECK(f, "open %s: %s", path, strerror(errno));
+    int threads = -1;
+    while (threads < 0 && fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &threads) != 1)
+            threads = -1;
+    fclose(f);
+    CHECK(threads > 0, "no thread count in %s", path);
+    return threads;
+}
+
+/* Threads of emulator PID once it settles at EXPECT (a connection's
+ * threads start as it is accepted): the count it settled at, after 5 s. */
+static int settled_threads(pid_t pid, int expect)
+{
+    int n = threads_of(pid);
+    for (int waited = 0; n != expect && waited < 5000; waited += 10) {
+        usleep(10000);
+        n = threads_of(pid);
+    }
+    return n;
+}
+
+/* With no RTT and no rate the emulator relays from each direction's
+ * reader thread (no hand-off to a writer: 2 threads per connection, not
+ * 4): 4 MiB each way arrive intact and in order, and cut and restore work
+ * as on a delayed link. */
+static void check_direct(const char *linkem, const char *target_arg, const char *dir)
+{
+    char log[512];
+    snprintf(log, sizeof log, "%s/linkem-direct.log", dir);
+    char *argv[] = {(char *)linkem,     "--listen",     "127.0.0.1:0", "--target",
+                    (char *)target_arg, "--log-format", "json",        NULL};
+    pid_t pid;
+    json_t *ready = test_spawn_ready(argv, log, &pid, 5000);
+    int port = test_event_int(ready, "port");
+    json_decref(ready);
+    int idle = threads_of(pid);
+    int fd = connect_port(port);
+    CHECK(fd >= 0, "connect through the direct relay");
+    size_t big = 4 << 20;
+    char *out = malloc(big), *in = malloc(big);
+    CHECK(out && in, "out of memory");
+    test_fill_random(out, big, 11);
+    CHECK(roundtrip(fd, out, in, big) && memcmp(out, in, big) == 0,
+          "4 MiB arrives intact through the direct relay");
+    int busy = settled_threads(pid, idle + 3);
+    CHECK(busy == idle + 3,
+          "a connection through the direct relay runs %d threads (%d idle; want its own and "
+          "one reader per direction)",
+          busy, idle);
+    printf("linkem: direct relay (no RTT, no rate): 4 MiB echoed, %d threads per connection\n",
+           busy - idle);
+    free(out);
+    free(in);
+    check_cut_restore(pid, log, fd, port);
+    CHECK(test_stop(pid, 5000) == 0, "direct linkem exit status");
+}
+
 int main(void)
 {
     int echo_port, listener = listen_port(&echo_port);
@@ -298,21 +384,9 @@ int main(void)
     test_fill_random(out, big, 7);
     CHECK(roundtrip(fd, out, in, big) && memcmp(out, in, big) == 0, "4 MiB arrives intact");
 
-    kill(pid, SIGUSR1); /* cut */
-    CHECK(test_wait_for_log(log, "link cut", 30000), "linkem logged no cut; see %s", log);
-    CHECK(!roundtrip(fd, ping, pong, sizeof ping), "the link was cut but data still flowed");
-    close(fd);
-    fd = connect_port(relay_port);
-    CHECK(fd < 0 || !roundtrip(fd, ping, pong, sizeof ping), "a cut link accepted traffic");
-    if (fd >= 0)
-        close(fd);
-    kill(pid, SIGUSR2); /* restore */
-    CHECK(test_wait_for_log(log, "link restored", 30000), "linkem logged no restore; see %s", log);
-    fd = connect_port(relay_port);
-    CHECK(fd >= 0 && roundtrip(fd, ping, pong, sizeof ping), "restored link works");
-    close(fd);
-
+    check_cut_restore(pid, log, fd, relay_port);
     CHECK(test_stop(pid, 5000) == 0, "linkem exit status");
+    check_direct(linkem, target_arg, dir);
     check_shared_rate(linkem, target_arg, dir);
     check_queue_bound(linkem, target_arg, dir);
     free(out);
