@@ -107,6 +107,7 @@ static int add_counters(json_t *o, const Godwit__V1__StatusResponse *s)
            add_uint(o, "checksum_mismatches", s->checksum_mismatches) |
            add_uint(o, "max_bandwidth", s->max_bandwidth) |
            add_uint(o, "bandwidth_throttled_us", s->bandwidth_throttled_us) |
+           add_uint(o, "bandwidth_forfeited_bytes", s->bandwidth_forfeited_bytes) |
            add_uint(o, "sync_rounds", s->sync_rounds) |
            add_uint(o, "pull_retries", s->pull_retries) |
            add_uint(o, "on_demand_pulls", s->on_demand_pulls) |

@@ -40,6 +40,7 @@ static void handle_status(void *opaque, const ProtobufCMessage *request, struct 
     r.image_id = l->image_id;
     r.max_bandwidth = l->max_bandwidth;
     r.bandwidth_throttled_us = seeder_client_throttled_us(l->seeder);
+    r.bandwidth_forfeited_bytes = seeder_client_forfeited_bytes(l->seeder);
     r.checksum_mismatches = metric_counter_get(&l->checksum_mismatches);
     r.sync_rounds = metric_counter_get(&l->sync_rounds);
     r.pull_retries = metric_counter_get(&l->pull_retries);

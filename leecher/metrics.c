@@ -85,6 +85,10 @@ static void collect_progress(const struct leecher *l, bool done, struct metrics_
                         "Time during which a background pull waited for --max-bandwidth.");
     metrics_text_sample(t, "godwit_leecher_bandwidth_throttled_seconds_total", NULL, 0,
                         (double)seeder_client_throttled_us(l->seeder) * 1e-6);
+    metrics_text_counter(t, "godwit_leecher_bandwidth_forfeited_bytes_total",
+                         "Bytes of --max-bandwidth lost because a waiting pull woke over 50 ms "
+                         "late (a loaded machine, not the cap).",
+                         seeder_client_forfeited_bytes(l->seeder));
     metrics_text_counter(t, "godwit_leecher_redirtied_chunks_total",
                          "Local chunks marked remote again because the source rewrote them.",
                          atomic_load(&l->chunks_redirtied));

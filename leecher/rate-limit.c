@@ -52,8 +52,11 @@ static void refill(struct rate_limit *r, uint64_t now)
     if (now > r->refilled_us) {
         double most = r->burst + (r->waiting ? r->catch_up : 0);
         r->tokens += (double)(now - r->refilled_us) * (double)r->rate / 1e6;
-        if (r->tokens > most)
+        if (r->tokens > most) {
+            if (r->waiting)
+                r->forfeited += r->tokens - most;
             r->tokens = most;
+        }
     }
     r->refilled_us = now > r->refilled_us ? now : r->refilled_us;
 }
@@ -156,6 +159,14 @@ uint64_t rate_limit_throttled_us(struct rate_limit *r)
     LOCK_FOR_SCOPE(&r->lock);
     uint64_t now = r->clock(r->clock_arg);
     return r->throttled_us + (r->waiting ? now - r->throttle_start : 0);
+}
+
+uint64_t rate_limit_forfeited_bytes(struct rate_limit *r)
+{
+    if (!r->rate)
+        return 0;
+    LOCK_FOR_SCOPE(&r->lock);
+    return (uint64_t)r->forfeited;
 }
 
 int rate_limit_parse(const char *text, uint64_t *bytes_per_second)

@@ -43,6 +43,8 @@ struct rate_limit {
     unsigned waiting;        /* background pulls waiting for tokens */
     uint64_t throttled_us;   /* time with a background pull waiting, up to throttle_start */
     uint64_t throttle_start; /* when waiting last went from 0 to 1 */
+    double forfeited;        /* tokens the burst-and-catch-up ceiling dropped while a
+                                background pull waited: it woke over CATCH_UP_MS late */
 };
 
 enum { RATE_LIMIT_BURST_MS = 5, RATE_LIMIT_CATCH_UP_MS = 50, RATE_LIMIT_BORROW_MS = 1000 };
@@ -63,6 +65,10 @@ void rate_limit_settle(struct rate_limit *r, uint64_t taken, uint64_t used);
 /* Microseconds, in all, during which a background pull waited for tokens:
  * the pull was bound by the cap (for Status and /metrics). */
 uint64_t rate_limit_throttled_us(struct rate_limit *r);
+/* Bytes of the rate lost, in all, because a waiting background pull woke
+ * more than CATCH_UP_MS after its tokens were there (a loaded machine's
+ * scheduler, not the cap): the pull got the rate less these. */
+uint64_t rate_limit_forfeited_bytes(struct rate_limit *r);
 
 /* Parses a --max-bandwidth value: bytes per second, a number with an
  * optional K, M, G or T suffix (powers of 1024, as --batch; "B", "iB" and

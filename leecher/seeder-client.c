@@ -437,3 +437,8 @@ uint64_t seeder_client_throttled_us(struct seeder_client *client)
 {
     return rate_limit_throttled_us(&client->bandwidth);
 }
+
+uint64_t seeder_client_forfeited_bytes(struct seeder_client *client)
+{
+    return rate_limit_forfeited_bytes(&client->bandwidth);
+}

@@ -144,6 +144,9 @@ void seeder_data_free(struct seeder_data *data);
 /* Microseconds in all that background ReadAts waited for --max-bandwidth
  * (0 without a limit). */
 uint64_t seeder_client_throttled_us(struct seeder_client *client);
+/* Bytes of --max-bandwidth lost to background ReadAts that woke late
+ * (rate_limit_forfeited_bytes; 0 without a limit). */
+uint64_t seeder_client_forfeited_bytes(struct seeder_client *client);
 
 /* Whether background ReadAt asks for compressed data now (auto: from the
  * rate the link delivered lately). */

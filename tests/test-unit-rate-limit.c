@@ -2,7 +2,7 @@
 /* Unit test: the --max-bandwidth token bucket (leecher/rate-limit.c) on an
  * injected clock: the long-run rate, the burst, the debt, urgent pulls
  * going first, settling to the wire bytes, a late wake-up keeping its
- * tokens, and parsing RATE. */
+ * tokens, what a very late one forfeits, and parsing RATE. */
 #include "rate-limit.h"
 #include "testlib.h"
 
@@ -204,6 +204,39 @@ static void test_late_wake_keeps_tokens(void)
     CHECK(rate_limit_try(&r, 5000, false) == 0 && rate_limit_try(&r, 1, false) == 0 &&
               rate_limit_try(&r, 1, false) == 1,
           "an idle link saved more than the burst");
+    CHECK(rate_limit_forfeited_bytes(&r) == 0, "forfeited %llu bytes: none was over 50 ms late",
+          (unsigned long long)rate_limit_forfeited_bytes(&r));
+    rate_limit_destroy(&r);
+}
+
+/* A waiting pull that wakes 300 ms after its debt was paid keeps the burst
+ * and the 50 ms catch-up; the other 250 ms of the rate are forfeited, and
+ * counted so: the pull got the rate less exactly those. An idle link's
+ * savings beyond the burst are not forfeits (no pull waited for them). */
+static void test_forfeited(void)
+{
+    struct rate_limit r;
+    _Atomic uint64_t clock = 0;
+    rate_limit_init(&r, 1000000, atomic_fake_now, &clock); /* 1 MB/s */
+    CHECK(rate_limit_try(&r, 105000, false) == 0, "the burst and a debt of 100 ms");
+    struct acquirer a = {&r, 1};
+    pthread_t thread;
+    pthread_create(&thread, NULL, acquire_thread, &a);
+    for (int waited = 0; background_waiting(&r) == 0; waited++) {
+        CHECK(waited < 60000, "the pull did not start waiting in a minute");
+        usleep(1000);
+    }
+    atomic_store(&clock, 400000); /* paid at 100 ms: 300 ms late */
+    pthread_join(thread, NULL);
+    uint64_t lost = rate_limit_forfeited_bytes(&r);
+    CHECK(lost == 245000, "forfeited %llu bytes, not the 300 ms less 55 ms of the ceiling (245000)",
+          (unsigned long long)lost);
+    CHECK(rate_limit_try(&r, 54999, false) == 0 && rate_limit_try(&r, 1, false) == 0 &&
+              rate_limit_try(&r, 1, false) == 1,
+          "the late pull did not keep the burst and the catch-up (55000 less its 1), or kept more");
+    atomic_store(&clock, 60000000); /* an idle minute */
+    CHECK(rate_limit_try(&r, 1, false) == 0 && rate_limit_forfeited_bytes(&r) == lost,
+          "an idle minute counted as forfeited");
     rate_limit_destroy(&r);
 }
 
@@ -243,6 +276,7 @@ int main(void)
     test_settle();
     test_acquire_waits();
     test_late_wake_keeps_tokens();
+    test_forfeited();
     test_parse();
     return 0;
 }
