@@ -37,8 +37,11 @@ grep -q 'scripts/install-deps.sh' "$file" || fail "the build stage does not use 
 
 runtime=$(echo "$final" | tr -d '\\' | tr '\n' ' ' | sed -n 's/.*--no-install-recommends \(.*\) && rm -rf.*/\1/p')
 [ -n "$runtime" ] || fail "cannot find the runtime package list"
+# One apt-cache call for them all: each call loads apt's cache (0.5 s of CPU
+# here, 5.6 s for the ten packages one by one, far more on a loaded machine).
+known=$(apt-cache show $runtime 2>/dev/null || true)
 for pkg in $runtime; do
-  apt-cache show "$pkg" >/dev/null 2>&1 || fail "package $pkg is not known to apt (run apt-get update?)"
+  grep -qx "Package: $pkg" <<<"$known" || fail "package $pkg is not known to apt (run apt-get update?)"
 done
 
 libs=$(ldd "$build/seeder/godwit-seeder" 2>/dev/null || true) # grep -q on a pipe: SIGPIPE

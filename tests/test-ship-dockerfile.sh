@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The Dockerfile check passes on ours and fails on broken copies (root user,
-# a missing runtime library, an unpinned base image).
+# a missing runtime library, a package apt does not know, an unpinned base
+# image, no HEALTHCHECK).
 source "$(dirname "$0")/functions.sh"
 requires apt-cache
 cd "$GODWIT_SOURCE"
@@ -17,6 +18,7 @@ libs=$(ldd "$GODWIT_BIN/seeder/godwit-seeder") # not piped into grep -q: SIGPIPE
 if ! grep -q libasan <<<"$libs"; then # libraries: plain builds only
   broken missing-grpc 's/libgrpc29 //'
 fi
+broken unknown-package 's/libgrpc29 /libgrpc29 libnosuchpkg /'
 broken latest-base 's/^FROM debian:bookworm-slim$/FROM debian:latest/'
 broken no-healthcheck '/^HEALTHCHECK/,+1d'
 echo "test-ship-dockerfile: ok"
