@@ -11,12 +11,13 @@
  * (holes, zero-filled chunks, data) arrives byte-exact, allocated like the
  * source, with its zeroes sent as ranges, and a source write into a hole
  * during pre-copy arrives too. Compressed pulls (--compress) arrive
- * byte-exact, and data that does not shrink is sent as it is.
+ * byte-exact, and data that does not shrink is sent as it is. A pull reuses
+ * its reply memory instead of faulting it in again.
  *
  *   test-e2e migrate W C | early | restart-leecher | restart-seeder |
  *            seeder-dies | downtime | mount | auto-workers | abort |
  *            restart-frozen | two-leechers | sparse | auto-finalize |
- *            compress zstd|auto|random */
+ *            compress zstd|auto|random | heap-reuse */
 #include "leecher-harness.h"
 #include "testlib.h"
 
@@ -717,6 +718,69 @@ static void test_auto_workers(void)
     finish(&m);
 }
 
+/* Minor page faults of process PID so far (/proc/PID/stat, field 10). */
+static uint64_t minor_faults(pid_t pid)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    CHECK(f && fgets(line, sizeof line, f), "read %s", path);
+    fclose(f);
+    const char *p = strrchr(line, ')'); /* the command may hold spaces */
+    unsigned long long faults = 0;
+    CHECK(p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %llu", &faults) == 1, "parse %s", path);
+    return faults;
+}
+
+/* Chunks local now. */
+static uint64_t local_chunks(struct migration *m)
+{
+    Godwit__V1__StatusResponse *s = leecher_status(&m->leecher);
+    CHECK(s, "Status");
+    uint64_t local = s->chunks_local;
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    return local;
+}
+
+/* The leecher reuses the memory of its ReadAt replies: once a quarter of
+ * a 256 MiB pull (default chunks, workers and batch) is in, the rest costs
+ * fewer minor faults than 1/32 of its pages. Malloc settings that give
+ * freed replies back make the leecher fault them in again: 3-15% of the
+ * pages (docs/benchmarks.md). ASan's allocator keeps freed memory in
+ * quarantine, so there every reply is new memory: skipped. */
+static void test_heap_reuse(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    test_skip("ASan's allocator quarantines freed memory: every reply is new memory");
+#endif
+    enum { BIG_CHUNK = 256 << 10 };
+    struct migration m = {.size = 256u << 20};
+    seeder_start(&m.seeder, "heap-reuse", m.size, BIG_CHUNK, NULL);
+    m.model = malloc(m.size);
+    CHECK(m.model, "malloc");
+    read_file(m.seeder.image, m.model, m.size);
+    /* 0.64 s at least: a quarter of the pull is seen before the end */
+    const char *extra[] = {"--max-bandwidth", "400M", NULL};
+    start_leecher(&m, extra);
+    uint64_t chunks = m.size / BIG_CHUNK;
+    leecher_wait_local(&m.leecher, chunks / 4, 60000);
+    uint64_t local = local_chunks(&m), before = minor_faults(m.leecher.pid);
+    CHECK(local < chunks * 3 / 4, "%llu of %llu chunks were local at the first look",
+          (unsigned long long)local, (unsigned long long)chunks);
+    leecher_wait_local(&m.leecher, chunks, 60000);
+    uint64_t faults = minor_faults(m.leecher.pid) - before;
+    uint64_t pages = (chunks - local) * BIG_CHUNK / 4096;
+    CHECK(faults < pages / 32,
+          "the leecher took %llu minor faults to pull %llu pages (at most %llu): reply memory "
+          "is given back and faulted in again",
+          (unsigned long long)faults, (unsigned long long)pages, (unsigned long long)(pages / 32));
+    printf("heap-reuse: %llu minor faults for the last %llu pages\n", (unsigned long long)faults,
+           (unsigned long long)pages);
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&m.leecher, &downtime) == GRPC_STATUS_OK, "Finalize");
+    finish(&m);
+}
+
 /* Overwrites whole chunk CHUNK through NBD (no fetch: the leecher takes
  * it as written) and records it in the model. */
 static void overwrite_chunk(struct migration *m, struct nbd_handle *nbd, uint64_t chunk,
@@ -1252,6 +1316,8 @@ int main(int argc, char **argv)
         test_auto_workers();
     else if (strcmp(which, "abort") == 0)
         test_abort();
+    else if (strcmp(which, "heap-reuse") == 0)
+        test_heap_reuse();
     else if (strcmp(which, "sparse") == 0)
         test_sparse();
     else if (strcmp(which, "page-writes") == 0)
