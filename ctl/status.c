@@ -84,7 +84,8 @@ static void print_text(const Godwit__V1__StatusResponse *s)
     printf("sync rounds:         %llu\n", (unsigned long long)s->sync_rounds);
     printf("retries:             %llu pulls retried, %llu checksum mismatches\n",
            (unsigned long long)s->pull_retries, (unsigned long long)s->checksum_mismatches);
-    printf("on-demand pulls:     %llu\n", (unsigned long long)s->on_demand_pulls);
+    printf("on-demand pulls:     %llu (%.1f KiB)\n", (unsigned long long)s->on_demand_pulls,
+           (double)s->on_demand_bytes / 1024);
     printf("verify:              %s\n", verify_name(s->verify));
     print_bandwidth(s);
     print_convergence(s);
@@ -111,6 +112,7 @@ static int add_counters(json_t *o, const Godwit__V1__StatusResponse *s)
            add_uint(o, "sync_rounds", s->sync_rounds) |
            add_uint(o, "pull_retries", s->pull_retries) |
            add_uint(o, "on_demand_pulls", s->on_demand_pulls) |
+           add_uint(o, "on_demand_bytes", s->on_demand_bytes) |
            json_object_set_new(o, "pull_rate", json_real(s->pull_rate)) |
            json_object_set_new(o, "compressing", json_boolean(s->compressing)) |
            json_object_set_new(o, "image_id", json_string(s->image_id)) |

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The leecher's NBD backend: the destination app's view of the image.
  * Until Finalize every request waits at the gate (the image is not
- * consistent yet). After it, a read makes each chunk it touches local
- * first (pulling it on demand), and a write covers whole chunks directly
+ * consistent yet). After it, a read makes the pages it touches current
+ * first (pulling only those on demand, on-demand.c), and a write covers whole chunks directly
  * (no fetch) or makes a partly written chunk local first; either way the
  * chunk is then WRITTEN and no later pull overwrites it. Block status
  * (after Finalize too) tells holes only where the chunk is local, from the
@@ -36,8 +36,8 @@ static int leecher_pread(void *opaque, void *buf, uint32_t count, uint64_t offse
         return 0;
     uint64_t first, last;
     chunk_span(&l->geo, offset, count, &first, &last);
-    for (uint64_t c = first; c <= last; c++)
-        if (leecher_ensure_local(l, c) < 0)
+    for (uint64_t c = first; c <= last; c++) /* only the pages read */
+        if (leecher_ensure_pages(l, c, chunk_page_mask(&l->geo, c, offset, count)) < 0)
             return -1;
     return image_pread(&l->image, buf, count, offset);
 }

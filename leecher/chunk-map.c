@@ -5,6 +5,8 @@
  * after a newer one. */
 #include "chunk-map.h"
 
+#include "cleanup.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -17,8 +19,9 @@ struct chunk_map {
     _Atomic uint64_t became_remote;   /* bumped each time a chunk turns REMOTE */
     pthread_mutex_t stripes[STRIPES]; /* serialise commit/overwrite/mark of a chunk */
     _Atomic uint32_t *words;          /* state | version << 2, CAS only */
-    _Atomic uint64_t *fresh;          /* per chunk: pages current while REMOTE or PULLING;
-                                       * written under the chunk's stripe lock */
+    _Atomic uint64_t *fresh;          /* per chunk: pages current while REMOTE or PULLING
+                                       * (marked pages leave it, a read's stored pages join
+                                       * it); written under the chunk's stripe lock */
     _Atomic uint64_t *ever;           /* bit per chunk: has been local once (fetch_or) */
     _Atomic uint64_t ever_count;      /* bits set in ever: only grows */
 };
@@ -136,6 +139,28 @@ int chunk_map_commit(struct chunk_map *map, uint64_t chunk, uint32_t ticket,
     }
     pthread_mutex_unlock(stripe);
     return r;
+}
+
+int chunk_map_commit_pages(struct chunk_map *map, uint64_t chunk, uint32_t seen, uint64_t pages,
+                           uint64_t every, int (*store)(void *arg), void *arg)
+{
+    pthread_mutex_t *stripe = &map->stripes[chunk % STRIPES];
+    LOCK_FOR_SCOPE(stripe);
+    uint32_t word = atomic_load(&map->words[chunk]);
+    if (chunk_word_is_local(word) || word >> 2 != seen >> 2)
+        return 1;
+    int r = store(arg);
+    if (r != 0)
+        return r; /* it may have written part: the pages stay stale */
+    /* Stored before they count as current: a reader that sees the bits
+     * reads the bytes. */
+    uint64_t fresh = atomic_fetch_or(&map->fresh[chunk], pages) | pages;
+    if ((fresh & every) == every && state_of(word) == CHUNK_REMOTE &&
+        atomic_compare_exchange_strong(&map->words[chunk], &word, make(CHUNK_LOCAL, word >> 2))) {
+        atomic_fetch_add(&map->local, 1);
+        note_local(map, chunk);
+    }
+    return 0;
 }
 
 bool chunk_map_mark_remote(struct chunk_map *map, uint64_t chunk, uint64_t pages)

@@ -59,6 +59,19 @@ void chunk_map_release(struct chunk_map *map, uint64_t chunk, uint32_t ticket);
 int chunk_map_commit(struct chunk_map *map, uint64_t chunk, uint32_t ticket,
                      int (*store)(void *arg), void *arg);
 
+/* A read's pages of CHUNK, which is not local: if the chunk is still
+ * neither LOCAL nor WRITTEN and its version is still SEEN's (nothing
+ * re-dirtied or overwrote it since SEEN was read with chunk_map_word),
+ * runs STORE (which writes those pages to the image) and adds PAGES to
+ * the chunk's current pages, under its stripe lock. The chunk turns LOCAL
+ * only once all of it is stored: here if that makes every one of EVERY
+ * (the chunk's pages) current and no pull has claimed it, else when the
+ * pull of its stale pages commits; so neither the map nor the state file
+ * calls it local before. Returns STORE's result, or 1 if the chunk
+ * changed (the bytes were dropped: it is local now, or stale again). */
+int chunk_map_commit_pages(struct chunk_map *map, uint64_t chunk, uint32_t seen, uint64_t pages,
+                           uint64_t every, int (*store)(void *arg), void *arg);
+
 /* The source re-dirtied PAGES of CHUNK (a mask of its 64 pages, chunk.h;
  * 0: all of it): it becomes REMOTE with a new version (a WRITTEN chunk
  * stays WRITTEN). The other pages stay current if the chunk was LOCAL or
@@ -69,7 +82,9 @@ bool chunk_map_mark_remote(struct chunk_map *map, uint64_t chunk, uint64_t pages
 
 /* The pages a pull of CHUNK must fetch (every bit: the whole chunk). Ask
  * after claiming it: a later change also changes the word, so a pull that
- * fetched too little cannot commit. */
+ * fetched too little cannot commit. The others are on disk and current
+ * (in post-copy nothing makes a current page stale again: only pre-copy
+ * marks, and the destination app's writes make the chunk local first). */
 uint64_t chunk_map_stale_pages(const struct chunk_map *map, uint64_t chunk);
 
 /* How many times a chunk has turned REMOTE (released, failed, marked): a

@@ -45,6 +45,7 @@ static void handle_status(void *opaque, const ProtobufCMessage *request, struct 
     r.sync_rounds = metric_counter_get(&l->sync_rounds);
     r.pull_retries = metric_counter_get(&l->pull_retries);
     r.on_demand_pulls = metric_histogram_count(&l->on_demand_us);
+    r.on_demand_bytes = atomic_load(&l->on_demand_bytes);
     uint64_t elapsed = leecher_now_us() - l->started_us;
     r.pull_rate = elapsed ? (double)r.bytes_pulled / ((double)elapsed / 1e6) : 0;
     rpc_reply_message(reply, &r.base);

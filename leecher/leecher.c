@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The helpers every part of the leecher shares: the clock, waiting for a
- * change of struct leecher, and failing the migration. */
+ * change of struct leecher, sleeping, and failing the migration. */
 #include "leecher.h"
 
 #include "log.h"
@@ -17,6 +17,12 @@ uint64_t leecher_now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void leecher_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
 }
 
 void leecher_wait(struct leecher *l, uint64_t us)

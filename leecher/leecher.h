@@ -119,7 +119,8 @@ struct leecher {
     _Atomic uint64_t bytes_pulled;  /* ReadAt replies as received (on the wire) */
     _Atomic uint64_t bytes_decoded; /* their data once decoded (compressed replies larger) */
     _Atomic uint64_t chunks_redirtied;
-    _Atomic uint64_t chunk_pull_ns; /* EWMA of a ReadAt's time per chunk; 0 before one */
+    _Atomic uint64_t chunk_pull_ns;   /* EWMA of a ReadAt's time per chunk; 0 before one */
+    _Atomic uint64_t on_demand_bytes; /* the ranges reads and writes of the export pulled */
 
     /* Statistics for /metrics: relaxed atomics, any thread (histogram
      * buckets set by leecher_metrics_init before the threads start). */
@@ -133,17 +134,37 @@ struct leecher {
     struct metric_histogram on_demand_us;      /* a read's wait for a chunk that was missing */
 };
 
-/* puller.c: background workers; on-demand pulls. */
+/* puller.c: background workers; the pulls of reads someone waits for. */
 /* Starts n_workers workers into *THREADS; *STARTED says how many run
  * (join them even when it fails: -1 with errno ENOMEM or pthread's). */
 int pullers_start(struct leecher *l, pthread_t **threads, unsigned *started);
 void pullers_join(pthread_t *threads, unsigned started);
+/* Pulls claimed CHUNK (the span of its stale pages) on the on-demand lane
+ * and commits it: 0; else -1 with a sentence in WHY (the claim is still
+ * held: release it). */
+int leecher_pull_chunk(struct leecher *l, uint64_t chunk, uint32_t ticket, char *why,
+                       size_t whylen);
+/* Pulls the run of pages from the first to the last of PAGES of CHUNK
+ * (not local; SEEN its word before) on the on-demand lane and commits them
+ * (chunk_map_commit_pages): 0 stored, 1 dropped (the chunk changed), -1
+ * with a sentence in WHY. */
+int leecher_pull_pages(struct leecher *l, uint64_t chunk, uint32_t seen, uint64_t pages, char *why,
+                       size_t whylen);
+
+/* on-demand.c: what a read or write of the export waits for. */
 /* Makes CHUNK local (pulling it now if needed) or fails with EIO after the
  * pull timeout; ESHUTDOWN when stopping. */
 int leecher_ensure_local(struct leecher *l, uint64_t chunk);
+/* Makes PAGES of CHUNK (chunk_page_mask) current on disk: nothing if they
+ * are, else a pull of only those pages (the rest of the chunk is queued
+ * first for the workers), or of the whole chunk when they are all it
+ * lacks; waits for a pull of the chunk already under way. Fails as
+ * leecher_ensure_local. */
+int leecher_ensure_pages(struct leecher *l, uint64_t chunk, uint64_t pages);
 
 /* leecher.c: what every part shares. */
 uint64_t leecher_now_us(void);
+void leecher_sleep_ms(int ms);
 /* Waits on leecher->changed (lock held) for at most US microseconds. */
 void leecher_wait(struct leecher *l, uint64_t us);
 /* Enters FAILED with MESSAGE (the first failure wins), logs the error

@@ -75,6 +75,9 @@ static void collect_progress(const struct leecher *l, bool done, struct metrics_
     metrics_text_counter(t, "godwit_leecher_on_demand_pulls_total",
                          "Reads or writes of the export that had to wait for a missing chunk.",
                          metric_histogram_count(&l->on_demand_us));
+    metrics_text_counter(t, "godwit_leecher_on_demand_bytes_total",
+                         "Bytes the reads and writes that waited pulled (the ranges asked for).",
+                         atomic_load(&l->on_demand_bytes));
     metrics_text_histogram(t, "godwit_leecher_on_demand_pull_duration_seconds",
                            "How long a read or write of the export waited for a missing chunk.",
                            &l->on_demand_us);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The pull order the leecher asks: two queues in front of a heuristic,
+/* The pull order the leecher asks: three queues in front of a heuristic,
  * and the skip of a heuristic's scan while nothing turned REMOTE. */
 #include "pull-order.h"
 
@@ -13,6 +13,7 @@ struct pull_order {
     const struct pull_order_type *type;
     void *self; /* the heuristic's state */
     struct chunk_map *map;
+    struct chunk_queue rest;   /* chunks a read fetched only some pages of */
     struct chunk_queue urgent; /* chunks the heuristic put first (read-ahead) */
     struct chunk_queue dirty;  /* chunks the freeze reported */
     uint64_t scanned_empty;    /* 1 + chunk_map_remote_events when the heuristic last
@@ -40,6 +41,7 @@ void pull_order_close(struct pull_order *order)
     if (!order)
         return;
     order->type->close(order->self);
+    chunk_queue_free(&order->rest);
     chunk_queue_free(&order->urgent);
     chunk_queue_free(&order->dirty);
     free(order);
@@ -52,7 +54,8 @@ unsigned pull_order_claim(struct pull_order *order, unsigned max, uint64_t *firs
                           uint32_t *tickets)
 {
     uint64_t c;
-    while (chunk_queue_pop(&order->urgent, &c) || chunk_queue_pop(&order->dirty, &c))
+    while (chunk_queue_pop(&order->rest, &c) || chunk_queue_pop(&order->urgent, &c) ||
+           chunk_queue_pop(&order->dirty, &c))
         if (chunk_map_claim(order->map, c, &tickets[0])) {
             *first = c;
             return 1;
@@ -69,6 +72,14 @@ unsigned pull_order_claim(struct pull_order *order, unsigned max, uint64_t *firs
 void pull_order_on_demand(struct pull_order *order, uint64_t chunk)
 {
     order->type->on_demand(order->self, chunk, &order->urgent);
+}
+
+/* A failed push only loses the priority: the chunk is REMOTE, so the
+ * heuristic finds it. A chunk pushed twice (two reads of it) is claimed
+ * once; the second pop finds it claimed or local and moves on. */
+void pull_order_put_rest(struct pull_order *order, uint64_t chunk)
+{
+    (void)chunk_queue_push(&order->rest, chunk);
 }
 
 /* A failed push only loses the priority: the chunk is REMOTE, so the

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* What background workers pull next. The leecher asks one struct
- * pull_order; it hands out, in this order: the chunks its heuristic put
- * first (read-ahead after an on-demand read), the chunks the freeze
- * reported, then what the heuristic claims. A heuristic (a struct
+ * pull_order; it hands out, in this order: the rest of chunks a read
+ * fetched only some pages of, the chunks its heuristic put first
+ * (read-ahead after an on-demand read), the chunks the freeze reported,
+ * then what the heuristic claims. A heuristic (a struct
  * pull_order_type) keeps its own state; adding one touches nothing else.
  * Not thread-safe: the leecher calls every function here with its lock
  * held (see leecher.h). */
@@ -47,6 +48,9 @@ unsigned pull_order_claim(struct pull_order *order, unsigned max, uint64_t *firs
                           uint32_t *tickets);
 /* The app just read CHUNK, which was missing. */
 void pull_order_on_demand(struct pull_order *order, uint64_t chunk);
+/* A read fetched only some pages of CHUNK: the rest goes before anything
+ * else (a read of its other pages would wait for it). */
+void pull_order_put_rest(struct pull_order *order, uint64_t chunk);
 /* The freeze reported CHUNK dirty: it goes before the heuristic's picks. */
 void pull_order_put_first(struct pull_order *order, uint64_t chunk);
 

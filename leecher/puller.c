@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Pulling chunks: background workers take what the pull order hands out
- * (pull-order.h; batched into one ReadAt up to batch_bytes); a read of a
- * missing chunk pulls it at once in the reader's own thread, so its
- * latency is about one round trip. */
+ * (pull-order.h; batched into one ReadAt up to batch_bytes), and the two
+ * pulls a read of a missing chunk makes in its own thread, on the
+ * on-demand lane (on-demand.c decides which): a chunk's stale pages, or
+ * only the pages the read needs. */
 #include "leecher.h"
 
 #include "cleanup.h"
@@ -16,12 +17,6 @@
 #include <time.h>
 
 enum { MAX_BACKOFF_MS = 2000 };
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
 
 enum { MAX_IOV = 256 }; /* slices one chunk may span in a reply */
 
@@ -125,10 +120,6 @@ static grpc_status_code read_verified(struct leecher *l, const struct seeder_rea
     }
 }
 
-/* Pulls COUNT claimed chunks from FIRST with one ReadAt on LANE
- * (ON_DEMAND_LANE: a read someone waits for, ahead of the background ones);
- * commits each whose claim still holds. Returns 0; -1 with the gRPC status
- * in *STATUS; -2 if a chunk could not be stored for lack of space. */
 /* Where the stale pages of claimed chunks FIRST..LAST start and end: from
  * the first stale page of FIRST to the end of the last one of LAST (whole
  * chunks unless the source rewrote only some pages of a local chunk). */
@@ -157,6 +148,10 @@ static void chunk_part(struct leecher *l, uint64_t chunk, uint64_t start, uint64
     *offset = from, *len = (uint32_t)(to - from);
 }
 
+/* Pulls COUNT claimed chunks from FIRST with one ReadAt on LANE
+ * (ON_DEMAND_LANE: a read someone waits for, ahead of the background ones);
+ * commits each whose claim still holds. Returns 0; -1 with the gRPC status
+ * in *STATUS; -2 if a chunk could not be stored for lack of space. */
 static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_t *tickets,
                 uint64_t lane, grpc_status_code *status, char *why, size_t whylen)
 {
@@ -184,6 +179,8 @@ static int pull(struct leecher *l, uint64_t first, unsigned count, const uint32_
         return -1;
     }
     note_pull_time(l, leecher_now_us() - start, count);
+    if (lane == ON_DEMAND_LANE)
+        atomic_fetch_add(&l->on_demand_bytes, read.length);
     int r = 0;
     size_t at = 0, next_zero = 0;
     for (unsigned i = 0; i < count; i++) {
@@ -322,7 +319,7 @@ static void *worker(void *arg)
             log_warn(l->log, "pulling chunk %llu failed (%s); retrying with backoff",
                      (unsigned long long)first, why);
         metric_counter_add(&l->pull_retries, 1);
-        sleep_ms(backoff);
+        leecher_sleep_ms(backoff);
     }
     free(w);
     return NULL;
@@ -357,70 +354,53 @@ void pullers_join(pthread_t *threads, unsigned started)
     free(threads);
 }
 
-/* Waits on the condition until DEADLINE_US; false once it has passed. */
-static bool wait_until(struct leecher *l, uint64_t deadline_us)
+int leecher_pull_chunk(struct leecher *l, uint64_t chunk, uint32_t ticket, char *why, size_t whylen)
 {
-    uint64_t now = leecher_now_us();
-    if (now >= deadline_us)
-        return false;
-    leecher_wait(l, deadline_us - now < 100000 ? deadline_us - now : 100000);
-    return true;
+    grpc_status_code status;
+    return pull(l, chunk, 1, &ticket, ON_DEMAND_LANE, &status, why, whylen);
 }
 
-static int ensure_local(struct leecher *l, uint64_t chunk)
+/* The pages from the first to the last of PAGES (not 0). */
+static uint64_t page_run(uint64_t pages)
 {
-    uint64_t deadline = leecher_now_us() + (uint64_t)l->pull_timeout_ms * 1000;
-    for (;;) {
-        enum chunk_state state = chunk_map_state(l->map, chunk);
-        if (chunk_state_is_local(state))
-            return 0;
-        uint32_t ticket;
-        if (state == CHUNK_REMOTE && chunk_map_claim(l->map, chunk, &ticket)) {
-            grpc_status_code status;
-            char why[256];
-            if (pull(l, chunk, 1, &ticket, ON_DEMAND_LANE, &status, why, sizeof why) == 0) {
-                /* Reads tend to go on where they stopped: the next chunks
-                 * jump the background queue. */
-                pthread_mutex_lock(&l->lock);
-                pull_order_on_demand(l->order, chunk);
-                pthread_cond_broadcast(&l->changed);
-                pthread_mutex_unlock(&l->lock);
-                continue;
-            }
-            chunk_map_release(l->map, chunk, ticket);
-            pthread_mutex_lock(&l->lock); /* a failed migration pulls nothing more */
-            bool failed = l->state == FAILED, stopping = l->stopping;
-            pthread_mutex_unlock(&l->lock);
-            if (failed || stopping || leecher_now_us() >= deadline) {
-                log_error(l->log, "chunk %llu is not local and cannot be pulled: %s",
-                          (unsigned long long)chunk, why);
-                errno = stopping ? ESHUTDOWN : EIO;
-                return -1;
-            }
-            metric_counter_add(&l->pull_retries, 1);
-            sleep_ms(50);
-            continue;
-        }
-        pthread_mutex_lock(&l->lock); /* being pulled by someone else: wait for it */
-        l->chunk_waiters++;
-        /* Looked at again once counted: a commit from now on wakes us. */
-        bool moved = chunk_map_state(l->map, chunk) != state;
-        bool stopping = l->stopping, waited = !stopping && (moved || wait_until(l, deadline));
-        l->chunk_waiters--;
-        pthread_mutex_unlock(&l->lock);
-        if (stopping || !waited) {
-            errno = stopping ? ESHUTDOWN : EIO;
-            return -1;
-        }
+    unsigned lo = (unsigned)__builtin_ctzll(pages), hi = 63u - (unsigned)__builtin_clzll(pages);
+    uint64_t upto = hi == 63 ? UINT64_MAX : (1ull << (hi + 1)) - 1;
+    return upto & ~((1ull << lo) - 1);
+}
+
+int leecher_pull_pages(struct leecher *l, uint64_t chunk, uint32_t seen, uint64_t pages, char *why,
+                       size_t whylen)
+{
+    uint64_t run = page_run(pages), page = chunk_page_size(&l->geo);
+    uint64_t start = chunk_offset(&l->geo, chunk), chunk_end = start + chunk_length(&l->geo, chunk);
+    uint64_t every = chunk_page_mask(&l->geo, chunk, start, chunk_end - start);
+    uint64_t from = start + (uint64_t)__builtin_ctzll(run) * page;
+    uint64_t to = start + (uint64_t)(64 - __builtin_clzll(run)) * page;
+    to = to < chunk_end ? to : chunk_end;
+    struct seeder_read read = {l->image_id,  from, (uint32_t)(to - from), ON_DEMAND_LANE, true,
+                               l->checksums, false};
+    struct seeder_data data;
+    struct rpc_result result;
+    uint64_t began = leecher_now_us();
+    if (read_verified(l, &read, &data, &result) != GRPC_STATUS_OK) {
+        snprintf(why, whylen, "%s", result.message);
+        return -1;
     }
-}
-
-int leecher_ensure_local(struct leecher *l, uint64_t chunk)
-{
-    if (chunk_state_is_local(chunk_map_state(l->map, chunk)))
-        return 0; /* the common case: nothing to wait for, nothing to count */
-    uint64_t start = leecher_now_us();
-    int r = ensure_local(l, chunk);
-    metric_histogram_observe(&l->on_demand_us, leecher_now_us() - start);
+    atomic_fetch_add(&l->on_demand_bytes, read.length);
+    atomic_fetch_add(&l->bytes_pulled, data.reply.length);
+    atomic_fetch_add(&l->bytes_decoded, data.length);
+    size_t next_zero = 0;
+    int zero = chunk_is_zero(&data, &next_zero, from, read.length);
+    struct store_arg arg = {l, &data, 0, read.length, from, zero == 1};
+    int r =
+        zero < 0 ? -1 : chunk_map_commit_pages(l->map, chunk, seen, run, every, store_chunk, &arg);
+    if (zero < 0)
+        snprintf(why, whylen, "a ReadAt reply cut the pages %llu+%u", (unsigned long long)from,
+                 read.length);
+    else if (r < 0)
+        snprintf(why, whylen, "cannot store %llu+%u: %s", (unsigned long long)from, read.length,
+                 strerror(errno));
+    metric_histogram_observe(&l->pull_us, leecher_now_us() - began);
+    seeder_data_free(&data);
     return r;
 }

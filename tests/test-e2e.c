@@ -12,12 +12,14 @@
  * source, with its zeroes sent as ranges, and a source write into a hole
  * during pre-copy arrives too. Compressed pulls (--compress) arrive
  * byte-exact, and data that does not shrink is sent as it is. A pull reuses
- * its reply memory instead of faulting it in again.
+ * its reply memory instead of faulting it in again. Reads of chunks not
+ * local fetch only their pages, writes into partly fetched chunks are
+ * kept, and a crash with partly fetched chunks re-pulls them.
  *
  *   test-e2e migrate W C | early | restart-leecher | restart-seeder |
  *            seeder-dies | downtime | mount | auto-workers | abort |
  *            restart-frozen | two-leechers | sparse | auto-finalize |
- *            compress zstd|auto|random | heap-reuse */
+ *            compress zstd|auto|random | heap-reuse | partial-chunks */
 #include "leecher-harness.h"
 #include "testlib.h"
 
@@ -845,6 +847,111 @@ static void test_postcopy_kill_leecher(void)
     finish(&m);
 }
 
+/* Reads LEN bytes at OFFSET of the leecher's export and checks them
+ * against the model. */
+static void read_checked(struct migration *m, struct nbd_handle *nbd, uint64_t offset, size_t len,
+                         const char *what)
+{
+    unsigned char *buf = malloc(len);
+    CHECK(buf, "out of memory");
+    CHECK(nbd_pread(nbd, buf, len, offset, 0) == 0, "%s: read %llu+%zu: %s", what,
+          (unsigned long long)offset, len, nbd_get_error());
+    for (size_t i = 0; i < len; i++)
+        CHECK(buf[i] == m->model[offset + i], "%s: byte %llu differs (chunk %llu, page %llu)", what,
+              (unsigned long long)(offset + i), (unsigned long long)((offset + i) / CHUNK),
+              (unsigned long long)((offset + i) % CHUNK / (CHUNK / 64)));
+    free(buf);
+}
+
+/* Status.on_demand_bytes and chunks_local. */
+static uint64_t on_demand_bytes(struct migration *m, uint64_t *local)
+{
+    Godwit__V1__StatusResponse *s = leecher_status(&m->leecher);
+    CHECK(s, "Status");
+    uint64_t bytes = s->on_demand_bytes;
+    *local = s->chunks_local;
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    return bytes;
+}
+
+/* Reads of chunks not local fetch only their pages: one page at every
+ * position of a chunk (each in a chunk of its own), unaligned reads across
+ * two pages and across two chunks, a page already fetched (nothing), each
+ * byte-exact, and the on-demand bytes are exactly the pages touched. The
+ * background pull is held to 64 KiB/s (--max-bandwidth: the reads go
+ * first), so the chunks stay partly fetched while the rest is queued. */
+static void check_partial_reads(struct migration *m, struct nbd_handle *dst)
+{
+    uint64_t chunks = m->size / CHUNK, page = CHUNK / 64, local, expect = 0;
+    uint64_t before = on_demand_bytes(m, &local);
+    for (uint64_t i = 0; i < 64; i++, expect += page) /* chunks from the end, page i of each */
+        read_checked(m, dst, (chunks - 1 - i) * CHUNK + i * page + i % 7, page - i % 7,
+                     "a page of a remote chunk");
+    read_checked(m, dst, (chunks - 70) * CHUNK + 10 * page + 1000 % page, page, "across pages");
+    expect += 2 * page;
+    read_checked(m, dst, (chunks - 72) * CHUNK - 300, 600, "across chunks");
+    expect += 2 * page;
+    read_checked(m, dst, (chunks - 1) * CHUNK + 17, 100, "a page fetched before");
+    read_checked(m, dst, (chunks - 2) * CHUNK + page, page, "a page fetched before");
+    uint64_t got = on_demand_bytes(m, &local) - before;
+    CHECK(got == expect, "reads pulled %llu bytes on demand, the pages they touched are %llu",
+          (unsigned long long)got, (unsigned long long)expect);
+    CHECK(local < 32, "%llu chunks local: the partly fetched ones must not count",
+          (unsigned long long)local);
+    printf("partial reads: 68 reads of 67 remote chunks pulled %llu bytes on demand\n",
+           (unsigned long long)got);
+}
+
+/* Writes into partly fetched chunks: part of one (it waits for the rest,
+ * which then never lands on the write), all of another (its rest is
+ * cancelled); both read back, and FLUSH records them. */
+static void check_partial_writes(struct migration *m, struct nbd_handle *dst)
+{
+    uint64_t chunks = m->size / CHUNK, page = CHUNK / 64;
+    uint64_t part = chunks - 80, whole = chunks - 82;
+    read_checked(m, dst, part * CHUNK + 3 * page, 10, "before a partial write");
+    read_checked(m, dst, whole * CHUNK, 10, "before an overwrite");
+    write_through(dst, m->model, part * CHUNK + 40 * page + 5, 200, 71);
+    write_through(dst, m->model, whole * CHUNK, CHUNK, 72);
+    read_checked(m, dst, part * CHUNK, CHUNK, "a partly fetched chunk, then written");
+    read_checked(m, dst, whole * CHUNK, CHUNK, "a partly fetched chunk, then overwritten");
+    CHECK(nbd_flush(dst, 0) == 0, "flush: %s", nbd_get_error());
+}
+
+/* Post-copy reads of chunks not yet local (see check_partial_reads and
+ * check_partial_writes), then the leecher killed while chunks are partly
+ * fetched; restarted without the cap it re-pulls them, the reads and
+ * writes read back, and the image ends as the source plus the writes: a
+ * chunk is never local (in the state file either) before all of it is. */
+static void test_partial_chunks(void)
+{
+    struct migration m = {0};
+    start_seeder(&m, "e2e-partial", 16 << 20);
+    const char *capped[] = {"--workers", "1", "--max-bandwidth", "64K", "--sync-interval",
+                            "200",       NULL};
+    start_leecher(&m, capped);
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&m.leecher, &downtime) == GRPC_STATUS_OK, "Finalize");
+    struct nbd_handle *dst = leecher_nbd(&m.leecher);
+    check_partial_reads(&m, dst);
+    check_partial_writes(&m, dst);
+    uint64_t local;
+    on_demand_bytes(&m, &local);
+    CHECK(local < m.size / CHUNK / 2, "the crash must find chunks partly fetched");
+    test_kill(m.leecher.pid);
+    m.leecher.pid = 0;
+    nbd_close(dst);
+    rpc_channel_close(m.leecher.channel);
+    const char *fast[] = {"--sync-interval", "200", NULL};
+    start_leecher(&m, fast);
+    dst = leecher_nbd(&m.leecher);
+    uint64_t chunks = m.size / CHUNK;
+    read_checked(&m, dst, (chunks - 64) * CHUNK, 64 * CHUNK, "after the crash");
+    read_checked(&m, dst, (chunks - 82) * CHUNK, 3 * CHUNK, "writes after the crash");
+    nbd_close(dst);
+    finish(&m);
+}
+
 /* The leecher stopped before it recorded the freeze (the seeder is frozen,
  * its state file says pre-copy): restarted, it finishes that Finalize. */
 static void test_freeze_unrecorded(void)
@@ -1322,6 +1429,8 @@ int main(int argc, char **argv)
         test_sparse();
     else if (strcmp(which, "page-writes") == 0)
         test_page_writes();
+    else if (strcmp(which, "partial-chunks") == 0)
+        test_partial_chunks();
     else if (strcmp(which, "restart-frozen") == 0)
         test_restart_frozen();
     else if (strcmp(which, "two-leechers") == 0)

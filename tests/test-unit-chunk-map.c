@@ -2,7 +2,8 @@
 /* Unit test: the chunk map's word changes with every state change, pull
  * and re-dirtying, and only then: what the state file's record without a
  * flush relies on (a LOCAL chunk with the word of the last flush holds the
- * bytes that flush wrote). */
+ * bytes that flush wrote). Stale pages, and a read's pages stored before
+ * the rest of their chunk. */
 #include "chunk-map.h"
 #include "testlib.h"
 
@@ -90,8 +91,72 @@ static void test_stale_pages(void)
     chunk_map_free(map);
 }
 
+static int store_fails(void *arg)
+{
+    ++*(int *)arg;
+    return -1;
+}
+
+/* A read's pages (chunk_map_commit_pages): stored and current while the
+ * chunk stays REMOTE or PULLING; dropped, unstored, once the chunk is
+ * local, re-dirtied or overwritten; a failed store leaves them stale; the
+ * chunk turns LOCAL when they complete it and no pull holds it, else at
+ * that pull's commit (which a page commit never invalidates). */
+static void test_read_pages(void)
+{
+    struct chunk_map *map = chunk_map_new(4);
+    CHECK(map, "chunk_map_new");
+    uint64_t every = UINT64_MAX;
+    int stores = 0;
+    uint32_t seen = chunk_map_word(map, 0), ticket;
+    CHECK(chunk_map_commit_pages(map, 0, seen, 0x6, every, store_ok, &stores) == 0 && stores == 1,
+          "pages of a remote chunk are stored");
+    CHECK(chunk_map_stale_pages(map, 0) == ~0x6ull, "pages 1 and 2 are current, the rest stale");
+    CHECK(chunk_map_state(map, 0) == CHUNK_REMOTE && chunk_map_local(map) == 0,
+          "a partly fetched chunk is not local");
+    CHECK(chunk_map_word(map, 0) == seen, "stored pages leave the word (the state file's view)");
+    CHECK(chunk_map_commit_pages(map, 0, seen, 0x8, every, store_fails, &stores) == -1,
+          "a failed store is the store's error");
+    CHECK(chunk_map_stale_pages(map, 0) == ~0x6ull, "pages that failed to store stay stale");
+
+    CHECK(chunk_map_claim(map, 0, &ticket), "claim the rest");
+    CHECK(chunk_map_commit_pages(map, 0, seen, ~0x6ull, every, store_ok, &stores) == 0,
+          "a read's pages while the rest is being pulled");
+    CHECK(chunk_map_state(map, 0) == CHUNK_PULLING,
+          "every page current, but the claimed pull turns it LOCAL, not the read");
+    CHECK(chunk_map_commit(map, 0, ticket, store_ok, &stores) == 0 &&
+              chunk_map_state(map, 0) == CHUNK_LOCAL && chunk_map_local(map) == 1,
+          "the rest's pull still commits");
+    stores = 0;
+    CHECK(chunk_map_commit_pages(map, 0, seen, 0x1, every, store_ok, &stores) == 1 && stores == 0,
+          "pages of a local chunk are dropped unstored");
+
+    seen = chunk_map_word(map, 1);
+    chunk_map_mark_remote(map, 1, 0); /* re-dirtied after SEEN was read: a new version */
+    CHECK(chunk_map_commit_pages(map, 1, seen, 0x1, every, store_ok, &stores) == 1 && stores == 0,
+          "pages fetched before a re-dirtying are dropped");
+    seen = chunk_map_word(map, 1);
+    CHECK(chunk_map_overwrite(map, 1, store_ok, &stores) == 0, "the destination app overwrites");
+    stores = 0;
+    CHECK(chunk_map_commit_pages(map, 1, seen, 0x1, every, store_ok, &stores) == 1 && stores == 0,
+          "pages fetched before an overwrite are dropped: the app's bytes stay");
+
+    uint64_t short_chunk = 0xff; /* a last chunk of 8 pages */
+    seen = chunk_map_word(map, 2);
+    CHECK(chunk_map_commit_pages(map, 2, seen, 0x0f, short_chunk, store_ok, &stores) == 0 &&
+              chunk_map_state(map, 2) == CHUNK_REMOTE,
+          "half of a short chunk");
+    CHECK(chunk_map_commit_pages(map, 2, seen, 0xf0, short_chunk, store_ok, &stores) == 0 &&
+              chunk_map_state(map, 2) == CHUNK_LOCAL && chunk_map_local(map) == 3 &&
+              chunk_map_ever_local(map) == 3,
+          "reads that complete a remote chunk make it LOCAL");
+    CHECK(chunk_map_word(map, 2) != seen, "and change its word");
+    chunk_map_free(map);
+}
+
 int main(void)
 {
+    test_read_pages();
     test_word_follows_changes();
     test_stale_pull_keeps_word();
     test_stale_pages();
