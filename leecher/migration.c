@@ -429,6 +429,21 @@ static bool verify_allows_complete(enum verify_state v)
     return v == VERIFY_OFF || v == VERIFY_PASSED || v == VERIFY_UNSUPPORTED;
 }
 
+/* Whether the monitor has something to do at once (with l->lock held):
+ * stop, or the post-copy is over and COMPLETE (or --verify, due at
+ * VERIFY_AT) waits. Checked before it sleeps: the broadcast that made it
+ * so may have come while the monitor was busy, and it would otherwise
+ * sleep its whole 100 ms tick first. */
+static bool monitor_due(struct leecher *l, uint64_t verify_at)
+{
+    if (l->stopping)
+        return true;
+    if (l->state != POSTCOPY || chunk_map_local(l->map) != l->geo.chunks)
+        return false;
+    return verify_allows_complete(l->verify) ||
+           (l->verify == VERIFY_PENDING && leecher_now_us() >= verify_at);
+}
+
 void *monitor_thread(void *arg)
 {
     struct leecher *l = arg;
@@ -437,7 +452,8 @@ void *monitor_thread(void *arg)
     double rate = 0;
     for (;;) {
         pthread_mutex_lock(&l->lock);
-        leecher_wait(l, 100000);
+        if (!monitor_due(l, verify_at))
+            leecher_wait(l, 100000);
         bool all_local = l->state == POSTCOPY && chunk_map_local(l->map) == l->geo.chunks;
         bool stopping = l->stopping,
              verify_now = all_local && !stopping && l->verify == VERIFY_PENDING &&
