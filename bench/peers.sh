@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # godwit against what a user would run instead, in the same run, taking
 # turns run by run: a full godwit migration (seeder + leecher at default
-# flags, wait-local, Finalize, wait-complete, then cmp), `qemu-img convert`
+# flags and `godwit-ctl switchover` started with the leecher: wait for
+# pre-copy, Finalize, wait for COMPLETE; then cmp), `qemu-img convert`
 # and `nbdcopy` reading `nbdkit file` over NBD/TCP on loopback into a local
 # file, the copy floor (`godwit-tcp-baseline --copy`, 4 streams; dense only) and QEMU's
 # own live migration of a file-backed guest RAM of the same size (KVM only).
@@ -29,8 +30,11 @@
 # QEMU_DEFAULTS=1 also measures QEMU at its default max-bandwidth (128 MiB/s).
 # TOOLS="godwit qemu-img" runs only those of the workload's tools (e.g. the
 # sparse workload without QEMU's much longer migration).
-# godwit's line also gives its steps (ms, medians): start to the control
-# port (ready_ms), wait-local (pull_ms), the Finalize call, wait-complete.
+# godwit's line also gives its steps (ms, medians): start to the leecher's
+# ready event (ready_ms), from there until every chunk is local (pull_ms),
+# the Finalize call, from its end to COMPLETE (complete_ms). The writer and
+# slowlink workloads run the steps as separate godwit-ctl commands (the
+# writer stops, or 2 blocks are written, between them).
 set -euo pipefail
 build=${1:-build-release}
 workload=${2:-dense}
@@ -60,6 +64,10 @@ wait_port() { for _ in $(seq 1000); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/nu
 wait_file() { for _ in $(seq 2000); do [ -e "$1" ] && return; sleep 0.005; done; }
 field() { sed -n "s/.*\"$1\":\\([^,}]*\\).*/\\1/p" | tr -d '"'; }
 now() { date +%s%N; }
+# the leecher's ready event (a text log line "TS godwit-leecher: ready ...") in ns
+ready_ns() { date -d "$(sed -n 's/^\([^ ]*\) godwit-leecher: ready.*/\1/p' "$1" | head -1)" +%s%N; }
+# the JSON number FIELD of a godwit-ctl reply, in ms (x 1000 for a *_s field)
+ms_of() { awk -v v="$(field "$2" <<<"$1")" -v k="$3" 'BEGIN {printf "%.1f", v * k}'; }
 seconds() { awk -v ns=$(($2 - $1)) 'BEGIN {printf "%.3f", ns / 1e9}'; }
 ms_between() { awk -v ns=$(($2 - $1)) 'BEGIN {printf "%.1f", ns / 1e6}'; }
 cpu_of() { awk -v t="$ticks" '{printf "%.3f", ($14 + $15) / t}' "/proc/$1/stat"; }
@@ -115,6 +123,10 @@ run_godwit() {
   "$build/leecher/godwit-leecher" --seeder "$target" --image "$dest" --control "127.0.0.1:$cp" \
     "${leecher_args[@]}" 2>"$dir/leecher.log" &
   leecher=$!; pids+=($leecher)
+  if [ "$workload" = dense ] || [ "$workload" = sparse ]; then
+    switchover_godwit
+    return
+  fi
   wait_port "$cp"
   ready=$(now)
   if [ "$workload" = slowlink ]; then
@@ -145,6 +157,31 @@ run_godwit() {
     "$(awk -v us="$(echo "$fin" | field downtime_us)" 'BEGIN {printf "%.3f", us / 1000}')" \
     "$(echo "$fin" | field dirty_chunks)" "$(ms_between "$f0" "$f1")" "$(ms_between "$start" "$ready")" \
     "$(ms_between "$ready" "$f0")" "$complete_ms"
+}
+
+# The rest of run_godwit for a migration without a writer: what a user types,
+# one `godwit-ctl switchover` for the whole hand-over, started together with
+# the leecher (it asks again until the leecher answers). Its --json reply
+# times the steps from its own start (end - complete_s here); ready_ms comes
+# from the leecher's log.
+switchover_godwit() {
+  local sw
+  sw=$("$build/ctl/godwit-ctl" --control "127.0.0.1:$cp" --timeout 300 switchover --json)
+  end=$(now)
+  local cpu; cpu=$(sum "$(cpu_of $seeder)" "$(cpu_of $leecher)")
+  ready=$(ready_ns "$dir/leecher.log")
+  kill $leecher $seeder; wait $leecher $seeder 2>/dev/null || true
+  cmp -s "$src" "$dest" || { echo "peers: godwit's destination differs from the source" >&2; exit 1; }
+  # ms from the leecher's start to each step's end, on this script's clock
+  local at_local at_finalized at_complete
+  at_complete=$(ms_between "$start" "$end")
+  at_local=$(awk -v e="$at_complete" -v c="$(ms_of "$sw" complete_s 1000)" -v l="$(ms_of "$sw" local_s 1000)" 'BEGIN {printf "%.1f", e - c + l}')
+  at_finalized=$(awk -v e="$at_complete" -v c="$(ms_of "$sw" complete_s 1000)" -v f="$(ms_of "$sw" finalized_s 1000)" 'BEGIN {printf "%.1f", e - c + f}')
+  echo "$(seconds "$start" "$end") $cpu $(alloc_kib "$dest")" \
+    "$(ms_of "$sw" downtime_us 0.001) $(echo "$sw" | field dirty_chunks) $(ms_of "$sw" finalize_ms 1)" \
+    "$(ms_between "$start" "$ready")" \
+    "$(awk -v a="$at_local" -v r="$(ms_between "$start" "$ready")" 'BEGIN {printf "%.1f", a - r}')" \
+    "$(awk -v a="$at_complete" -v b="$at_finalized" 'BEGIN {printf "%.1f", a - b}')"
 }
 
 # --- qemu-img convert / nbdcopy from nbdkit file over TCP -----------------

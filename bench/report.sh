@@ -21,7 +21,7 @@ q "$defs"'
   (if $m.loadavg_start then "Load average (1, 5, 15 min) at the start: \($m.loadavg_start | map(tostring) | join(", ")); at the end: \($run.loadavg_end | map(tostring) | join(", ")) (the machine is shared: compare ratios within the run)." else empty end),
   "Figures are medians (min-max) over the runs of each cell.\n",
   "## 0. godwit against its peers (same run, taking turns run by run)\n",
-  "Time to a complete destination (godwit: leecher start, wait-local, Finalize, wait-complete; every",
+  "Time to a complete destination (godwit: leecher start to COMPLETE, driven by godwit-ctl switchover; every",
   "destination compared with its source). CPU: all of the tool'"'"'s processes (seeder + leecher;",
   "qemu-img or nbdcopy + nbdkit; both QEMUs during the migration). QEMU'"'"'s destination RAM is on tmpfs,",
   "so its allocation is memory, not comparable.\n",

@@ -8,6 +8,7 @@
  *   godwit-ctl --control 127.0.0.1:1338 watch [--interval MS]
  *   godwit-ctl --control 127.0.0.1:1338 wait local|complete [--timeout S]
  *   godwit-ctl --control 127.0.0.1:1338 finalize
+ *   godwit-ctl --control 127.0.0.1:1338 switchover [--json] [--timeout S]
  *   godwit-ctl --seeder 127.0.0.1:1337 info|abort */
 #include "ctl.h"
 #include "options.h"
@@ -54,6 +55,12 @@ static int run_finalize(const struct ctl *ctl, const char *arg)
     return ctl_finalize(ctl);
 }
 
+static int run_switchover(const struct ctl *ctl, const char *arg)
+{
+    (void)arg;
+    return ctl_switchover(ctl);
+}
+
 static int run_info(const struct ctl *ctl, const char *arg)
 {
     (void)arg;
@@ -86,6 +93,14 @@ static const struct command commands[] = {
      "Runs the switch-over (Leecher.Finalize): freezes the source, opens the export; prints "
      "{\"downtime_us\":...,\"dirty_chunks\":...}. Safe to retry. --timeout S: deadline (60).",
      run_finalize},
+    {"switchover", NULL, false, TAKES_JSON, "wait local, finalize, wait complete: all of it",
+     "The whole hand-over in one command: waits until every chunk is local (pre-copy caught "
+     "up), finalizes (freezes the source, opens the destination), then waits until the "
+     "migration is COMPLETE; one line per step, --json: one object at the end (local_s, "
+     "finalized_s, complete_s, finalize_ms, downtime_us, dirty_chunks). It may start with the "
+     "leecher (a leecher not answering yet is asked again) and is safe to run again. Exit 1 if "
+     "the migration FAILED, a call failed or --timeout S (600, for all of it) passed.",
+     run_switchover},
     {"info", NULL, true, 0, "the seeder's state (--seeder)",
      "Prints the seeder's Info as one JSON object (state, sessions, dirty chunks, held writes). "
      "--timeout S: deadline (5).",
@@ -163,8 +178,9 @@ static int split_words(int *argc, char **argv, const struct option_spec *specs, 
 static void print_overall_help(const struct option_spec *specs, size_t n)
 {
     printf("godwit-ctl - drive a godwit-leecher (--control) or godwit-seeder (--seeder)\n\n"
-           "Usage: godwit-ctl --control ADDR:PORT status|watch|wait local|complete|finalize "
-           "[options]\n       godwit-ctl --seeder ADDR:PORT info|abort [options]\n\nCommands:\n");
+           "Usage: godwit-ctl --control ADDR:PORT status|watch|wait local|complete|finalize|"
+           "switchover [options]\n       godwit-ctl --seeder ADDR:PORT info|abort "
+           "[options]\n\nCommands:\n");
     for (int i = 0; i < N_COMMANDS; i++)
         printf("  %-26s %s\n", commands[i].name, commands[i].summary);
     printf("  %-26s %s\n\nOptions:\n", "wait-local, wait-complete",
@@ -260,12 +276,13 @@ static int parse(int argc, char **argv, struct flags *f, struct words *w,
         r = 1;
     } else if (r == 0 && w->n == 0) {
         snprintf(err, sizeof err,
-                 "give a command: status, watch, wait, finalize, info or abort "
+                 "give a command: status, watch, wait, finalize, switchover, info or abort "
                  "(see --help)");
         r = -1;
     } else if (r == 0 && !(*command = find_command(w->list[0], arg))) {
         snprintf(err, sizeof err,
-                 "unknown command \"%s\" (status, watch, wait, finalize, info, abort; see --help)",
+                 "unknown command \"%s\" (status, watch, wait, finalize, switchover, info, abort; "
+                 "see --help)",
                  w->list[0]);
         r = -1;
     } else if (r == 0 && w->help) {
@@ -304,8 +321,7 @@ int main(int argc, char **argv)
     } else {
         r = command->run(&ctl, arg);
     }
-    if (ctl.channel)
-        rpc_channel_close(ctl.channel);
+    ctl_disconnect(&ctl);
     free(f.control), free(f.seeder), free(f.tls_ca), free(f.tls_cert), free(f.tls_key);
     return r;
 }

@@ -16,12 +16,16 @@ static const char *seeder_state_name(Godwit__V1__SeederState state)
     return seeder_state_names[state <= 4 ? state : 0];
 }
 
-int ctl_finalize(const struct ctl *ctl)
+Godwit__V1__LeecherFinalizeResponse *ctl_finalize_call(const struct ctl *ctl, int timeout_ms)
 {
     Godwit__V1__LeecherFinalizeRequest request = GODWIT__V1__LEECHER_FINALIZE_REQUEST__INIT;
-    Godwit__V1__LeecherFinalizeResponse *r = (void *)ctl_call(
-        ctl, "/godwit.v1.Leecher/Finalize", "Finalize", &request.base,
-        &godwit__v1__leecher_finalize_response__descriptor, ctl_timeout_ms(ctl, 60000));
+    return (void *)ctl_call(ctl, "/godwit.v1.Leecher/Finalize", "Finalize", &request.base,
+                            &godwit__v1__leecher_finalize_response__descriptor, timeout_ms);
+}
+
+int ctl_finalize(const struct ctl *ctl)
+{
+    Godwit__V1__LeecherFinalizeResponse *r = ctl_finalize_call(ctl, ctl_timeout_ms(ctl, 60000));
     if (!r)
         return 1;
     printf("{\"downtime_us\":%llu,\"dirty_chunks\":%llu}\n", (unsigned long long)r->downtime_us,

@@ -4,6 +4,7 @@
 # watch (figures never go backwards; ends 0 at COMPLETE), wait local and
 # complete (and the wait-local/wait-complete aliases), --timeout, finalize,
 # abort, watch and wait of a migration that ends FAILED (exit 1, the error),
+# switchover (started before the leecher listens; run again once done),
 # --help, exit 2 with one sentence for bad input, and the TLS flags against
 # an mTLS pair.
 source "$(dirname "$0")/functions.sh"
@@ -18,6 +19,8 @@ expect_exit 0 "$CTL" status --help
 case $OUT in *"--control ADDR:PORT status [--json]"*) ;; *) fail "status --help: $OUT" ;; esac
 expect_exit 0 "$CTL" wait --help
 case $OUT in *"wait local|complete"*--timeout*) ;; *) fail "wait --help: $OUT" ;; esac
+expect_exit 0 "$CTL" switchover --help
+case $OUT in *"switchover [--json]"*finalizes*COMPLETE*) ;; *) fail "switchover --help: $OUT" ;; esac
 
 # Bad input: exit 2 and one sentence, before any call.
 bad() { # bad SENTENCE ARGS...
@@ -42,6 +45,8 @@ bad "--timeout must be at most 86400 s" "${c[@]}" wait local --timeout 90000
 bad "--interval must be from 10 to 3600000 ms, not 5" "${c[@]}" watch --interval 5
 bad "--interval applies to watch only, not to status" "${c[@]}" status --interval 100
 bad "--json does not apply to finalize" "${c[@]}" finalize --json
+bad 'switchover takes no arguments, not "now"' "${c[@]}" switchover now
+bad "--interval applies to watch only, not to switchover" "${c[@]}" switchover --interval 100
 bad "unknown option --colour" "${c[@]}" status --colour
 bad "option --timeout needs a value" "${c[@]}" status --timeout
 bad "--tls-cert and --tls-key go together" "${c[@]}" status --tls-cert x.crt
@@ -92,6 +97,12 @@ jq -e '.state == "PRECOPY" and .chunks_total == 64 and .max_bandwidth == 1048576
 expect_exit 1 "${ctl[@]}" wait complete --timeout 1
 case $ERR in *"was not complete after 1 s (--timeout)"*) ;; *) fail "wait --timeout: $ERR" ;; esac
 case $OUT in "state:"*) ;; *) fail "wait prints the last Status as text: $OUT" ;; esac
+# switchover waits for pre-copy first: still pulling after 1 s, it ends
+# there (exit 1) without finalizing.
+expect_exit 1 "${ctl[@]}" switchover --timeout 1
+case $ERR in *"was not local after 1 s (--timeout)"*) ;; *) fail "switchover --timeout: $ERR" ;; esac
+expect_exit 0 "${ctl[@]}" status --json
+jq -e '.state == "PRECOPY"' <<<"$OUT" >/dev/null || fail "switchover finalized early: $OUT"
 
 expect_exit 0 "${ctl[@]}" wait local --timeout 60
 grep -qF "chunks local:        64 / 64 (100.0%)" <<<"$OUT" || fail "wait local: $OUT"
@@ -157,6 +168,44 @@ kill -TERM $leecher
 status=0
 wait $leecher || status=$?
 [ $status -eq 1 ] || fail "the leecher of a FAILED migration exited $status, expected 1"
+
+# switchover: the whole hand-over in one command. Started before the leecher
+# (its control socket does not exist yet), it asks again until the leecher
+# answers, waits for pre-copy, finalizes and waits for COMPLETE.
+head -c $((4 << 20)) /dev/urandom >sw-source.img
+"$SEEDER" --image sw-source.img --listen 127.0.0.1:0 --chunk-size 64K --log-format json \
+  >sw-seeder.events 2>sw-seeder.log &
+cleanup_pids+=($!)
+sport=$(ready_field sw-seeder.events $! port)
+sw=(--control "unix:$TEST_DIR/sw-control.sock")
+"$CTL" "${sw[@]}" --timeout 120 switchover --json >sw.json 2>sw.err &
+switcher=$!
+cleanup_pids+=($switcher)
+sleep 0.3 # its first polls find no leecher
+"$LEECHER" --seeder "127.0.0.1:$sport" --image sw-dest.img "${sw[@]}" --max-bandwidth 8M \
+  --log-format json >sw-leecher.events 2>sw-leecher.log &
+leecher=$!
+cleanup_pids+=($leecher)
+status=0
+wait $switcher || status=$?
+[ $status -eq 0 ] || fail "switchover exited $status: $(cat sw.err)"
+jq -e '.state == "COMPLETE" and .local_s >= 0.3 and .local_s <= .finalized_s and
+  .finalized_s <= .complete_s and .finalize_ms >= 0 and .downtime_us > 0 and
+  .dirty_chunks == 0' sw.json >/dev/null || fail "switchover --json: $(cat sw.json)"
+cmp sw-source.img sw-dest.img || fail "the switchover's copy differs"
+grep -q '"event":"finalized"' sw-leecher.events || fail "the leecher logged no Finalize"
+# Again, as text: finalized already, it goes straight on (Finalize answers
+# the downtime it measured) and ends at COMPLETE.
+expect_exit 0 "$CTL" "${sw[@]}" switchover
+downtime=$(jq -r '.downtime_us / 1000 * 100 | round / 100' sw.json)
+[ "$(wc -l <<<"$OUT")" -eq 3 ] || fail "switchover prints one line per step: $OUT"
+grep -q "^pre-copy caught up after .*: 64 / 64 chunks local$" <<<"$OUT" || fail "step 1: $OUT"
+grep -q "^finalized after .* ms: downtime .* ms, 0 dirty chunks$" <<<"$OUT" || fail "step 2: $OUT"
+awk -v want="$downtime" '/^finalized/ {d = $6} END {exit !(d + 0.006 > want && d - 0.006 < want)}' \
+  <<<"$OUT" || fail "a second switchover reports another downtime than $downtime ms: $OUT"
+grep -q "^complete after .* s: every chunk of 64 is local$" <<<"$OUT" || fail "step 3: $OUT"
+kill -TERM $leecher
+wait $leecher || fail "leecher exit status"
 
 # The TLS flags against an mTLS pair: the same files as the daemons take.
 requires openssl
