@@ -2,8 +2,15 @@
 /* The leecher on a slow link (godwit-linkem --rate-mbps 6 --shared-rate,
  * one 6 MB/s line for all connections): control never waits behind bulk
  * data. During a saturated pre-copy, Finalize with 2 dirty chunks returns
- * within 1 s with a small downtime, and an on-demand read of a chunk not
- * yet pulled is served ahead of the background pulls.
+ * within 1 s with a downtime under 250 ms, and an on-demand read of a chunk
+ * not yet pulled is served ahead of the background pulls, within 1 s. What
+ * the machine adds is measured in the same run and added to those bounds,
+ * not assumed: the state-file write Finalize waits for on each side (a
+ * write, fsync, rename and directory fsync in the same directory, timed by
+ * the test just before and after), and for the read a ReadAt of the same
+ * chunk size the test sends through the same line just before (the line's
+ * queue and the path; a read queued behind the bulk pulls in the line
+ * would wait seconds).
  *
  * And --max-bandwidth through a link faster than the cap (godwit-linkem
  * without a rate): the bytes pulled over 6 s stay within 5% of the cap,
@@ -26,6 +33,8 @@
 #include "options.h"
 #include "testlib.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -57,6 +66,29 @@ static void write_chunk(struct nbd_handle *nbd, uint64_t chunk, uint64_t seed)
     CHECK(nbd_pwrite(nbd, buf, sizeof buf, chunk * CHUNK, 0) == 0, "write: %s", nbd_get_error());
 }
 
+/* What a state-file save costs on this machine now: 4 KiB written to a
+ * temporary name in DIR, fsynced, renamed, the directory fsynced (us). */
+static uint64_t state_file_floor_us(const char *dir)
+{
+    char tmp[600], path[600];
+    snprintf(tmp, sizeof tmp, "%s/floor.tmp", dir);
+    snprintf(path, sizeof path, "%s/floor", dir);
+    unsigned char block[4096];
+    test_fill_random(block, sizeof block, 7);
+    uint64_t start = test_now_us();
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0 && write(fd, block, sizeof block) == (ssize_t)sizeof block && fsync(fd) == 0 &&
+              close(fd) == 0 && rename(tmp, path) == 0,
+          "the state-file floor in %s: %s", dir, strerror(errno));
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    CHECK(dfd >= 0 && fsync(dfd) == 0 && close(dfd) == 0, "fsync %s: %s", dir, strerror(errno));
+    return test_now_us() - start;
+}
+
+/* A ReadAt of CHUNK sent by the test through RELAY: how long the path to
+ * the seeder takes on this machine now, without the leecher (us). */
+static uint64_t timed_readat(struct rpc_channel *relay, uint64_t chunk);
+
 static void test_finalize(void)
 {
     struct seeder_proc s = {0};
@@ -72,9 +104,12 @@ static void test_finalize(void)
     write_chunk(src, 1, 11);
     write_chunk(src, 3, 12);
     nbd_close(src);
+    uint64_t floor = state_file_floor_us(s.dir);
     uint64_t start = test_now_us(), downtime;
     CHECK(leecher_finalize_call(&l, &downtime) == GRPC_STATUS_OK, "Finalize");
     uint64_t took = test_now_us() - start;
+    uint64_t floor_after = state_file_floor_us(s.dir);
+    floor = floor_after > floor ? floor_after : floor;
     Godwit__V1__StatusResponse *st = leecher_status(&l);
     CHECK(st && st->finalize_dirty_chunks == 2, "the freeze carried %llu chunks, not 2",
           st ? (unsigned long long)st->finalize_dirty_chunks : 0ull);
@@ -83,6 +118,12 @@ static void test_finalize(void)
     protobuf_c_message_free_unpacked(&st->base, NULL);
     /* An on-demand read of the last chunk (the pull goes in order: not
      * there yet) while the background pull saturates the line. */
+    char err[256];
+    struct rpc_channel_config config = {.target = relay, .max_message = 32 << 20};
+    struct rpc_channel *direct = rpc_channel_open(&config, err, sizeof err);
+    CHECK(direct, "a channel to the relay: %s", err);
+    uint64_t path = timed_readat(direct, SIZE / CHUNK - 2); /* connects, then the line's queue */
+    rpc_channel_close(direct);
     struct nbd_handle *dst = leecher_nbd(&l);
     unsigned char got[4096], want[4096];
     uint64_t read_start = test_now_us();
@@ -96,12 +137,16 @@ static void test_finalize(void)
     fclose(f);
     CHECK(memcmp(got, want, sizeof got) == 0, "the on-demand read differs from the source");
     printf("6 MB/s shared line, saturated pre-copy, 2 dirty chunks: Finalize %.1f ms, downtime "
-           "%.3f ms, an on-demand read %.1f ms\n",
-           (double)took / 1000, (double)downtime / 1000, (double)read_took / 1000);
-    CHECK(took < 1000000, "Finalize took %.1f ms (at most 1 s)", (double)took / 1000);
-    CHECK(downtime < 250000, "downtime %.1f ms (at most 250 ms)", (double)downtime / 1000);
-    CHECK(read_took < 1000000, "an on-demand read took %.1f ms (at most 1 s)",
-          (double)read_took / 1000);
+           "%.3f ms, an on-demand read %.1f ms; this run's state-file save %.1f ms, ReadAt "
+           "through the line %.1f ms\n",
+           (double)took / 1000, (double)downtime / 1000, (double)read_took / 1000,
+           (double)floor / 1000, (double)path / 1000);
+    CHECK(took < 1000000 + 2 * floor, "Finalize took %.1f ms (at most 1 s and 2 x %.1f ms)",
+          (double)took / 1000, (double)floor / 1000);
+    CHECK(downtime < 250000 + floor, "downtime %.1f ms (at most 250 ms and %.1f ms)",
+          (double)downtime / 1000, (double)floor / 1000);
+    CHECK(read_took < 1000000 + path, "an on-demand read took %.1f ms (at most 1 s and %.1f ms)",
+          (double)read_took / 1000, (double)path / 1000);
     leecher_stop(&l);
     test_stop(linkem, 5000);
     seeder_stop(&s);
