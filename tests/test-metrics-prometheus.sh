@@ -5,6 +5,8 @@
 # and the leecher's pulled bytes reaching the image size, the completed
 # state, and the seeder's served bytes. Prometheus listens on port 0 and
 # the test reads the bound port from its log; its storage is a temp dir.
+# Every query of docs/grafana-dashboard.json must parse and name only
+# metrics Prometheus scraped from the daemons.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/metrics-lib.sh"
 requires jq
@@ -72,7 +74,7 @@ for i in $(seq 1 25); do
   sleep 0.2
 done
 [ "$i" -lt 25 ] || fail "no range data: $(head -c 300 "$TEST_DIR/range.json")"
-# Every expression of the Grafana dashboard is PromQL this Prometheus accepts.
+# Every expression of the Grafana dashboard is PromQL this Prometheus accepts,
 jq -r '.panels[].targets[].expr' "$GODWIT_SOURCE/docs/grafana-dashboard.json" |
   sed 's/\$__rate_interval/5s/g; s/\$leecher/.*/g; s/\$seeder/.*/g' >"$TEST_DIR/exprs"
 [ -s "$TEST_DIR/exprs" ] || fail "no expressions in docs/grafana-dashboard.json"
@@ -81,5 +83,16 @@ while read -r expr; do
   jq -e '.status == "success"' "$TEST_DIR/q.json" >/dev/null ||
     fail "dashboard query $expr: $(cat "$TEST_DIR/q.json")"
 done <"$TEST_DIR/exprs"
+# ... and every metric a query names is one Prometheus scraped from the
+# daemons (valid PromQL of a misspelt name would just draw nothing).
+curl -sS "http://$prom/api/v1/label/__name__/values" >"$TEST_DIR/names.json"
+jq -r '.data[]' "$TEST_DIR/names.json" >"$TEST_DIR/scraped"
+grep -q '^godwit_leecher_pulled_bytes_total$' "$TEST_DIR/scraped" ||
+  fail "no godwit names in Prometheus: $(head -c 300 "$TEST_DIR/names.json")"
+grep -o 'godwit_[a-z0-9_]*' "$TEST_DIR/exprs" | sort -u >"$TEST_DIR/named"
+[ "$(wc -l <"$TEST_DIR/named")" -ge 10 ] || fail "the dashboard names few metrics: $(cat "$TEST_DIR/named")"
+while read -r name; do
+  grep -qx "$name" "$TEST_DIR/scraped" || fail "the dashboard queries $name, which no daemon exports"
+done <"$TEST_DIR/named"
 cmp "$TEST_DIR/src.img" "$TEST_DIR/dest.img" || fail "the images differ"
 echo "PASS"
