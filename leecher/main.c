@@ -43,6 +43,8 @@ enum {
     MAX_CONVERGE_ROUNDS = 10000,
     DEFAULT_BATCH = 1 << 20,       /* without --batch: 1M, or one chunk if larger */
     LINK_BYTES_PER_S = 1250000000, /* 10 Gbit/s: what choose_workers plans for */
+    MIN_AUTO_WORKERS = 4,          /* choose_workers: at least, and one per channel */
+    MAX_AUTO_WORKERS = 64,         /* ... at most */
     MAX_CHECKSUM_RETRIES = 100,
     DEFAULT_CHECKSUM_RETRIES = 3,
     DEFAULT_VERIFY = 0, /* --verify costs more than 5% of a pull: docs/benchmarks.md */
@@ -54,7 +56,8 @@ static size_t option_specs(struct leecher_options *o, struct option_spec *specs)
         {"seeder", OPTION_STRING, &o->seeder, "ADDR:PORT", "the seeder's gRPC address (required)"},
         {"image", OPTION_STRING, &o->image, "PATH", "the local image to fill (required)"},
         {"workers", OPTION_UINT, &o->workers, "N",
-         "background pullers, at most 1024 (default or 0: from the round trip, 16 to 64)"},
+         "background pullers, at most 1024 (default or 0: from the round trip, 4 (or one per "
+         "channel) to 64)"},
         {"channels", OPTION_UINT, &o->channels, "N",
          "gRPC connections to the seeder, 1 to 256 (default 4)"},
         {"control", OPTION_STRING, &o->control, "ADDR:PORT",
@@ -221,13 +224,19 @@ static uint64_t measure_round_trip(struct leecher *l)
 
 /* Without --workers: enough pulls in flight to keep a 10 Gbit/s link busy
  * over the measured round trip (each worker has one ReadAt of up to
- * --batch in flight), at least 16, at most 64. */
-static void choose_workers(struct leecher *l)
+ * --batch in flight), at least one per channel and MIN_AUTO_WORKERS, at
+ * most MAX_AUTO_WORKERS. On a short round trip the bulk budget lets only
+ * a few MiB be in flight anyway (bulk-budget.h): more workers than that
+ * only wait for it, and on two cores 16 of them cost a pull of 1 GiB 11%
+ * more CPU and 23% more time than 4 (docs/benchmarks.md). */
+static void choose_workers(struct leecher *l, unsigned channels)
 {
     uint64_t rtt_us = measure_round_trip(l);
     uint64_t in_flight = rtt_us * (LINK_BYTES_PER_S / 1000000); /* bytes */
     uint64_t workers = (in_flight + l->batch_bytes - 1) / l->batch_bytes;
-    l->n_workers = workers < 16 ? 16 : workers > 64 ? 64 : (unsigned)workers;
+    uint64_t least = channels > MIN_AUTO_WORKERS ? channels : MIN_AUTO_WORKERS;
+    workers = workers < least ? least : workers;
+    l->n_workers = workers > MAX_AUTO_WORKERS ? MAX_AUTO_WORKERS : (unsigned)workers;
     log_info(l->log, "round trip to the seeder %.1f ms: %u workers", (double)rtt_us / 1000.0,
              l->n_workers);
 }
@@ -394,7 +403,7 @@ static int run_leecher(struct leecher *l, const struct leecher_options *o, char 
         r = choose_batch(l, o->batch, err, errlen);
     if (r == 0 && !l->n_workers) {
         if (l->seeder_contacted)
-            choose_workers(l);
+            choose_workers(l, o->channels);
         else
             l->n_workers = 16; /* resumed in post-copy: the seeder may be down */
     }

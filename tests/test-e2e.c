@@ -671,12 +671,13 @@ static double measured_round_trip(const char *log_path)
 }
 
 /* The workers for a round trip of RTT_US: a 10 Gbit/s link's bytes over
- * it in 1 MiB batches (the default --batch for 64K chunks), 16 to 64. */
+ * it in 1 MiB batches (the default --batch for 64K chunks), 4 (one per
+ * default channel) to 64. */
 static int workers_for(double rtt_us)
 {
     double batches = rtt_us * 1250.0 / (1 << 20);
     int workers = (int)batches + (batches > (int)batches);
-    return workers < 16 ? 16 : workers > 64 ? 64 : workers;
+    return workers < 4 ? 4 : workers > 64 ? 64 : workers;
 }
 
 /* The leecher at LOG chose WORKERS for the round trip it logged (printed
@@ -693,7 +694,7 @@ static void check_workers_fit(const char *log, int workers, double at_least_ms, 
 }
 
 /* Without --workers the leecher keeps enough pulls in flight for the
- * round trip it measured: 16 on loopback (up to 13 ms), about 24 at 20
+ * round trip it measured: 4 on loopback (up to 3.3 ms), about 24 at 20
  * ms (10 Gbit/s x 20 ms in 1 MiB batches; more when a loaded machine
  * made the round trip longer, but never fewer: the link's 20 ms are a
  * floor), and the migration is still byte-exact. */
