@@ -86,9 +86,11 @@ struct leecher {
     pthread_cond_t changed;
     enum leecher_state state;
     char error[256];
-    bool gate_open;    /* the export serves requests (after Finalize) */
-    bool storage_full; /* a pull found no space: pulls wait (storage.c) */
-    bool bulk_paused;  /* a Finalize is under way: no new background pull starts */
+    bool gate_open;          /* the export serves requests (after Finalize) */
+    bool storage_full;       /* a pull found no space: pulls wait (storage.c) */
+    bool bulk_paused;        /* a Finalize is under way: no new background pull starts */
+    bool finalize_recording; /* a Finalize writes its record after the freeze: COMPLETE,
+                                and the flush that follows it, wait for that */
     bool stopping;
     unsigned chunk_waiters; /* reads waiting for a chunk another thread pulls */
     uint64_t downtime_us;
