@@ -316,6 +316,25 @@ static void announce(struct leecher *l, const struct running *run, const struct 
     log_event(l->log, "ready", fields);
 }
 
+enum { FAILED_LINGER_MS = 2000 };
+
+/* After a failure (leecher_fail sends the SIGTERM that ended serve), the
+ * control port keeps answering for FAILED_LINGER_MS once the export and
+ * every thread have stopped, so godwit-ctl watch and wait and the probes
+ * see FAILED and the error instead of a closed port, while no app reads
+ * the failed copy any more. A second SIGINT/SIGTERM ends it at once. */
+static void linger_failed(struct leecher *l)
+{
+    log_info(l->log, "the migration failed: the control port answers for %d ms more",
+             FAILED_LINGER_MS);
+    uint64_t until = leecher_now_us() + FAILED_LINGER_MS * 1000ull;
+    for (uint64_t now = leecher_now_us(); now < until; now = leecher_now_us()) {
+        int sig = daemon_wait_signal_ms((int)((until - now + 999) / 1000));
+        if (sig == SIGINT || sig == SIGTERM)
+            return;
+    }
+}
+
 static void stop(struct leecher *l, struct running *run)
 {
     pthread_mutex_lock(&l->lock);
@@ -332,6 +351,11 @@ static void stop(struct leecher *l, struct running *run)
         pthread_join(run->syncer, NULL);
     if (run->monitor_started)
         pthread_join(run->monitor, NULL);
+    pthread_mutex_lock(&l->lock);
+    bool failed = l->state == FAILED;
+    pthread_mutex_unlock(&l->lock);
+    if (run->control && failed)
+        linger_failed(l);
     if (run->control)
         rpc_server_stop(run->control, 2000);
     if (l->map && l->image.fd >= 0 && state_file_save(l) < 0)
@@ -352,25 +376,6 @@ static void release(struct leecher *l)
     pull_order_close(l->order);
 }
 
-enum { FAILED_LINGER_MS = 2000 };
-
-/* After a failure (leecher_fail sends the SIGTERM that ended serve), the
- * control port keeps answering for FAILED_LINGER_MS before everything
- * stops, so godwit-ctl watch and wait and the probes see FAILED and the
- * error instead of a closed port; the worker threads have already stopped
- * at FAILED. A second SIGINT/SIGTERM ends it at once. */
-static void linger_failed(struct leecher *l)
-{
-    log_info(l->log, "the migration failed: the control port answers for %d ms more",
-             FAILED_LINGER_MS);
-    uint64_t until = leecher_now_us() + FAILED_LINGER_MS * 1000ull;
-    for (uint64_t now = leecher_now_us(); now < until; now = leecher_now_us()) {
-        int sig = daemon_wait_signal_ms((int)((until - now + 999) / 1000));
-        if (sig == SIGINT || sig == SIGTERM)
-            return;
-    }
-}
-
 /* Runs until SIGINT/SIGTERM; SIGUSR1 finalizes. Returns 0, or 1 if the
  * migration failed. */
 static int serve(struct leecher *l)
@@ -388,8 +393,6 @@ static int serve(struct leecher *l)
     pthread_mutex_lock(&l->lock);
     int failed = l->state == FAILED;
     pthread_mutex_unlock(&l->lock);
-    if (failed)
-        linger_failed(l);
     return failed;
 }
 
