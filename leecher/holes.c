@@ -36,19 +36,34 @@ static int store_hole(void *arg)
     return image_zero(&run->l->image, run->length, run->offset);
 }
 
-/* Makes the chunks wholly inside [OFFSET, END) local; returns how many. */
+static int store_nothing(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+/* Makes the chunks wholly inside [OFFSET, END) local; returns how many.
+ * One question to the local image first: where all of it is a hole (a
+ * fresh image is), no chunk needs zeroing, and no chunk is asked alone.
+ * Nothing else writes the image meanwhile: the pass runs before the
+ * pullers start, with the export closed. */
 static uint64_t take_hole(struct leecher *l, uint64_t offset, uint64_t end)
 {
     const struct chunk_geometry *geo = &l->geo;
     uint64_t first = (offset + geo->chunk_size - 1) / geo->chunk_size;
     uint64_t last = end == geo->size ? geo->chunks : end / geo->chunk_size; /* exclusive */
+    if (first >= last)
+        return 0;
+    uint64_t to = last == geo->chunks ? geo->size : chunk_offset(geo, last);
+    bool all_hole =
+        image_describe(&l->image, chunk_offset(geo, first), to, stop_at_data, NULL) == 0;
     uint64_t taken = 0;
     for (uint64_t c = first; c < last; c++) {
         uint32_t ticket;
         struct hole_run run = {l, chunk_offset(geo, c), chunk_length(geo, c)};
         if (!chunk_map_claim(l->map, c, &ticket))
             continue; /* local already */
-        if (chunk_map_commit(l->map, c, ticket, store_hole, &run) == 0)
+        if (chunk_map_commit(l->map, c, ticket, all_hole ? store_nothing : store_hole, &run) == 0)
             taken++;
         else
             chunk_map_release(l->map, c, ticket); /* pulled as usual */
