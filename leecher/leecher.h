@@ -63,6 +63,7 @@ struct leecher {
     struct rpc_server *control; /* set before the threads start: health follows FAILED */
     bool seeder_contacted;      /* leecher_prepare called Info (not a post-copy resume) */
     bool resume_finalize;       /* the seeder was frozen already: finish that Finalize */
+    bool session_unrecorded;    /* a fresh Track's session: the syncer records it first */
     uint64_t started_us;
 
     /* Lock order: finalize_lock -> save_lock -> lock. A Finalize (holding

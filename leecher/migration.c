@@ -193,6 +193,8 @@ static void auto_finalize(struct leecher *l, double predicted)
 void *syncer_thread(void *arg)
 {
     struct leecher *l = arg;
+    if (l->session_unrecorded && state_file_record(l) < 0) /* startup.c: track_session */
+        log_warn(l->log, "cannot write %s: %s", l->state_path, strerror(errno));
     uint64_t last = leecher_now_us();
     unsigned rounds_under = 0; /* Sync rounds in a row at or under the target */
     struct convergence convergence;

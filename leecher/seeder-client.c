@@ -73,6 +73,11 @@ struct seeder_client *seeder_client_open(const struct seeder_client_config *conf
             return NULL;
         }
     }
+    /* Every connection's handshake runs while Info, Track and Holes do,
+     * not in front of the first ReadAt of each channel. */
+    rpc_channel_connect(c->control);
+    for (unsigned i = 0; i < c->n_channels; i++)
+        rpc_channel_connect(c->channels[i]);
     return c;
 }
 

@@ -106,8 +106,11 @@ static int track_session(struct leecher *l, bool resumed, char *err, size_t errl
         snprintf(err, errlen, "Seeder.Track failed: %s", result.message);
         return -1;
     }
-    if (!resumed && state_file_save(l) < 0) /* a restart finds its session */
-        log_warn(l->log, "cannot write %s: %s", l->state_path, strerror(errno));
+    /* A restart must find the session: the syncer records it as it starts,
+     * off the start-up's path (its fsyncs took 1-90 ms here). A crash
+     * before that opens another session, as a crash before a save here
+     * always did. */
+    l->session_unrecorded = !resumed;
     log_info(l->log, "%s seeder session %llu", resumed ? "resumed" : "opened",
              (unsigned long long)l->session_id);
     return 0;

@@ -133,6 +133,11 @@ void rpc_channel_close(struct rpc_channel *channel)
     grpc_shutdown();
 }
 
+void rpc_channel_connect(struct rpc_channel *channel)
+{
+    (void)grpc_channel_check_connectivity_state(channel->channel, 1); /* 1: try to connect */
+}
+
 /* Runs one unary call; on OK hands over the reply message in *REPLY. */
 static grpc_status_code call_unary(struct rpc_channel *ch, const char *method,
                                    const ProtobufCMessage *request, grpc_byte_buffer **reply,

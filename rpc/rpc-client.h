@@ -28,6 +28,9 @@ struct rpc_channel_config {
 struct rpc_channel *rpc_channel_open(const struct rpc_channel_config *config, char *err,
                                      size_t errlen);
 void rpc_channel_close(struct rpc_channel *channel);
+/* Starts connecting CHANNEL now (TCP, TLS, HTTP/2 settings) in gRPC's own
+ * threads, instead of at its first call; returns at once. */
+void rpc_channel_connect(struct rpc_channel *channel);
 
 /* The result of one call. */
 struct rpc_result {
