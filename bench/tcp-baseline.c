@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -200,12 +201,51 @@ static int compare_doubles(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+enum { PING_TIMEOUT_S = 10, PING_ACCEPTS = 16 };
+
+/* Gives FD's receives a timeout, so a lost peer fails the ping. */
+static void recv_timeout(int fd, int seconds)
+{
+    struct timeval tv = {seconds, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+/* Accepts the connection that starts with TOKEN (the ping's, through any
+ * relay): anything else that connects to the port meanwhile (a script
+ * probing for a free port) is closed. -1 if none came. */
+static int accept_token(int listener, uint64_t token)
+{
+    for (int i = 0; i < PING_ACCEPTS; i++) {
+        int fd = accept(listener, NULL, NULL);
+        if (fd < 0)
+            return -1;
+        uint64_t got = 0;
+        recv_timeout(fd, 1);
+        if (recv_all(fd, (char *)&got, sizeof got) && got == token) {
+            recv_timeout(fd, PING_TIMEOUT_S);
+            return fd;
+        }
+        close(fd);
+    }
+    return -1;
+}
+
 /* Median round trip of COUNT pings of 1 byte answered by REPLY bytes (1: a
  * ping-pong; 256K: a request and a chunk), microseconds; -1 if it failed. */
 static double ping(struct baseline *b, unsigned count, size_t reply)
 {
-    int client = connect_loopback(b->connect_port), server = accept(b->listener, NULL, NULL);
-    int one = 1;
+    uint64_t token = now_us() ^ ((uint64_t)getpid() << 32);
+    int client = connect_loopback(b->connect_port);
+    if (client < 0 || send(client, &token, sizeof token, MSG_NOSIGNAL) != sizeof token) {
+        fprintf(stderr, "godwit-tcp-baseline: cannot connect the ping: %s\n", strerror(errno));
+        exit(1);
+    }
+    recv_timeout(client, PING_TIMEOUT_S);
+    int server = accept_token(b->listener, token), one = 1;
+    if (server < 0) {
+        fprintf(stderr, "godwit-tcp-baseline: the ping's connection never arrived\n");
+        exit(1);
+    }
     setsockopt(server, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     double *samples = calloc(count, sizeof *samples);
     char *buf = malloc(reply);
