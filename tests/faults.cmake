@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
-# Tests: single faults after Finalize (a link cut, a full destination disk,
-# a second leecher)
-# that must end byte-exact or fail loudly with the source intact.
+# Tests: single faults at and after Finalize (a link cut, a full destination
+# disk, a second leecher, a full source disk) that must end byte-exact or
+# fail loudly with the source intact.
 add_executable(test-faults test-faults.c)
 target_link_libraries(test-faults PRIVATE godwit_leecher_harness)
 add_dependencies(test-faults godwit-seeder godwit-leecher godwit-linkem)
@@ -11,3 +11,5 @@ add_test(NAME test-faults-postcopy-disk-full COMMAND test-faults disk-full)
 godwit_test_properties(test-faults-postcopy-disk-full 180 leecher grpc)
 add_test(NAME test-faults-postcopy-second-leecher COMMAND test-faults second-leecher)
 godwit_test_properties(test-faults-postcopy-second-leecher 180 leecher grpc)
+add_test(NAME test-faults-finalize-source-disk-full COMMAND test-faults source-disk-full)
+godwit_test_properties(test-faults-finalize-source-disk-full 180 leecher grpc)

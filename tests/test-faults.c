@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Single faults after Finalize that the other tests leave out (the matrix
+/* Single faults at and after Finalize that the other tests leave out (the matrix
  * is in docs/developing.md, "Faults"): each must end byte-exact or fail
  * loudly, with the source intact (frozen, every byte as at the freeze).
  *
@@ -16,7 +16,12 @@
  *              (exit 1, one sentence: Abort first or resume the leecher
  *              that froze it), and the first completes byte-exact
  *
- *   test-faults link-cut | disk-full | second-leecher */
+ *   source-disk-full  the seeder's disk is full at Finalize (its state
+ *              file cannot be written): Finalize fails and says so, the
+ *              source stays frozen with its bytes as at the freeze, and the
+ *              retry once there is room completes byte-exact
+ *
+ *   test-faults link-cut | disk-full | second-leecher | source-disk-full */
 #include "leecher-harness.h"
 #include "testlib.h"
 
@@ -268,6 +273,66 @@ static void test_second_leecher(void)
     free(source);
 }
 
+/* The seeder's state (Seeder.Info). */
+static Godwit__V1__SeederState seeder_state(struct seeder_proc *s)
+{
+    Godwit__V1__InfoRequest request = GODWIT__V1__INFO_REQUEST__INIT;
+    ProtobufCMessage *response;
+    struct rpc_result result;
+    CHECK(seeder_call(s, "Info", &request.base, &godwit__v1__info_response__descriptor, &response,
+                      &result) == GRPC_STATUS_OK,
+          "Info: %s", result.message);
+    Godwit__V1__SeederState state = ((Godwit__V1__InfoResponse *)response)->state;
+    protobuf_c_message_free_unpacked(response, NULL);
+    return state;
+}
+
+static void test_source_disk_full(void)
+{
+    if (geteuid() != 0)
+        test_skip("mounting a small tmpfs needs root");
+    char dir[] = "/tmp/godwit-faults-source-XXXXXX", cmd[1600], state[600], filler[600];
+    CHECK(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+    snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=1m godwit-test '%s' 2>/dev/null", dir);
+    if (system(cmd) != 0) {
+        rmdir(dir);
+        test_skip("cannot mount a tmpfs here");
+    }
+    snprintf(state, sizeof state, "%s/seeder.state", dir);
+    snprintf(filler, sizeof filler, "%s/filler", dir);
+    snprintf(cmd, sizeof cmd, "head -c 2M /dev/zero >'%s' 2>/dev/null", filler);
+    CHECK(system(cmd) != 0, "a 1 MiB tmpfs took 2 MiB");
+    struct seeder_proc s = {0};
+    const char *flags[] = {"--state-file", state, NULL};
+    seeder_start(&s, "faults-source-full", SIZE, CHUNK, flags);
+    unsigned char *source = read_whole(s.image, SIZE);
+    struct leecher_proc l = {0};
+    const char *extra[] = {"--workers", "2", NULL};
+    leecher_start(&l, &s, extra);
+    leecher_wait_local(&l, SIZE / CHUNK, 60000);
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&l, &downtime) != GRPC_STATUS_OK,
+          "Finalize succeeded with no room for the seeder's state file");
+    CHECK(seeder_state(&s) == GODWIT__V1__SEEDER_STATE__SEEDER_STATE_FROZEN,
+          "the source is not frozen");
+    Godwit__V1__StatusResponse *st = status_of(&l);
+    CHECK(st->state != GODWIT__V1__STATE__FAILED && st->state != GODWIT__V1__STATE__COMPLETE,
+          "state %d after the failed Finalize: %s", st->state, st->error);
+    protobuf_c_message_free_unpacked(&st->base, NULL);
+    CHECK(log_has(s.log, "cannot write the seeder state file"), "the seeder did not say why");
+    expect_file(s.image, source, "the frozen source");
+    CHECK(unlink(filler) == 0, "rm %s", filler);
+    CHECK(leecher_finalize_call(&l, &downtime) == GRPC_STATUS_OK, "Finalize once there is room");
+    expect_complete(&l, source);
+    expect_file(s.image, source, "the source after COMPLETE");
+    seeder_stop(&s);
+    seeder_cleanup(&s);
+    snprintf(cmd, sizeof cmd, "umount '%s'", dir);
+    run(cmd);
+    rmdir(dir);
+    free(source);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "link-cut") == 0)
@@ -276,7 +341,9 @@ int main(int argc, char **argv)
         test_disk_full();
     else if (argc == 2 && strcmp(argv[1], "second-leecher") == 0)
         test_second_leecher();
+    else if (argc == 2 && strcmp(argv[1], "source-disk-full") == 0)
+        test_source_disk_full();
     else
-        CHECK(false, "usage: test-faults link-cut | disk-full | second-leecher");
+        CHECK(false, "usage: test-faults link-cut | disk-full | second-leecher | source-disk-full");
     return 0;
 }
