@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Single faults at and after Finalize that the other tests leave out (the matrix
+/* Single faults that the other tests leave out, most at and after Finalize (the matrix
  * is in docs/developing.md, "Faults"): each must end byte-exact or fail
  * loudly, with the source intact (frozen, every byte as at the freeze).
  *
@@ -16,12 +16,18 @@
  *              (exit 1, one sentence: Abort first or resume the leecher
  *              that froze it), and the first completes byte-exact
  *
+ *   seeder-down  the seeder killed in pre-copy and down for a while: the
+ *              leecher stays in pre-copy retrying (nothing local is lost),
+ *              a Finalize meanwhile is UNAVAILABLE (retry), and when a
+ *              seeder answers again at that address with a new identity
+ *              the leecher refuses to mix images and exits 1 saying so
  *   source-disk-full  the seeder's disk is full at Finalize (its state
  *              file cannot be written): Finalize fails and says so, the
  *              source stays frozen with its bytes as at the freeze, and the
  *              retry once there is room completes byte-exact
  *
- *   test-faults link-cut | disk-full | second-leecher | source-disk-full */
+ *   test-faults link-cut | disk-full | second-leecher | seeder-down |
+ *               source-disk-full */
 #include "leecher-harness.h"
 #include "testlib.h"
 
@@ -333,6 +339,61 @@ static void test_source_disk_full(void)
     free(source);
 }
 
+/* Waits until the leecher has retried more than BEFORE pulls. */
+static void wait_retries(struct leecher_proc *l, uint64_t before)
+{
+    for (int waited = 0; waited < 30000; waited += 100) {
+        Godwit__V1__StatusResponse *st = status_of(l);
+        uint64_t retries = st->pull_retries;
+        protobuf_c_message_free_unpacked(&st->base, NULL);
+        if (retries > before)
+            return;
+        usleep(100000);
+    }
+    CHECK(false, "no pull was retried in 30 s with the seeder down (see %s)", l->log);
+}
+
+static void test_seeder_down(void)
+{
+    struct seeder_proc s = {0};
+    seeder_start(&s, "faults-seeder-down", SIZE, CHUNK, NULL);
+    unsigned char *source = read_whole(s.image, SIZE);
+    char relay[64];
+    pid_t linkem = linkem_start(s.target, "8", "0", s.dir, relay);
+    struct leecher_proc l = {0};
+    const char *extra[] = {"--workers", "2", "--pull-timeout", "1500", NULL};
+    leecher_via(&l, &s, relay, extra);
+    leecher_wait_local(&l, 16, 30000);
+    test_kill(s.pid);
+    s.pid = 0;
+    Godwit__V1__StatusResponse *before = status_of(&l);
+    wait_retries(&l, before->pull_retries);
+    Godwit__V1__StatusResponse *down = status_of(&l);
+    CHECK(down->state == GODWIT__V1__STATE__PRECOPY, "state %d with the seeder down: %s",
+          down->state, down->error);
+    CHECK(down->chunks_local >= before->chunks_local, "chunks local fell from %llu to %llu",
+          (unsigned long long)before->chunks_local, (unsigned long long)down->chunks_local);
+    printf("seeder down in pre-copy: PRECOPY, %llu of %llu chunks local, %llu pulls retried, "
+           "Status.error '%s', health %s\n",
+           (unsigned long long)down->chunks_local, (unsigned long long)down->chunks_total,
+           (unsigned long long)down->pull_retries, down->error,
+           healthy(&l) ? "SERVING" : "NOT_SERVING");
+    protobuf_c_message_free_unpacked(&before->base, NULL);
+    protobuf_c_message_free_unpacked(&down->base, NULL);
+    uint64_t downtime;
+    CHECK(leecher_finalize_call(&l, &downtime) == GRPC_STATUS_UNAVAILABLE,
+          "Finalize with the seeder down did not say UNAVAILABLE (retry)");
+    seeder_restart(&s); /* back at the same address with a new identity */
+    int status = leecher_wait_exit(&l, 60000);
+    CHECK(status == 1, "the leecher exited %d once a seeder of another identity answered", status);
+    CHECK(log_has(l.log, "refus"), "no sentence about refusing to mix images in %s", l.log);
+    expect_file(s.image, source, "the source");
+    test_stop(linkem, 5000);
+    seeder_stop(&s);
+    seeder_cleanup(&s);
+    free(source);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "link-cut") == 0)
@@ -341,9 +402,12 @@ int main(int argc, char **argv)
         test_disk_full();
     else if (argc == 2 && strcmp(argv[1], "second-leecher") == 0)
         test_second_leecher();
+    else if (argc == 2 && strcmp(argv[1], "seeder-down") == 0)
+        test_seeder_down();
     else if (argc == 2 && strcmp(argv[1], "source-disk-full") == 0)
         test_source_disk_full();
     else
-        CHECK(false, "usage: test-faults link-cut | disk-full | second-leecher | source-disk-full");
+        CHECK(false, "usage: test-faults link-cut | disk-full | second-leecher | seeder-down | "
+                     "source-disk-full");
     return 0;
 }
