@@ -3,9 +3,12 @@
  * and re-dirtying, and only then: what the state file's record without a
  * flush relies on (a LOCAL chunk with the word of the last flush holds the
  * bytes that flush wrote). Stale pages, and a read's pages stored before
- * the rest of their chunk. */
+ * the rest of their chunk, also while the app overwrites chunks on
+ * another thread (run under TSan too). */
 #include "chunk-map.h"
 #include "testlib.h"
+
+#include <pthread.h>
 
 static int store_ok(void *arg)
 {
@@ -154,8 +157,74 @@ static void test_read_pages(void)
     chunk_map_free(map);
 }
 
+/* Reads storing pages of chunks while the destination app overwrites
+ * them, on two threads: once a chunk is overwritten no page store of it
+ * runs again (the stores run under the stripe lock, so the flags need no
+ * other), and every chunk ends WRITTEN. */
+enum { RACE_CHUNKS = 256, RACE_ROUNDS = 64 };
+
+struct race {
+    struct chunk_map *map;
+    bool overwritten[RACE_CHUNKS]; /* set and read inside stores: the stripe lock's */
+    bool late_store;               /* a page store after an overwrite */
+};
+
+struct race_store {
+    struct race *race;
+    uint64_t chunk;
+};
+
+static int store_page(void *arg)
+{
+    struct race_store *s = arg;
+    if (s->race->overwritten[s->chunk])
+        s->race->late_store = true;
+    return 0;
+}
+
+static int store_overwrite(void *arg)
+{
+    struct race_store *s = arg;
+    s->race->overwritten[s->chunk] = true;
+    return 0;
+}
+
+static void *race_reader(void *arg)
+{
+    struct race *race = arg;
+    for (int round = 0; round < RACE_ROUNDS; round++)
+        for (uint64_t c = 0; c < RACE_CHUNKS; c++) {
+            struct race_store s = {race, c};
+            uint32_t seen = chunk_map_word(race->map, c);
+            chunk_map_commit_pages(race->map, c, seen, 1ull << (round % 64), UINT64_MAX, store_page,
+                                   &s);
+        }
+    return NULL;
+}
+
+static void test_read_pages_race(void)
+{
+    static struct race race;
+    race.map = chunk_map_new(RACE_CHUNKS);
+    CHECK(race.map, "chunk_map_new");
+    pthread_t reader;
+    CHECK(pthread_create(&reader, NULL, race_reader, &race) == 0, "start the reader");
+    for (uint64_t c = 0; c < RACE_CHUNKS; c++) {
+        struct race_store s = {&race, c};
+        CHECK(chunk_map_overwrite(race.map, c, store_overwrite, &s) == 0, "overwrite");
+    }
+    pthread_join(reader, NULL);
+    CHECK(!race.late_store, "a read's pages were stored into a chunk the app had overwritten");
+    for (uint64_t c = 0; c < RACE_CHUNKS; c++)
+        CHECK(chunk_map_state(race.map, c) == CHUNK_WRITTEN, "chunk %llu ends WRITTEN",
+              (unsigned long long)c);
+    CHECK(chunk_map_local(race.map) == RACE_CHUNKS, "every chunk counted local once");
+    chunk_map_free(race.map);
+}
+
 int main(void)
 {
+    test_read_pages_race();
     test_read_pages();
     test_word_follows_changes();
     test_stale_pull_keeps_word();
