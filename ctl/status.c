@@ -89,7 +89,7 @@ static void print_text(const Godwit__V1__StatusResponse *s)
     printf("verify:              %s\n", verify_name(s->verify));
     print_bandwidth(s);
     print_convergence(s);
-    if (s->state == GODWIT__V1__STATE__FAILED)
+    if (s->error[0]) /* why it FAILED, or what holds it up (a full disk, the seeder away) */
         printf("error:               %s\n", s->error);
 }
 

@@ -100,6 +100,23 @@ static void refresh_source_dirty(struct leecher *l)
     protobuf_c_message_free_unpacked(&info->base, NULL);
 }
 
+/* What Status.error says while pre-copy's Sync cannot reach the seeder. */
+static const char unreachable[] = "the seeder cannot be reached";
+
+/* Says so in Status.error (unless it holds another sentence: a failure, a
+ * full disk) while Sync fails; clears it once the seeder answers again. */
+static void note_reachable(struct leecher *l, bool reached, const char *why)
+{
+    LOCK_FOR_SCOPE(&l->lock);
+    bool ours = strncmp(l->error, unreachable, sizeof unreachable - 1) == 0;
+    if (l->state == FAILED || (l->error[0] && !ours))
+        return;
+    if (reached)
+        l->error[0] = 0;
+    else
+        snprintf(l->error, sizeof l->error, "%s (Sync failed: %s); retrying", unreachable, why);
+}
+
 /* One Sync round: 1 when the seeder answered (*MARKED: the chunks its
  * set named), 0 when it could not be reached (retry), -1 when pre-copy
  * is over (failed, or Finalize began). FLUSH: the state file's save
@@ -125,8 +142,10 @@ static int sync_once(struct leecher *l, uint64_t *last_us, uint64_t *marked, boo
     }
     if (status != GRPC_STATUS_OK) {
         log_warn(l->log, "Sync failed (%s); retrying", result.message);
+        note_reachable(l, false, result.message);
         return 0;
     }
+    note_reachable(l, true, NULL);
     /* Page masks only if there is one per chunk (a seeder from before them
      * sends none): else whole chunks. */
     const uint64_t *pages = sync->n_dirty_pages == sync->n_dirty_offsets ? sync->dirty_pages : NULL;
@@ -311,6 +330,7 @@ static int freeze_and_open(struct leecher *l, bool automatic, char *err, size_t 
         errno = EAGAIN;
         return -1;
     }
+    note_reachable(l, true, NULL); /* a Sync that failed just before is history */
     mark_dirty(l, response->dirty_offsets, NULL, response->n_dirty_offsets, true);
     pthread_mutex_lock(&l->lock);
     l->gate_open = true;

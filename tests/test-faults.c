@@ -16,11 +16,13 @@
  *              (exit 1, one sentence: Abort first or resume the leecher
  *              that froze it), and the first completes byte-exact
  *
- *   seeder-down  the seeder killed in pre-copy and down for a while: the
- *              leecher stays in pre-copy retrying (nothing local is lost),
- *              a Finalize meanwhile is UNAVAILABLE (retry), and when a
- *              seeder answers again at that address with a new identity
- *              the leecher refuses to mix images and exits 1 saying so
+ *   seeder-down  in pre-copy, first the link cut for a while: Status.error
+ *              says the seeder cannot be reached, and nothing once it is
+ *              back; then the seeder killed and down: the leecher stays in
+ *              pre-copy retrying and says so (nothing local is lost), a
+ *              Finalize meanwhile is UNAVAILABLE (retry), and when a seeder
+ *              answers again at that address with a new identity the
+ *              leecher refuses to mix images and exits 1 saying so
  *   source-disk-full  the seeder's disk is full at Finalize (its state
  *              file cannot be written): Finalize fails and says so, the
  *              source stays frozen with its bytes as at the freeze, and the
@@ -339,6 +341,20 @@ static void test_source_disk_full(void)
     free(source);
 }
 
+/* Waits until Status.error is empty again. */
+static void wait_error_cleared(struct leecher_proc *l)
+{
+    for (int waited = 0; waited < 30000; waited += 100) {
+        Godwit__V1__StatusResponse *s = status_of(l);
+        bool clear = s->error[0] == 0;
+        protobuf_c_message_free_unpacked(&s->base, NULL);
+        if (clear)
+            return;
+        usleep(100000);
+    }
+    CHECK(false, "Status.error still set 30 s after the seeder answered again (see %s)", l->log);
+}
+
 /* Waits until the leecher has retried more than BEFORE pulls. */
 static void wait_retries(struct leecher_proc *l, uint64_t before)
 {
@@ -364,6 +380,11 @@ static void test_seeder_down(void)
     const char *extra[] = {"--workers", "2", "--pull-timeout", "1500", NULL};
     leecher_via(&l, &s, relay, extra);
     leecher_wait_local(&l, 16, 30000);
+    CHECK(kill(linkem, SIGUSR1) == 0, "cut the link");
+    protobuf_c_message_free_unpacked(&wait_for_error(&l, "the seeder cannot be reached")->base,
+                                     NULL);
+    CHECK(kill(linkem, SIGUSR2) == 0, "restore the link");
+    wait_error_cleared(&l);
     test_kill(s.pid);
     s.pid = 0;
     Godwit__V1__StatusResponse *before = status_of(&l);
@@ -373,6 +394,16 @@ static void test_seeder_down(void)
           down->state, down->error);
     CHECK(down->chunks_local >= before->chunks_local, "chunks local fell from %llu to %llu",
           (unsigned long long)before->chunks_local, (unsigned long long)down->chunks_local);
+    protobuf_c_message_free_unpacked(&down->base, NULL);
+    down = wait_for_error(&l, "the seeder cannot be reached");
+    char cmd[1200], out[700];
+    char *ctl = test_program("ctl/godwit-ctl");
+    snprintf(out, sizeof out, "%s/status.txt", s.dir);
+    snprintf(cmd, sizeof cmd, "'%s' --control %s status >'%s'", ctl, l.control, out);
+    free(ctl);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    CHECK(log_has(out, "error:               the seeder cannot be reached"),
+          "godwit-ctl status does not show it (see %s)", out);
     printf("seeder down in pre-copy: PRECOPY, %llu of %llu chunks local, %llu pulls retried, "
            "Status.error '%s', health %s\n",
            (unsigned long long)down->chunks_local, (unsigned long long)down->chunks_total,
