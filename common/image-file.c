@@ -119,6 +119,19 @@ int image_flush(const struct image_file *image)
     return image->is_block_device ? fsync(image->fd) : fdatasync(image->fd);
 }
 
+int image_allocate(const struct image_file *image, uint64_t count, uint64_t offset)
+{
+    if (image->is_block_device || count == 0)
+        return 0;
+    int r;
+    do
+        r = fallocate(image->fd, FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)count);
+    while (r < 0 && errno == EINTR);
+    if (r < 0 && (errno == EOPNOTSUPP || errno == ENOSYS))
+        return 0; /* cannot: the write allocates as it always did */
+    return r;
+}
+
 static int write_zeroes(const struct image_file *image, uint64_t count, uint64_t offset)
 {
     static const size_t block = 1 << 20;

@@ -29,6 +29,15 @@ int image_pwrite(const struct image_file *image, const void *buf, size_t count, 
 int image_pwritev(const struct image_file *image, struct iovec *iov, int iovcnt, uint64_t offset);
 int image_flush(const struct image_file *image);
 
+/* Allocates [offset, offset+count) of a regular file that is about to be
+ * written there (fallocate, keeping the size), so the file system writes
+ * into allocated blocks: ext4's delayed allocation otherwise reserves
+ * space and records a delayed extent for every 4 KiB block as it is
+ * written (a 1 GiB write in 256 KiB pieces: 0.13 s of system time instead
+ * of 0.19, writeback as long). Nothing for block devices and file systems
+ * without fallocate. 0, or -1 with errno (ENOSPC: no room). */
+int image_allocate(const struct image_file *image, uint64_t count, uint64_t offset);
+
 /* Makes [offset, offset+count) read as zeroes: punches a hole where the
  * file system can, writes zeroes where it cannot. */
 int image_zero(const struct image_file *image, uint64_t count, uint64_t offset);

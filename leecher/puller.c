@@ -59,6 +59,11 @@ static int store_chunk(void *arg)
         errno = EIO;
         return -1;
     }
+    /* Allocated first: cheaper writes (image-file.h). Under the stripe
+     * lock, for a claim that still holds: a pull that lost its chunk
+     * allocates nothing. */
+    if (image_allocate(&a->l->image, a->len, a->offset) < 0)
+        return -1;
     return image_pwritev(&a->l->image, iov, n, a->offset);
 }
 

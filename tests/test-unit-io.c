@@ -2,13 +2,17 @@
 /* Unit test: the data path's scatter-gather pieces. image_pwritev writes
  * iovecs (empty ones included) where they belong; rpc_response_iov points at
  * a byte range of a reply spread over several slices, and refuses ranges
- * outside the reply or needing more entries than allowed. */
+ * outside the reply or needing more entries than allowed. image_allocate
+ * allocates a range of a sparse image (where the file system can) without
+ * changing its size or its bytes. */
 #include "image-file.h"
 #include "rpc-client.h"
 #include "testlib.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void test_pwritev(void)
 {
@@ -26,6 +30,46 @@ static void test_pwritev(void)
     CHECK(memcmp(back, a, sizeof a) == 0 && memcmp(back + sizeof a, b, sizeof b) == 0,
           "the buffers landed one after the other");
     CHECK(image_pwrite(&image, a, 0, 0) == 0, "an empty write is no error");
+    image_close(&image);
+    test_cleanup_dir(dir);
+    free(dir);
+}
+
+static uint64_t allocated_bytes(const struct image_file *image)
+{
+    struct stat st;
+    CHECK(fstat(image->fd, &st) == 0, "fstat");
+    return (uint64_t)st.st_blocks * 512;
+}
+
+static void test_allocate(void)
+{
+    char *dir = test_make_dir("test-unit-io-allocate");
+    char path[600], err[256];
+    snprintf(path, sizeof path, "%s/image", dir);
+    struct image_file image;
+    CHECK(image_open(&image, path, 4 << 20, err, sizeof err) == 0, "open: %s", err);
+    uint64_t before = allocated_bytes(&image);
+    CHECK(image_allocate(&image, 0, 0) == 0, "an empty range is no error");
+    CHECK(image_allocate(&image, 1 << 20, 1 << 20) == 0, "allocate: %s", strerror(errno));
+    uint64_t after = allocated_bytes(&image);
+    struct stat st;
+    CHECK(fstat(image.fd, &st) == 0 && st.st_size == 4 << 20, "the size stays");
+    static char back[1 << 20], zeroes[1 << 20];
+    CHECK(image_pread(&image, back, sizeof back, 1 << 20) == 0 &&
+              memcmp(back, zeroes, sizeof back) == 0,
+          "an allocated range still reads as zeroes");
+    /* tmpfs and ext4 allocate; a file system without fallocate does not,
+     * and that is no error either. */
+    if (after > before)
+        CHECK(after - before >= 1 << 20 && after - before < 2 << 20,
+              "allocated %llu bytes for 1 MiB", (unsigned long long)(after - before));
+    char data[4096];
+    memset(data, 'd', sizeof data);
+    CHECK(image_pwrite(&image, data, sizeof data, (1 << 20) + 8192) == 0 &&
+              image_pread(&image, back, sizeof data, (1 << 20) + 8192) == 0 &&
+              memcmp(back, data, sizeof data) == 0,
+          "a write into the allocated range reads back");
     image_close(&image);
     test_cleanup_dir(dir);
     free(dir);
@@ -56,6 +100,7 @@ static void test_reply_ranges(void)
 int main(void)
 {
     test_pwritev();
+    test_allocate();
     test_reply_ranges();
     printf("test-unit-io: ok\n");
     return 0;
