@@ -264,7 +264,9 @@ static Godwit__V1__FinalizeResponse *freeze_source(struct leecher *l, char *err,
     Godwit__V1__FinalizeResponse *response =
         seeder_client_finalize(l->seeder, l->image_id, ack, &result);
     if (!response) {
-        snprintf(err, errlen, "Seeder.Finalize failed: %s; the source stays frozen, retry Finalize",
+        snprintf(err, errlen,
+                 "Seeder.Finalize failed: %s; if the seeder froze the source it stays frozen: "
+                 "retry Finalize",
                  result.message);
         return NULL;
     }
