@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* godwit-first-chunk: first-byte latency of reads through an NBD export,
  * e.g. the leecher's right after Finalize, when most chunks are remote.
- * Reads 4 KiB at COUNT chunk offsets spread over the image (each a chunk
- * not read before), then the same offsets again (now local); prints p50
- * and p99 of both as JSON.
+ * Reads LENGTH bytes (default 4 KiB) at COUNT chunk offsets spread over
+ * the image (each a chunk not read before; a LENGTH over a chunk spans the
+ * next ones too), then the same offsets again (now local); prints p50 and
+ * p99 of both as JSON.
  *
- *   godwit-first-chunk --socket /run/dest.sock --chunk-size 256K [--count 50]
+ *   godwit-first-chunk --socket /run/dest.sock --chunk-size 256K [--count 50] [--length 4K]
  */
 #include "options.h"
 
@@ -27,13 +28,14 @@ static int compare(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Times a 4 KiB read at each offset; fills SAMPLES. -1 on a read error. */
-static int time_reads(struct nbd_handle *nbd, const uint64_t *offsets, unsigned n, double *samples)
+/* Times a read of LENGTH bytes into BUF at each offset; fills SAMPLES. -1
+ * on a read error. */
+static int time_reads(struct nbd_handle *nbd, const uint64_t *offsets, unsigned n, char *buf,
+                      size_t length, double *samples)
 {
-    char buf[4096];
     for (unsigned i = 0; i < n; i++) {
         double start = now_us();
-        if (nbd_pread(nbd, buf, sizeof buf, offsets[i], 0) < 0) {
+        if (nbd_pread(nbd, buf, length, offsets[i], 0) < 0) {
             fprintf(stderr, "godwit-first-chunk: read at %llu: %s\n",
                     (unsigned long long)offsets[i], nbd_get_error());
             return -1;
@@ -46,30 +48,32 @@ static int time_reads(struct nbd_handle *nbd, const uint64_t *offsets, unsigned 
 
 struct first_chunk_options {
     char *socket;
-    uint64_t chunk;
+    uint64_t chunk, length;
     unsigned count;
 };
 
 static int check_options(const void *ctx, char *err, size_t errlen)
 {
     const struct first_chunk_options *o = ctx;
-    if (o->socket && o->count && o->chunk)
+    if (o->socket && o->count && o->chunk && o->length && o->length <= (32u << 20))
         return 0;
-    snprintf(err, errlen, "--socket is required; --count and --chunk-size >= 1");
+    snprintf(err, errlen, "--socket is required; --count and --chunk-size >= 1; --length 1 to 32M");
     return -1;
 }
 
 int main(int argc, char **argv)
 {
-    struct first_chunk_options o = {NULL, 256 << 10, 50};
+    struct first_chunk_options o = {NULL, 256 << 10, 4096, 50};
     struct option_spec specs[] = {
         {"socket", OPTION_STRING, &o.socket, "PATH", "the NBD export to read (required)"},
         {"chunk-size", OPTION_SIZE, &o.chunk, "BYTES", "the chunk size (default 256K)"},
         {"count", OPTION_UINT, &o.count, "N", "reads (default 50)"},
+        {"length", OPTION_SIZE, &o.length, "BYTES", "bytes per read (default 4K)"},
     };
-    const struct program_info info = {"godwit-first-chunk", "first-byte latency of NBD reads",
-                                      "--socket PATH [--chunk-size BYTES] [--count N]"};
-    int status = options_parse_main(&info, specs, 3, argc, argv, check_options, &o);
+    const struct program_info info = {
+        "godwit-first-chunk", "first-byte latency of NBD reads",
+        "--socket PATH [--chunk-size BYTES] [--count N] [--length B]"};
+    int status = options_parse_main(&info, specs, 4, argc, argv, check_options, &o);
     if (status >= 0)
         return status;
     const char *socket = o.socket;
@@ -80,26 +84,31 @@ int main(int argc, char **argv)
         fprintf(stderr, "godwit-first-chunk: cannot connect to %s: %s\n", socket, nbd_get_error());
         return 1;
     }
+    uint64_t span = (o.length + chunk - 1) / chunk; /* chunks one read touches */
     uint64_t chunks = (uint64_t)nbd_get_size(nbd) / chunk;
+    chunks = chunks > span ? chunks - span + 1 : 1; /* where a read may start */
     count = count > chunks ? (unsigned)chunks : count;
     uint64_t *offsets = malloc(count * sizeof *offsets);
     double *remote = malloc(count * sizeof *remote), *local = malloc(count * sizeof *local);
-    if (!offsets || !remote || !local) {
+    char *buf = malloc(o.length);
+    if (!offsets || !remote || !local || !buf) {
         fprintf(stderr, "godwit-first-chunk: no memory for %u samples\n", count);
         return 1;
     }
     for (unsigned i = 0; i < count; i++) /* from the end backwards: far from the pullers */
         offsets[i] = (chunks - 1 - (uint64_t)i * (chunks / count)) * chunk;
-    int r = time_reads(nbd, offsets, count, remote) || time_reads(nbd, offsets, count, local);
+    int r = time_reads(nbd, offsets, count, buf, o.length, remote) ||
+            time_reads(nbd, offsets, count, buf, o.length, local);
     if (r == 0)
-        printf("{\"count\":%u,\"first_read_us\":{\"p50\":%.0f,\"p99\":%.0f},"
+        printf("{\"count\":%u,\"length\":%llu,\"first_read_us\":{\"p50\":%.0f,\"p99\":%.0f},"
                "\"local_read_us\":{\"p50\":%.0f,\"p99\":%.0f}}\n",
-               count, remote[count / 2], remote[(count * 99) / 100], local[count / 2],
-               local[(count * 99) / 100]);
+               count, (unsigned long long)o.length, remote[count / 2], remote[(count * 99) / 100],
+               local[count / 2], local[(count * 99) / 100]);
     nbd_close(nbd);
     free(offsets);
     free(remote);
     free(local);
-    options_free(specs, 3);
+    free(buf);
+    options_free(specs, 4);
     return r ? 1 : 0;
 }

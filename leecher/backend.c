@@ -34,11 +34,8 @@ static int leecher_pread(void *opaque, void *buf, uint32_t count, uint64_t offse
         return -1;
     if (count == 0)
         return 0;
-    uint64_t first, last;
-    chunk_span(&l->geo, offset, count, &first, &last);
-    for (uint64_t c = first; c <= last; c++) /* only the pages read */
-        if (leecher_ensure_pages(l, c, chunk_page_mask(&l->geo, c, offset, count)) < 0)
-            return -1;
+    if (leecher_ensure_range(l, offset, count) < 0) /* only the pages read */
+        return -1;
     return image_pread(&l->image, buf, count, offset);
 }
 

@@ -147,23 +147,25 @@ void pullers_join(pthread_t *threads, unsigned started);
  * held: release it). */
 int leecher_pull_chunk(struct leecher *l, uint64_t chunk, uint32_t ticket, char *why,
                        size_t whylen);
-/* Pulls the run of pages from the first to the last of PAGES of CHUNK
- * (not local; SEEN its word before) on the on-demand lane and commits them
- * (chunk_map_commit_pages): 0 stored, 1 dropped (the chunk changed), -1
- * with a sentence in WHY. */
-int leecher_pull_pages(struct leecher *l, uint64_t chunk, uint32_t seen, uint64_t pages, char *why,
-                       size_t whylen);
+/* Pulls [FROM, TO) (whole pages of the COUNT chunks from FIRST, none of
+ * them local, SEEN their words before) with one ReadAt on the on-demand
+ * lane and commits each chunk's part as its pages (chunk_map_commit_pages):
+ * 0 all stored, 1 some dropped (their chunk changed), -1 with a sentence
+ * in WHY. */
+int leecher_pull_pages(struct leecher *l, uint64_t first, unsigned count, const uint32_t *seen,
+                       uint64_t from, uint64_t to, char *why, size_t whylen);
 
 /* on-demand.c: what a read or write of the export waits for. */
 /* Makes CHUNK local (pulling it now if needed) or fails with EIO after the
  * pull timeout; ESHUTDOWN when stopping. */
 int leecher_ensure_local(struct leecher *l, uint64_t chunk);
-/* Makes PAGES of CHUNK (chunk_page_mask) current on disk: nothing if they
- * are, else a pull of only those pages (the rest of the chunk is queued
- * first for the workers), or of the whole chunk when they are all it
- * lacks; waits for a pull of the chunk already under way. Fails as
+/* Makes the pages that [OFFSET, OFFSET+COUNT) touches current on disk:
+ * nothing if they are, else a pull of only those pages (one ReadAt for all
+ * its chunks when they are all remote; the rest of each chunk is queued
+ * first for the workers), or of a whole chunk when they are all it lacks;
+ * waits for a pull of a chunk already under way. Fails as
  * leecher_ensure_local. */
-int leecher_ensure_pages(struct leecher *l, uint64_t chunk, uint64_t pages);
+int leecher_ensure_range(struct leecher *l, uint64_t offset, uint32_t count);
 
 /* leecher.c: what every part shares. */
 uint64_t leecher_now_us(void);

@@ -7,7 +7,9 @@
  * reply it waits for carries a few KiB instead of a whole chunk; the rest
  * of the chunk goes to the front of the workers' queue, and the chunk
  * turns LOCAL (in the map, then in the state file) only once that rest is
- * stored too. A write that covers part of a chunk waits for all of it, so
+ * stored too. A read over several chunks that all lack pages of it pulls
+ * them with one ReadAt (one round trip, not one per chunk). A write that
+ * covers part of a chunk waits for all of it, so
  * the rest arriving later can never overwrite what the destination app
  * wrote; one that covers the whole chunk cancels every pull of it
  * (chunk_map_overwrite). A chunk that another thread is pulling already is
@@ -97,16 +99,39 @@ static int pull_whole(struct leecher *l, uint64_t chunk, char *why, size_t whyle
     return -1;
 }
 
-/* After an on-demand pull of CHUNK: with REST, the rest of the chunk goes
- * first in the workers' queue; the next chunks jump it too (reads tend to
- * go on where they stopped). */
-static void queue_after_read(struct leecher *l, uint64_t chunk, bool rest)
+/* After an on-demand pull of the COUNT chunks from FIRST: the rest of each
+ * that is not local yet goes first in the workers' queue; the next chunks
+ * jump it too (reads tend to go on where they stopped). */
+static void queue_after_read(struct leecher *l, uint64_t first, uint64_t count)
 {
     LOCK_FOR_SCOPE(&l->lock);
-    if (rest)
-        pull_order_put_rest(l->order, chunk);
-    pull_order_on_demand(l->order, chunk);
+    for (uint64_t c = first; c < first + count; c++)
+        if (!chunk_word_is_local(chunk_map_word(l->map, c)))
+            pull_order_put_rest(l->order, c);
+    pull_order_on_demand(l->order, first + count - 1);
     pthread_cond_broadcast(&l->changed);
+}
+
+/* [*FROM, *TO): from the first of HEAD, pages of chunk FIRST, to the end of
+ * the last of TAIL, pages of chunk LAST (not 0 either). */
+static void page_span(const struct leecher *l, uint64_t first, uint64_t head, uint64_t last,
+                      uint64_t tail, uint64_t *from, uint64_t *to)
+{
+    uint64_t page = chunk_page_size(&l->geo);
+    uint64_t end = chunk_offset(&l->geo, last) + chunk_length(&l->geo, last);
+    *from = chunk_offset(&l->geo, first) + (uint64_t)__builtin_ctzll(head) * page;
+    *to = chunk_offset(&l->geo, last) + (uint64_t)(64 - __builtin_clzll(tail)) * page;
+    *to = *to < end ? *to : end;
+}
+
+/* Pulls only NEED, pages of REMOTE chunk CHUNK (word WORD): 0, 1, -1 as
+ * leecher_pull_pages. */
+static int pull_part(struct leecher *l, uint64_t chunk, uint32_t word, uint64_t need, char *why,
+                     size_t whylen)
+{
+    uint64_t from, to;
+    page_span(l, chunk, need, chunk, need, &from, &to);
+    return leecher_pull_pages(l, chunk, 1, &word, from, to, why, whylen);
 }
 
 /* What of PAGES of CHUNK (word WORD) must still be pulled; WHOLE: the
@@ -136,32 +161,81 @@ static int ensure(struct leecher *l, uint64_t chunk, uint64_t pages, bool whole)
         }
         char why[256];
         bool part = !whole && need != missing_pages(l, chunk, word, UINT64_MAX);
-        int r = part ? leecher_pull_pages(l, chunk, word, need, why, sizeof why)
+        int r = part ? pull_part(l, chunk, word, need, why, sizeof why)
                      : pull_whole(l, chunk, why, sizeof why);
         if (r == 0)
-            queue_after_read(l, chunk, part);
+            queue_after_read(l, chunk, 1);
         else if (r < 0 && !may_retry(l, chunk, deadline, why))
             return -1;
     }
 }
 
-/* ensure, timed in the on-demand histogram when it has to wait. */
-static int ensure_counted(struct leecher *l, uint64_t chunk, uint64_t pages, bool whole)
+enum { SPAN_CHUNKS = 64 }; /* the most chunks one read's pull covers */
+
+/* The pages of chunk C that [OFFSET, OFFSET+COUNT) touches. */
+static uint64_t read_pages(const struct leecher *l, uint64_t c, uint64_t offset, uint32_t count)
 {
-    if (!needed(l, chunk, chunk_map_word(l->map, chunk), pages, whole))
+    return chunk_page_mask(&l->geo, c, offset, count);
+}
+
+/* A read over chunks FIRST..LAST, each REMOTE and lacking some of the
+ * pages it touches: one ReadAt for all of them, one round trip instead of
+ * one per chunk (a chunk it covers whole turns LOCAL). Best effort: what
+ * it leaves (a chunk being pulled, a failure) is pulled chunk by chunk. */
+static void pull_read_span(struct leecher *l, uint64_t offset, uint32_t count, uint64_t first,
+                           uint64_t last)
+{
+    uint64_t n = last - first + 1, head = 0, tail = 0, from, to;
+    uint32_t seen[SPAN_CHUNKS];
+    if (n < 2 || n > SPAN_CHUNKS)
+        return;
+    for (uint64_t i = 0; i < n; i++) {
+        seen[i] = chunk_map_word(l->map, first + i);
+        uint64_t need =
+            missing_pages(l, first + i, seen[i], read_pages(l, first + i, offset, count));
+        if (!need || (enum chunk_state)(seen[i] & 3) != CHUNK_REMOTE)
+            return;
+        head = i == 0 ? need : head;
+        tail = need;
+    }
+    page_span(l, first, head, last, tail, &from, &to);
+    char why[256];
+    if (to - from <= l->max_read &&
+        leecher_pull_pages(l, first, (unsigned)n, seen, from, to, why, sizeof why) >= 0)
+        queue_after_read(l, first, n);
+}
+
+/* Whether every page [OFFSET, OFFSET+COUNT) touches is current. */
+static bool range_ready(const struct leecher *l, uint64_t offset, uint32_t count, uint64_t first,
+                        uint64_t last)
+{
+    for (uint64_t c = first; c <= last; c++)
+        if (missing_pages(l, c, chunk_map_word(l->map, c), read_pages(l, c, offset, count)))
+            return false;
+    return true;
+}
+
+int leecher_ensure_range(struct leecher *l, uint64_t offset, uint32_t count)
+{
+    uint64_t first, last;
+    chunk_span(&l->geo, offset, count, &first, &last);
+    if (range_ready(l, offset, count, first, last))
         return 0; /* the common case: nothing to wait for, nothing to count */
     uint64_t start = leecher_now_us();
-    int r = ensure(l, chunk, pages, whole);
+    pull_read_span(l, offset, count, first, last);
+    int r = 0;
+    for (uint64_t c = first; c <= last && r == 0; c++)
+        r = ensure(l, c, read_pages(l, c, offset, count), false);
     metric_histogram_observe(&l->on_demand_us, leecher_now_us() - start);
     return r;
 }
 
-int leecher_ensure_pages(struct leecher *l, uint64_t chunk, uint64_t pages)
-{
-    return ensure_counted(l, chunk, pages, false);
-}
-
 int leecher_ensure_local(struct leecher *l, uint64_t chunk)
 {
-    return ensure_counted(l, chunk, UINT64_MAX, true);
+    if (chunk_word_is_local(chunk_map_word(l->map, chunk)))
+        return 0;
+    uint64_t start = leecher_now_us();
+    int r = ensure(l, chunk, UINT64_MAX, true);
+    metric_histogram_observe(&l->on_demand_us, leecher_now_us() - start);
+    return r;
 }

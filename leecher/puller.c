@@ -365,23 +365,24 @@ int leecher_pull_chunk(struct leecher *l, uint64_t chunk, uint32_t ticket, char 
     return pull(l, chunk, 1, &ticket, ON_DEMAND_LANE, &status, why, whylen);
 }
 
-/* The pages from the first to the last of PAGES (not 0). */
-static uint64_t page_run(uint64_t pages)
+/* One chunk's part of a read's pull: stores it as its pages
+ * (chunk_map_commit_pages); 0 stored, 1 dropped, -1 with WHY. */
+static int commit_part(struct leecher *l, uint64_t chunk, uint32_t seen, struct store_arg *arg,
+                       char *why, size_t whylen)
 {
-    unsigned lo = (unsigned)__builtin_ctzll(pages), hi = 63u - (unsigned)__builtin_clzll(pages);
-    uint64_t upto = hi == 63 ? UINT64_MAX : (1ull << (hi + 1)) - 1;
-    return upto & ~((1ull << lo) - 1);
+    uint64_t start = chunk_offset(&l->geo, chunk);
+    uint64_t every = chunk_page_mask(&l->geo, chunk, start, chunk_length(&l->geo, chunk));
+    uint64_t pages = chunk_page_mask(&l->geo, chunk, arg->offset, arg->len);
+    int r = chunk_map_commit_pages(l->map, chunk, seen, pages, every, store_chunk, arg);
+    if (r < 0)
+        snprintf(why, whylen, "cannot store %llu+%u: %s", (unsigned long long)arg->offset, arg->len,
+                 strerror(errno));
+    return r;
 }
 
-int leecher_pull_pages(struct leecher *l, uint64_t chunk, uint32_t seen, uint64_t pages, char *why,
-                       size_t whylen)
+int leecher_pull_pages(struct leecher *l, uint64_t first, unsigned count, const uint32_t *seen,
+                       uint64_t from, uint64_t to, char *why, size_t whylen)
 {
-    uint64_t run = page_run(pages), page = chunk_page_size(&l->geo);
-    uint64_t start = chunk_offset(&l->geo, chunk), chunk_end = start + chunk_length(&l->geo, chunk);
-    uint64_t every = chunk_page_mask(&l->geo, chunk, start, chunk_end - start);
-    uint64_t from = start + (uint64_t)__builtin_ctzll(run) * page;
-    uint64_t to = start + (uint64_t)(64 - __builtin_clzll(run)) * page;
-    to = to < chunk_end ? to : chunk_end;
     struct seeder_read read = {l->image_id,  from, (uint32_t)(to - from), ON_DEMAND_LANE, true,
                                l->checksums, false};
     struct seeder_data data;
@@ -394,17 +395,23 @@ int leecher_pull_pages(struct leecher *l, uint64_t chunk, uint32_t seen, uint64_
     atomic_fetch_add(&l->on_demand_bytes, read.length);
     atomic_fetch_add(&l->bytes_pulled, data.reply.length);
     atomic_fetch_add(&l->bytes_decoded, data.length);
-    size_t next_zero = 0;
-    int zero = chunk_is_zero(&data, &next_zero, from, read.length);
-    struct store_arg arg = {l, &data, 0, read.length, from, zero == 1};
-    int r =
-        zero < 0 ? -1 : chunk_map_commit_pages(l->map, chunk, seen, run, every, store_chunk, &arg);
-    if (zero < 0)
-        snprintf(why, whylen, "a ReadAt reply cut the pages %llu+%u", (unsigned long long)from,
-                 read.length);
-    else if (r < 0)
-        snprintf(why, whylen, "cannot store %llu+%u: %s", (unsigned long long)from, read.length,
-                 strerror(errno));
+    int r = 0;
+    size_t at = 0, next_zero = 0;
+    for (unsigned i = 0; i < count && r >= 0; i++) {
+        struct store_arg arg = {l, &data, at, 0, 0, false};
+        chunk_part(l, first + i, from, to, &arg.offset, &arg.len);
+        int zero = chunk_is_zero(&data, &next_zero, arg.offset, arg.len);
+        if (zero < 0) {
+            snprintf(why, whylen, "a ReadAt reply cut the pages %llu+%u",
+                     (unsigned long long)arg.offset, arg.len);
+            r = -1;
+            break;
+        }
+        arg.zero = zero;
+        at += zero ? 0 : arg.len;
+        int stored = commit_part(l, first + i, seen[i], &arg, why, whylen);
+        r = stored < 0 ? -1 : (r | stored);
+    }
     metric_histogram_observe(&l->pull_us, leecher_now_us() - began);
     seeder_data_free(&data);
     return r;
