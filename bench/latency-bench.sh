@@ -11,7 +11,7 @@
 # the seeder and the ping goes straight to its echo, to show what the
 # emulator's own relay adds ("link":"direct" in the line).
 # READ=BYTES reads that many bytes at each place (default 4K; more than a
-# chunk spans several).
+# chunk spans several; a BUILD of before 2026-12-02 18:36 cannot).
 #   bench/latency-bench.sh BUILD SIZE_MB RTT_MS [CHUNK]
 #   LINK=direct bench/latency-bench.sh BUILD SIZE_MB 0 [CHUNK]
 set -euo pipefail
@@ -52,5 +52,5 @@ relay "$pl" "$pp"
 link_rtt=$("$build/bench/godwit-tcp-baseline" --ping --listen-port "$pp" --via-port "$pl" |
   sed 's/.*"rtt_us":\([0-9.]*\).*/\1/')
 "$build/ctl/godwit-ctl" --control "127.0.0.1:$cp" finalize >/dev/null
-"$build/bench/godwit-first-chunk" --socket "$dir/d.sock" --chunk-size "$chunk" --count 50 --length "${READ:-4K}" |
+"$build/bench/godwit-first-chunk" --socket "$dir/d.sock" --chunk-size "$chunk" --count 50 ${READ:+--length "$READ"} |
   sed "s/^{/{\"link\":\"$link\",\"rtt_ms\":$rtt,\"link_rtt_us\":$link_rtt,\"chunk_size\":$chunk,/"
