@@ -113,8 +113,8 @@ static void note_reachable(struct leecher *l, bool reached, const char *why)
         return;
     if (reached)
         l->error[0] = 0;
-    else
-        snprintf(l->error, sizeof l->error, "%s (Sync failed: %s); retrying", unreachable, why);
+    else /* the gRPC detail cut to what fits the sentence */
+        snprintf(l->error, sizeof l->error, "%s (Sync failed: %.180s); retrying", unreachable, why);
 }
 
 /* One Sync round: 1 when the seeder answered (*MARKED: the chunks its
