@@ -237,10 +237,13 @@ hot_mib=0
 qemu_ram=$dir/qemu-source.ram
 [ -n "$qemu_skip" ] || cp --sparse=always "$src" "$qemu_ram"
 
-# qemu_vm RAMFILE QMP_SOCKET ARGS...: one QEMU, RAM from RAMFILE (share=on)
+# qemu_vm RAMFILE QMP_SOCKET ARGS...: one QEMU, RAM from RAMFILE (share=on).
+# The host CPU without IA32_ARCH_CAPABILITIES: under nested KVM on AMD hosts
+# QEMU 7.2 cannot set that MSR and aborts at start ("failed to set MSR
+# 0x10a"); the guest never reads it.
 qemu_vm() {
   local ram=$1 qmp=$2; shift 2
-  qemu-system-x86_64 -accel kvm -cpu host -machine q35,memory-backend=ram -m "${size_mb}M" \
+  qemu-system-x86_64 -accel kvm -cpu host,-arch-capabilities -machine q35,memory-backend=ram -m "${size_mb}M" \
     -object "memory-backend-file,id=ram,size=${size_mb}M,mem-path=$ram,share=on" \
     -nodefaults -no-user-config -display none -kernel "$guest" \
     -qmp "unix:$qmp,server=on,wait=off" "$@" 2>>"$dir/qemu.log" &
