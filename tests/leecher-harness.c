@@ -2,6 +2,8 @@
 /* Test harness for the leecher: process, control channel, NBD handle. */
 #include "leecher-harness.h"
 
+#include "grpc/health/v1/health.pb-c.h"
+
 #include "testlib.h"
 
 #include <signal.h>
@@ -12,6 +14,16 @@
 void leecher_start(struct leecher_proc *l, struct seeder_proc *s, const char *const *extra)
 {
     leecher_start_named(l, s, "dest", extra);
+}
+
+void leecher_start_via(struct leecher_proc *l, struct seeder_proc *s, const char *relay,
+                       const char *const *extra)
+{
+    char saved[sizeof s->target];
+    snprintf(saved, sizeof saved, "%s", s->target);
+    snprintf(s->target, sizeof s->target, "%s", relay);
+    leecher_start(l, s, extra);
+    snprintf(s->target, sizeof s->target, "%s", saved);
 }
 
 void leecher_start_named(struct leecher_proc *l, struct seeder_proc *s, const char *name,
@@ -65,6 +77,21 @@ int leecher_wait_exit(struct leecher_proc *l, int timeout_ms)
         usleep(20000);
     }
     return -1;
+}
+
+bool leecher_serving(struct leecher_proc *l)
+{
+    Grpc__Health__V1__HealthCheckRequest request = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    ProtobufCMessage *reply;
+    struct rpc_result result;
+    CHECK(rpc_call(l->channel, "/grpc.health.v1.Health/Check", &request.base,
+                   &grpc__health__v1__health_check_response__descriptor, &reply, 5000,
+                   &result) == GRPC_STATUS_OK,
+          "Health.Check: %s", result.message);
+    bool serving = ((Grpc__Health__V1__HealthCheckResponse *)reply)->status ==
+                   GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    protobuf_c_message_free_unpacked(reply, NULL);
+    return serving;
 }
 
 Godwit__V1__StatusResponse *leecher_status(struct leecher_proc *l)

@@ -15,6 +15,9 @@ struct leecher_proc {
 
 /* Starts a leecher pulling from S into S->dir/dest.img with EXTRA flags. */
 void leecher_start(struct leecher_proc *l, struct seeder_proc *s, const char *const *extra);
+/* The same, dialling RELAY (a link emulator's address) instead of S. */
+void leecher_start_via(struct leecher_proc *l, struct seeder_proc *s, const char *relay,
+                       const char *const *extra);
 /* The same into S->dir/NAME.img (NAME.sock, NAME.log): several leechers
  * on one seeder. */
 void leecher_start_named(struct leecher_proc *l, struct seeder_proc *s, const char *name,
@@ -31,6 +34,8 @@ Godwit__V1__StatusResponse *leecher_wait_state(struct leecher_proc *l, Godwit__V
                                                int timeout_ms);
 /* Waits until at least CHUNKS chunks are local. */
 void leecher_wait_local(struct leecher_proc *l, uint64_t chunks, int timeout_ms);
+/* grpc.health.v1.Health/Check on the control port: true if SERVING. */
+bool leecher_serving(struct leecher_proc *l);
 /* Leecher.Finalize; returns the status code and the downtime. */
 grpc_status_code leecher_finalize_call(struct leecher_proc *l, uint64_t *downtime_us);
 /* A libnbd handle on the leecher's export. */

@@ -24,8 +24,6 @@
 #include "leecher-harness.h"
 #include "testlib.h"
 
-#include "grpc/health/v1/health.pb-c.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -1139,22 +1137,6 @@ static void test_image_mismatch(void)
     free(m.model);
 }
 
-/* The leecher's health: true if SERVING. */
-static bool leecher_healthy(struct migration *m)
-{
-    Grpc__Health__V1__HealthCheckRequest request = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
-    ProtobufCMessage *reply;
-    struct rpc_result result;
-    CHECK(rpc_call(m->leecher.channel, "/grpc.health.v1.Health/Check", &request.base,
-                   &grpc__health__v1__health_check_response__descriptor, &reply, 5000,
-                   &result) == GRPC_STATUS_OK,
-          "Health.Check: %s", result.message);
-    bool serving = ((Grpc__Health__V1__HealthCheckResponse *)reply)->status ==
-                   GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
-    protobuf_c_message_free_unpacked(reply, NULL);
-    return serving;
-}
-
 /* Waits until Status.error mentions WHAT; returns the bytes pulled then. */
 static uint64_t wait_for_error(struct migration *m, const char *what, int timeout_ms)
 {
@@ -1199,7 +1181,7 @@ static void test_disk_full(void)
     const char *extra[] = {"--workers", "4", "--sync-interval", "200", NULL};
     start_leecher(&m, extra);
     uint64_t stuck = wait_for_error(&m, "no space left", 30000);
-    CHECK(!leecher_healthy(&m), "health must be NOT_SERVING while the disk is full");
+    CHECK(!leecher_serving(&m.leecher), "health must be NOT_SERVING while the disk is full");
     usleep(1500000);
     Godwit__V1__StatusResponse *s = leecher_status(&m.leecher);
     CHECK(s->bytes_pulled <= stuck + (8u << 20), "pulls went on with a full disk: %llu -> %llu",
@@ -1217,7 +1199,7 @@ static void test_disk_full(void)
     snprintf(cmd, sizeof cmd, "mount -o remount,size=160m '%s'", small);
     CHECK(system(cmd) == 0, "grow the tmpfs");
     leecher_wait_local(&m.leecher, m.size / CHUNK, 60000);
-    CHECK(leecher_healthy(&m), "health must be SERVING again once there is room");
+    CHECK(leecher_serving(&m.leecher), "health must be SERVING again once there is room");
     s = leecher_status(&m.leecher);
     CHECK(s->error[0] == 0, "Status.error still says \"%s\"", s->error);
     CHECK(s->bytes_pulled < m.size + m.size / 2, "pulled %llu bytes for a %llu-byte image",

@@ -33,8 +33,6 @@
 #include "leecher-harness.h"
 #include "testlib.h"
 
-#include "grpc/health/v1/health.pb-c.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -63,17 +61,6 @@ static void expect_file(const char *path, const unsigned char *want, const char 
         CHECK(got[i] == want[i], "%s differs at byte %llu (chunk %llu)", what,
               (unsigned long long)i, (unsigned long long)(i / CHUNK));
     free(got);
-}
-
-/* Starts a leecher on S through RELAY with EXTRA flags. */
-static void leecher_via(struct leecher_proc *l, struct seeder_proc *s, const char *relay,
-                        const char *const *extra)
-{
-    char saved[64];
-    snprintf(saved, sizeof saved, "%s", s->target);
-    snprintf(s->target, sizeof s->target, "%s", relay);
-    leecher_start(l, s, extra);
-    snprintf(s->target, sizeof s->target, "%s", saved);
 }
 
 static Godwit__V1__StatusResponse *status_of(struct leecher_proc *l)
@@ -116,7 +103,7 @@ static void test_link_cut(void)
     pid_t linkem = linkem_start(s.target, "8", "0", s.dir, relay);
     struct leecher_proc l = {0};
     const char *extra[] = {"--workers", "2", "--pull-timeout", "1500", NULL};
-    leecher_via(&l, &s, relay, extra);
+    leecher_start_via(&l, &s, relay, extra);
     leecher_wait_local(&l, 16, 30000);
     uint64_t downtime;
     CHECK(leecher_finalize_call(&l, &downtime) == GRPC_STATUS_OK, "Finalize");
@@ -142,21 +129,6 @@ static void test_link_cut(void)
     seeder_stop(&s);
     seeder_cleanup(&s);
     free(source);
-}
-
-static bool healthy(struct leecher_proc *l)
-{
-    Grpc__Health__V1__HealthCheckRequest request = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
-    ProtobufCMessage *reply;
-    struct rpc_result result;
-    CHECK(rpc_call(l->channel, "/grpc.health.v1.Health/Check", &request.base,
-                   &grpc__health__v1__health_check_response__descriptor, &reply, 5000,
-                   &result) == GRPC_STATUS_OK,
-          "Health.Check: %s", result.message);
-    bool serving = ((Grpc__Health__V1__HealthCheckResponse *)reply)->status ==
-                   GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
-    protobuf_c_message_free_unpacked(reply, NULL);
-    return serving;
 }
 
 /* Waits until Status.error mentions WHAT; returns that Status. */
@@ -204,7 +176,7 @@ static void test_disk_full(void)
     pid_t linkem = linkem_start(s.target, "8", "0", s.dir, relay);
     struct leecher_proc l = {0};
     const char *extra[] = {"--workers", "2", "--pull-timeout", "1500", NULL};
-    leecher_via(&l, &s, relay, extra);
+    leecher_start_via(&l, &s, relay, extra);
     leecher_wait_local(&l, 4, 30000);
     uint64_t downtime;
     CHECK(leecher_finalize_call(&l, &downtime) == GRPC_STATUS_OK, "Finalize");
@@ -214,7 +186,7 @@ static void test_disk_full(void)
            (unsigned long long)full->chunks_local, (unsigned long long)full->chunks_total,
            full->error);
     protobuf_c_message_free_unpacked(&full->base, NULL);
-    CHECK(!healthy(&l), "health must be NOT_SERVING while the disk is full");
+    CHECK(!leecher_serving(&l), "health must be NOT_SERVING while the disk is full");
     expect_read_fails(&l);
     expect_file(s.image, source, "the frozen source");
     snprintf(cmd, sizeof cmd, "mount -o remount,size=64m '%s'", small);
@@ -251,7 +223,7 @@ static void test_second_leecher(void)
     pid_t linkem = linkem_start(s.target, "8", "0", s.dir, relay);
     struct leecher_proc a = {0};
     const char *extra[] = {"--workers", "2", NULL};
-    leecher_via(&a, &s, relay, extra);
+    leecher_start_via(&a, &s, relay, extra);
     leecher_wait_local(&a, 16, 30000);
     uint64_t downtime;
     CHECK(leecher_finalize_call(&a, &downtime) == GRPC_STATUS_OK, "Finalize of the first");
@@ -378,7 +350,7 @@ static void test_seeder_down(void)
     pid_t linkem = linkem_start(s.target, "8", "0", s.dir, relay);
     struct leecher_proc l = {0};
     const char *extra[] = {"--workers", "2", "--pull-timeout", "1500", NULL};
-    leecher_via(&l, &s, relay, extra);
+    leecher_start_via(&l, &s, relay, extra);
     leecher_wait_local(&l, 16, 30000);
     CHECK(kill(linkem, SIGUSR1) == 0, "cut the link");
     protobuf_c_message_free_unpacked(&wait_for_error(&l, "the seeder cannot be reached")->base,
@@ -408,7 +380,7 @@ static void test_seeder_down(void)
            "Status.error '%s', health %s\n",
            (unsigned long long)down->chunks_local, (unsigned long long)down->chunks_total,
            (unsigned long long)down->pull_retries, down->error,
-           healthy(&l) ? "SERVING" : "NOT_SERVING");
+           leecher_serving(&l) ? "SERVING" : "NOT_SERVING");
     protobuf_c_message_free_unpacked(&before->base, NULL);
     protobuf_c_message_free_unpacked(&down->base, NULL);
     uint64_t downtime;

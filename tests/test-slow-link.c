@@ -48,17 +48,6 @@ static pid_t shared_link_start(const char *target, const char *mbps, const char 
     return linkem_start_with(target, flags, dir, relay);
 }
 
-/* Starts a leecher on S through RELAY with EXTRA flags. */
-static void leecher_via(struct leecher_proc *l, struct seeder_proc *s, const char *relay,
-                        const char *const *extra)
-{
-    char saved[64];
-    snprintf(saved, sizeof saved, "%s", s->target);
-    snprintf(s->target, sizeof s->target, "%s", relay);
-    leecher_start(l, s, extra);
-    snprintf(s->target, sizeof s->target, "%s", saved);
-}
-
 static void write_chunk(struct nbd_handle *nbd, uint64_t chunk, uint64_t seed)
 {
     unsigned char buf[4096];
@@ -97,7 +86,7 @@ static void test_finalize(void)
     pid_t linkem = shared_link_start(s.target, "6", s.dir, relay);
     struct leecher_proc l = {0};
     const char *extra[] = {"--sync-interval", "600000", "--skip-final-sync", NULL};
-    leecher_via(&l, &s, relay, extra);
+    leecher_start_via(&l, &s, relay, extra);
     leecher_wait_local(&l, 16, 30000);
     sleep(2); /* pre-copy in full swing: the line is saturated */
     struct nbd_handle *src = seeder_nbd(&s);
@@ -222,7 +211,7 @@ static void test_max_bandwidth(const char *rate_text)
      * 1 MiB, are 2% of it. */
     const char *extra[] = {"--max-bandwidth", rate_text, "--batch", "256K", "--workers", "4",
                            "--sync-interval", "600000",  NULL};
-    leecher_via(&l, &s, relay, extra);
+    leecher_start_via(&l, &s, relay, extra);
     Godwit__V1__StatusResponse *st = leecher_status(&l);
     CHECK(st && st->max_bandwidth == rate, "Status shows max_bandwidth %llu, not %llu",
           st ? (unsigned long long)st->max_bandwidth : 0ull, (unsigned long long)rate);
